@@ -1,0 +1,57 @@
+"""Shared state of one sandbox process: the records of every simulated system, request statistics and settings.
+
+Every simulated system is a module exposing ``routes(ctx) -> list[BaseRoute]``; it keeps its records in
+``ctx.state[<system>]`` (native API shapes, so ``/__sandbox/state`` can dump them as they are).
+"""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass
+class SandboxConfig:
+    base_url: str = ""  # https://127.0.0.1:<port>, known once the socket is bound
+    tenant_id: str = "idlinksandbox.onmicrosoft.com"
+    extensions_app_id: str = "b2c0e5a1-5e1d-4c2b-9a7f-3c1d2e4f5a6b"
+    client_id: str = "idlink-sandbox-client"
+    client_secret: str = "sandbox-secret"
+    fault_rate: float = 0.0
+    latency_ms: float = 0.0
+    slow_fault_s: float = 4.0  # a "slow" fault answers after this long: past the client timeout the env-file sets
+    client_timeout_s: float = 3.0
+    daily_api_limit: int = 0  # Salesforce API requests a day; 0 = unlimited
+    seed: int = 7
+    webhook_url: str = ""  # Akamai webhook listener to deliver SETs to (empty = no delivery)
+
+
+@dataclass
+class SandboxContext:
+    config: SandboxConfig
+    state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests_by_route: Counter = field(default_factory=Counter)
+    records_by_route: Counter = field(default_factory=Counter)
+    faults: Counter = field(default_factory=Counter)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    # hooks run after a record changes: (system, event, record) — the Akamai webhook emitter subscribes here
+    listeners: list[Callable[[str, str, dict], None]] = field(default_factory=list)
+
+    def count_records(self, route: str, n: int) -> None:
+        """Record how many records a data route returned (lets tests prove incremental loads fetch little)."""
+        with self.lock:
+            self.records_by_route[route] += n
+
+    def emit(self, system: str, event: str, record: dict) -> None:
+        for listener in list(self.listeners):
+            listener(system, event, record)
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "requests": dict(self.requests_by_route),
+                "records_returned": dict(self.records_by_route),
+                "faults": dict(self.faults),
+                "total_requests": sum(self.requests_by_route.values()),
+            }
