@@ -3,12 +3,17 @@
 Every simulated system is a module exposing ``routes(ctx) -> list[BaseRoute]``; it keeps its records in
 ``ctx.state[<system>]`` (native API shapes, so ``/__sandbox/state`` can dump them as they are).
 """
+
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+
+_log = logging.getLogger("sandbox")
 
 
 @dataclass
@@ -20,11 +25,16 @@ class SandboxConfig:
     client_secret: str = "sandbox-secret"
     fault_rate: float = 0.0
     latency_ms: float = 0.0
-    slow_fault_s: float = 4.0  # a "slow" fault answers after this long: past the client timeout the env-file sets
+    slow_fault_s: float = (
+        4.0  # a "slow" fault answers after this long: past the client timeout the env-file sets
+    )
     client_timeout_s: float = 3.0
     daily_api_limit: int = 0  # Salesforce API requests a day; 0 = unlimited
     seed: int = 7
     webhook_url: str = ""  # Akamai webhook listener to deliver SETs to (empty = no delivery)
+    duplicate_rule: str = "off"  # Salesforce duplicate rule on Contact email: "off" | "block"
+    token_lifetime_s: int = 3600  # lifetime of issued access tokens
+    fault_kinds: tuple[str, ...] = ()  # restrict injected faults to these kinds (empty = every kind)
 
 
 @dataclass
@@ -37,6 +47,8 @@ class SandboxContext:
     lock: threading.RLock = field(default_factory=threading.RLock)
     # hooks run after a record changes: (system, event, record) — the Akamai webhook emitter subscribes here
     listeners: list[Callable[[str, str, dict], None]] = field(default_factory=list)
+    # module-private runtime objects (indexes, signing keys); unlike ``state`` never dumped by the admin routes
+    runtime: dict[str, Any] = field(default_factory=dict)
 
     def count_records(self, route: str, n: int) -> None:
         """Record how many records a data route returned (lets tests prove incremental loads fetch little)."""
@@ -44,8 +56,25 @@ class SandboxContext:
             self.records_by_route[route] += n
 
     def emit(self, system: str, event: str, record: dict) -> None:
+        """Tell listeners a record changed; a failing listener is logged (ids only) and never fails the API call."""
         for listener in list(self.listeners):
-            listener(system, event, record)
+            try:
+                listener(system, event, record)
+            except Exception as exc:  # noqa: BLE001 - another system's hook must not fail this API call
+                # type only: exception messages may quote record fields
+                _log.error(
+                    "listener failed on %s %s of record %s: %s",
+                    system,
+                    event,
+                    record.get("id"),
+                    type(exc).__name__,
+                )
+
+    def reset_stats(self) -> None:
+        with self.lock:
+            self.requests_by_route.clear()
+            self.records_by_route.clear()
+            self.faults.clear()
 
     def stats(self) -> dict[str, Any]:
         with self.lock:

@@ -1,0 +1,50 @@
+# idlink — every target sets itself up from a bare clone with only python3 present.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+export WAREHOUSE_PATH ?= $(CURDIR)/data/warehouse.duckdb
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+export DBT_PROFILES_DIR := $(CURDIR)/dbt_project
+
+.PHONY: setup demo dev test bench lint clean
+
+setup: $(VENV)/.installed dbt_project/target/manifest.json
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv sync --frozen --all-groups --inexact --python $(BIN)/python
+	touch $@
+
+# The dbt manifest is prepared once here, never at import time.
+dbt_project/target/manifest.json: $(VENV)/.installed $(shell find dbt_project -name '*.sql' -o -name '*.yml' -o -name '*.csv' 2>/dev/null | grep -v -e /target/ -e /logs/)
+	mkdir -p data
+	cd dbt_project && ../$(BIN)/dbt parse --quiet
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.yaml deploy/dagster.postgres.yaml
+	mkdir -p $(DAGSTER_HOME)
+	if [ -n "$$DAGSTER_POSTGRES_URL" ]; then cp deploy/dagster.postgres.yaml $@; else cp deploy/dagster.yaml $@; fi
+
+demo: setup $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m orchestration.demo
+
+dev: setup $(DAGSTER_HOME)/dagster.yaml
+	bash deploy/dev.sh
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python bench/ingest.py --size 100000
+	$(BIN)/python bench/linking.py --size 1000000
+	$(BIN)/python bench/reverse_etl.py --size 100000 --latency-ms 50
+	$(BIN)/python bench/realtime.py --start-stack
+
+lint: setup
+	$(BIN)/ruff check clients ingestion reverse_etl gateway orchestration sandbox bench tests
+
+clean:
+	rm -rf data dbt_project/target dbt_project/logs

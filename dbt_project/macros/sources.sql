@@ -1,0 +1,76 @@
+{# Raw tables are written by the ingestion pipelines. A source not loaded yet (e.g. no Akamai tenant) and a
+   column the loader never saw a value for (dlt creates columns lazily) must not break the build, so staging
+   selects through these macros: missing table -> zero typed rows, missing column -> typed null. #}
+
+{% macro typed_columns_from(relation_ref, columns) -%}
+    {%- set relation = adapter.get_relation(relation_ref.database, relation_ref.schema, relation_ref.identifier) if execute else none -%}
+    {%- if relation is none %}
+    select
+        {%- for name, type in columns.items() %}
+        cast(null as {{ type }}) as {{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
+    where false
+    {%- else -%}
+        {%- set present = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+    select
+        {%- for name, type in columns.items() %}
+        {#- present columns are taken as loaded (their types are fixed by the ingestion schema) -#}
+        {% if name in present %}{{ adapter.quote(name) }}{% else %}cast(null as {{ type }}){% endif %} as {{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from {{ relation }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro identity_raw_columns() -%}
+    {{ return({
+        'id': dbt.type_string(), 'display_name': dbt.type_string(), 'given_name': dbt.type_string(),
+        'surname': dbt.type_string(), 'mail': dbt.type_string(), 'sign_in_email': dbt.type_string(),
+        'mobile_phone': dbt.type_string(), 'business_phone': dbt.type_string(), 'phone_e164': dbt.type_string(),
+        'street_address': dbt.type_string(), 'city': dbt.type_string(), 'postal_code': dbt.type_string(),
+        'country': dbt.type_string(), 'country_code': dbt.type_string(), 'account_enabled': dbt.type_boolean(),
+        'created_date_time': dbt.type_timestamp(), 'custom_attributes': dbt.type_string(),
+        'email_valid': dbt.type_boolean(), 'quality_flags': dbt.type_string(), 'is_deleted': dbt.type_boolean(),
+        'deleted_at': dbt.type_timestamp(), 'ingested_at': dbt.type_timestamp()
+    }) }}
+{%- endmacro %}
+
+{% macro contact_raw_columns() -%}
+    {{ return({
+        'id': dbt.type_string(), 'account_id': dbt.type_string(), 'first_name': dbt.type_string(),
+        'last_name': dbt.type_string(), 'email': dbt.type_string(), 'phone': dbt.type_string(),
+        'mobile_phone': dbt.type_string(), 'mailing_street': dbt.type_string(), 'mailing_city': dbt.type_string(),
+        'mailing_postal_code': dbt.type_string(), 'mailing_country': dbt.type_string(),
+        'country_code': dbt.type_string(), 'phone_e164': dbt.type_string(), 'external_user_id': dbt.type_string(),
+        'created_date': dbt.type_timestamp(), 'last_modified_date': dbt.type_timestamp(),
+        'email_valid': dbt.type_boolean(), 'quality_flags': dbt.type_string(), 'is_deleted': dbt.type_boolean(),
+        'ingested_at': dbt.type_timestamp()
+    }) }}
+{%- endmacro %}
+
+{# Value of one key of a JSON object held as text; null when the text is missing or not valid JSON. #}
+{% macro json_text_field(expr, key) -%}{{ return(adapter.dispatch('json_text_field', 'idlink')(expr, key)) }}{%- endmacro %}
+
+{% macro default__json_text_field(expr, key) -%}
+    case when json_valid({{ expr }}) then json_extract_string({{ expr }}, '$."{{ key }}"') end
+{%- endmacro %}
+
+{% macro postgres__json_text_field(expr, key) -%}
+    case when {{ expr }} ~ '^\s*\{.*\}\s*$' then ({{ expr }})::json ->> '{{ key }}' end
+{%- endmacro %}
+
+{# Consent from a custom attribute: explicit yes -> granted, explicit no -> withdrawn, anything else -> missing
+   (missing never counts as consent). #}
+{% macro consent_state(custom_attributes, provider) -%}
+    {%- set configured = var('consent_attribute') -%}
+    {%- set attribute = configured[provider] if configured is mapping else configured -%}
+    {%- set value = "lower(trim(" ~ idlink.json_text_field(custom_attributes, attribute) ~ "))" -%}
+    case
+        when {{ value }} in ('true', '1', 'yes', 'y', 'granted') then 'granted'
+        when {{ value }} in ('false', '0', 'no', 'n', 'withdrawn', 'revoked', 'denied') then 'withdrawn'
+        else 'missing'
+    end
+{%- endmacro %}
+
+{% macro run_timestamp() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}

@@ -1,0 +1,68 @@
+{# Text normalisation shared by every staging model; dispatched so DuckDB and Postgres give the same keys. #}
+
+{% macro nfc(expr) -%}{{ return(adapter.dispatch('nfc', 'idlink')(expr)) }}{%- endmacro %}
+{% macro default__nfc(expr) -%}nfc_normalize({{ expr }}){%- endmacro %}
+{% macro postgres__nfc(expr) -%}normalize({{ expr }}, NFC){%- endmacro %}
+
+{% macro strip_accents(expr) -%}{{ return(adapter.dispatch('strip_accents', 'idlink')(expr)) }}{%- endmacro %}
+{% macro default__strip_accents(expr) -%}strip_accents({{ expr }}){%- endmacro %}
+{% macro postgres__strip_accents(expr) -%}unaccent({{ expr }}){%- endmacro %}
+
+{# Empty or blank text becomes null so "missing" never equals "missing". #}
+{% macro blank_to_null(expr) -%}nullif(trim({{ expr }}), ''){%- endmacro %}
+
+{% macro normalize_email(expr) -%}
+    {{ idlink.blank_to_null('lower(' ~ idlink.nfc('trim(' ~ expr ~ ')') ~ ')') }}
+{%- endmacro %}
+
+{# Mailbox key: the address mail actually reaches. Dots are ignored by some providers, +tags by those that
+   support plus-addressing (both lists are vars). Input must already be a normalised email. #}
+{% macro mailbox_key(email) -%}
+    {%- set dotless = var('dotless_mailbox_domains') -%}
+    {%- set plus = var('plus_addressing_domains') -%}
+    {%- set domain = "case when split_part(" ~ email ~ ", '@', 2) = 'googlemail.com' then 'gmail.com' else split_part(" ~ email ~ ", '@', 2) end" -%}
+    {%- set local = "split_part(" ~ email ~ ", '@', 1)" -%}
+    case when {{ email }} like '%_@_%' then
+        case when split_part({{ email }}, '@', 2) in ({{ idlink.sql_list(dotless) }})
+             then replace(case when {{ idlink.honours_plus(email, plus) }}
+                               then split_part({{ local }}, '+', 1) else {{ local }} end, '.', '')
+             when {{ idlink.honours_plus(email, plus) }}
+             then split_part({{ local }}, '+', 1)
+             else {{ local }} end
+        || '@' || {{ domain }}
+    end
+{%- endmacro %}
+
+{# '*' in plus_addressing_domains: every domain's +tag is a sub-address. #}
+{% macro honours_plus(email, plus) -%}
+    {%- if '*' in plus -%}true{%- else -%}split_part({{ email }}, '@', 2) in ({{ idlink.sql_list(plus) }}){%- endif -%}
+{%- endmacro %}
+
+{% macro sql_list(values) -%}
+    {%- for v in values -%}'{{ v | replace("'", "''") }}'{{ ", " if not loop.last }}{%- endfor -%}
+{%- endmacro %}
+
+{# Names and places: case-folded, accent-free, punctuation to spaces, whitespace collapsed. An oversized value
+   (flagged by ingestion) is no name: it gets no key rather than matching on garbage. #}
+{% macro normalize_name(expr) -%}
+    {{ idlink.blank_to_null("case when length(" ~ expr ~ ") <= " ~ var('max_name_length', 200) ~ " then " ~ "trim(regexp_replace(lower(" ~ idlink.strip_accents(idlink.nfc(expr)) ~ "), '[^a-z0-9]+', ' ', 'g')) end") }}
+{%- endmacro %}
+
+{# Postal codes compare without spaces, dashes or case ("SW1A 1AA" = "sw1a1aa"). #}
+{% macro normalize_postal_code(expr) -%}
+    {{ idlink.blank_to_null("regexp_replace(upper(" ~ expr ~ "), '[^A-Z0-9]', '', 'g')") }}
+{%- endmacro %}
+
+{# Phones arrive as E.164 from ingestion (phonenumbers); only blanks are cleaned here. #}
+{% macro normalize_phone(expr) -%}
+    {{ idlink.blank_to_null(expr) }}
+{%- endmacro %}
+
+{# Consonant skeleton: first letter + the next three consonants (vowels, h, w, y and spaces dropped), e.g.
+   "hawkins" -> "hwkn". A typo in a vowel or late in the name keeps the key, so it is a blocking key for
+   fuzzy matching; one regular expression keeps it cheap on millions of rows. #}
+{% macro phonetic_key(expr) -%}{{ return(adapter.dispatch('phonetic_key', 'idlink')(expr)) }}{%- endmacro %}
+
+{% macro default__phonetic_key(expr) -%}
+    left({{ expr }}, 1) || left(regexp_replace(substr({{ expr }}, 2), '[aeiouyhw ]+', '', 'g'), 3)
+{%- endmacro %}

@@ -1,0 +1,162 @@
+{#- One-to-one assignment, rule by rule, strongest first: at each rank only identities and contacts that no
+    stronger rule settled compete. Within a rank an identity keeps its best-scoring contacts and a contact its
+    best-scoring identities; a contact claimed by several identities is contested (review), several contacts
+    of one identity are CRM duplicates of one person (one survives) or, for rules that cannot tell
+    duplicates from look-alikes, a tie (review). Only consented, not deleted identities take part. -#}
+{%- set rules = var('match_rules') -%}
+{%- set survivor_rule = var('duplicate_survivor_rule') -%}
+{%- if survivor_rule == 'holds_identity_id_then_most_recent' -%}
+    {%- set survivor_order = "case when c.external_user_id = t.identity_id then 0 when i.carried_contact_id = t.contact_id then 1 else 2 end, c.last_modified_at desc nulls last, t.contact_id" -%}
+{%- elif survivor_rule == 'most_recent' -%}
+    {%- set survivor_order = "c.last_modified_at desc nulls last, t.contact_id" -%}
+{%- elif survivor_rule == 'oldest' -%}
+    {%- set survivor_order = "c.created_at asc nulls last, t.contact_id" -%}
+{%- else -%}
+    {{ exceptions.raise_compiler_error("unknown duplicate_survivor_rule '" ~ survivor_rule ~ "'") }}
+{%- endif -%}
+with
+
+eligible_candidates as (
+    select cand.*
+    from {{ ref('int_link_candidates') }} as cand
+    inner join {{ ref('int_identities') }} as i
+        on i.identity_provider = cand.identity_provider and i.identity_id = cand.identity_id
+    where cand.rejected_reason is null
+        and i.consent_state = 'granted'
+        and not i.is_deleted
+),
+
+{% for rule in rules %}
+{%- set r = loop.index %}
+open_{{ r }} as (
+    select cand.*
+    from eligible_candidates as cand
+    where cand.rule_rank = {{ r }}
+    {%- if r > 1 %}
+        and not exists (
+            select 1 from settled_identities_{{ r - 1 }} as s
+            where s.identity_provider = cand.identity_provider and s.identity_id = cand.identity_id
+                and s.crm = cand.crm)
+        and not exists (
+            select 1 from settled_contacts_{{ r - 1 }} as s
+            where s.crm = cand.crm and s.contact_id = cand.contact_id)
+    {%- endif %}
+),
+
+best_{{ r }} as (
+    select *
+    from (
+        select
+            open_{{ r }}.*,
+            max(match_confidence) over (partition by identity_provider, identity_id, crm) as identity_best,
+            max(match_confidence) over (partition by crm, contact_id) as contact_best
+        from open_{{ r }}
+    ) as scored
+    where match_confidence = identity_best and match_confidence = contact_best
+),
+
+counted_{{ r }} as (
+    select
+        best_{{ r }}.*,
+        count(*) over (partition by crm, contact_id) as identities_for_contact,
+        count(*) over (partition by identity_provider, identity_id, crm) as contacts_for_identity
+    from best_{{ r }}
+),
+
+uncontested_{{ r }} as (
+    select
+        t.*,
+        count(*) over (partition by t.identity_provider, t.identity_id, t.crm) as uncontested_contacts,
+        row_number() over (
+            partition by t.identity_provider, t.identity_id, t.crm order by {{ survivor_order }}
+        ) as survivor_rank
+    from counted_{{ r }} as t
+    inner join {{ ref('int_contacts') }} as c on c.crm = t.crm and c.contact_id = t.contact_id
+    inner join {{ ref('int_identities') }} as i
+        on i.identity_provider = t.identity_provider and i.identity_id = t.identity_id
+    where t.identities_for_contact = 1
+),
+
+outcomes_{{ r }} as (
+    select
+        identity_provider, identity_id, crm, contact_id, match_rule, rule_rank, match_confidence,
+        case
+            when uncontested_contacts = 1 or (on_tie = 'duplicates' and survivor_rank = 1) then 'link'
+            when on_tie = 'duplicates' then 'duplicate'
+            else 'conflict'
+        end as outcome,
+        case
+            when uncontested_contacts = 1 or (on_tie = 'duplicates' and survivor_rank = 1) then null
+            when on_tie = 'duplicates' then 'crm_duplicate'
+            else 'tie'
+        end as reason,
+        first_value(contact_id) over (
+            partition by identity_provider, identity_id, crm order by survivor_rank
+        ) as surviving_contact_id
+    from uncontested_{{ r }}
+    union all
+    select
+        identity_provider, identity_id, crm, contact_id, match_rule, rule_rank, match_confidence,
+        'conflict' as outcome,
+        'contested_contact' as reason,
+        cast(null as {{ dbt.type_string() }}) as surviving_contact_id
+    from counted_{{ r }}
+    where identities_for_contact > 1
+),
+
+settled_identities_{{ r }} as (
+    {%- if r > 1 %}
+    select identity_provider, identity_id, crm from settled_identities_{{ r - 1 }}
+    union all
+    {%- endif %}
+    select distinct identity_provider, identity_id, crm
+    from outcomes_{{ r }}
+    where outcome = 'link' or reason = 'tie'
+),
+
+settled_contacts_{{ r }} as (
+    {%- if r > 1 %}
+    select crm, contact_id from settled_contacts_{{ r - 1 }}
+    union all
+    {%- endif %}
+    select distinct crm, contact_id from outcomes_{{ r }}
+),
+{% endfor %}
+
+ranked_outcomes as (
+    {%- for rule in rules %}
+    select * from outcomes_{{ loop.index }}
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
+),
+
+-- contacts of an already linked identity that a weaker rule finds later are further CRM duplicates of the same
+-- person, provided no other identity has any claim on them
+later_duplicates as (
+    select
+        cand.identity_provider, cand.identity_id, cand.crm, cand.contact_id, cand.match_rule, cand.rule_rank,
+        cand.match_confidence,
+        'duplicate' as outcome,
+        'crm_duplicate' as reason,
+        linked.contact_id as surviving_contact_id
+    from eligible_candidates as cand
+    inner join ranked_outcomes as linked
+        on linked.outcome = 'link' and linked.identity_provider = cand.identity_provider
+            and linked.identity_id = cand.identity_id and linked.crm = cand.crm
+    where cand.contact_id <> linked.contact_id
+        and not exists (
+            select 1 from settled_contacts_{{ rules | length }} as s
+            where s.crm = cand.crm and s.contact_id = cand.contact_id)
+        and not exists (
+            select 1 from {{ ref('int_link_candidates') }} as other
+            where other.rejected_reason is null and other.crm = cand.crm and other.contact_id = cand.contact_id
+                and (other.identity_provider <> cand.identity_provider or other.identity_id <> cand.identity_id))
+),
+
+final as (
+    select * from ranked_outcomes
+    union all
+    select * from later_duplicates
+)
+
+select * from final

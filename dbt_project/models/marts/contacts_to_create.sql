@@ -1,0 +1,48 @@
+-- Consented identities with no contact in a CRM and no open question about one (tie or contested contact).
+with
+
+identities as (
+    select * from {{ ref('int_identities') }}
+    where consent_state = 'granted' and not is_deleted
+),
+
+crms as (
+    {%- for crm in var('crms') %}
+    select '{{ crm }}' as crm{% if not loop.last %} union all{% endif %}
+    {%- endfor %}
+),
+
+linked as (
+    select identity_provider, identity_id, crm from {{ ref('identity_contact_links') }}
+    where status = 'active'
+),
+
+under_review as (
+    select distinct identity_provider, identity_id, crm from {{ ref('int_link_assignments') }}
+    where outcome = 'conflict'
+),
+
+final as (
+    select
+        cast(i.identity_provider as {{ dbt.type_string() }}) as identity_provider,
+        cast(i.identity_id as {{ dbt.type_string() }}) as identity_id,
+        cast(crms.crm as {{ dbt.type_string() }}) as crm,
+        cast(i.email as {{ dbt.type_string() }}) as email,
+        cast(i.given_name as {{ dbt.type_string() }}) as given_name,
+        cast(i.family_name as {{ dbt.type_string() }}) as family_name,
+        cast(i.phone_e164 as {{ dbt.type_string() }}) as phone_e164,
+        cast(i.street_address as {{ dbt.type_string() }}) as street_address,
+        cast(i.city as {{ dbt.type_string() }}) as city,
+        cast(i.postal_code as {{ dbt.type_string() }}) as postal_code,
+        cast(i.country_code as {{ dbt.type_string() }}) as country_code
+    from identities as i
+    cross join crms
+    where not exists (
+            select 1 from linked as l
+            where l.identity_provider = i.identity_provider and l.identity_id = i.identity_id and l.crm = crms.crm)
+        and not exists (
+            select 1 from under_review as r
+            where r.identity_provider = i.identity_provider and r.identity_id = i.identity_id and r.crm = crms.crm)
+)
+
+select * from final

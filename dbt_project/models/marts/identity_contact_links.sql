@@ -1,0 +1,90 @@
+-- The golden table: one row per (identity, crm) that is linked now (active) or was linked and must be undone
+-- (withdrawn: consent no longer granted; deleted: identity deleted), with when the link was first seen.
+with
+
+identities as (
+    select * from {{ ref('int_identities') }}
+),
+
+contacts as (
+    select * from {{ ref('int_contacts') }}
+),
+
+previous as (
+    select * from {{ ref('int_previous_links') }}
+),
+
+active as (
+    select
+        identity_provider, identity_id, crm, contact_id, match_rule, match_confidence,
+        'active' as status,
+        'granted' as consent_state
+    from {{ ref('int_link_assignments') }}
+    where outcome = 'link'
+),
+
+-- identities that may not be linked any more; a link existed if the previous build had one or an id is
+-- still carried on either side
+ineligible as (
+    select * from identities where is_deleted or consent_state <> 'granted'
+),
+
+ended_evidence as (
+    select i.identity_provider, i.identity_id, p.crm, p.contact_id, p.match_rule, p.match_confidence, 1 as priority
+    from ineligible as i
+    inner join previous as p on p.identity_provider = i.identity_provider and p.identity_id = i.identity_id
+    union all
+    select i.identity_provider, i.identity_id, c.crm, c.contact_id, 'carried_id', 1.0, 2
+    from ineligible as i
+    inner join contacts as c on c.external_user_id = i.identity_id
+    where not c.is_deleted
+    union all
+    select i.identity_provider, i.identity_id, c.crm, c.contact_id, 'carried_id', 1.0, 3
+    from ineligible as i
+    inner join contacts as c on c.contact_id = i.carried_contact_id
+    where not c.is_deleted
+),
+
+ended as (
+    select
+        e.identity_provider, e.identity_id, e.crm, e.contact_id, e.match_rule, e.match_confidence,
+        case when i.is_deleted then 'deleted' else 'withdrawn' end as status,
+        i.consent_state
+    from (
+        select
+            ended_evidence.*,
+            row_number() over (
+                partition by identity_provider, identity_id, crm order by priority, contact_id
+            ) as evidence_rank
+        from ended_evidence
+    ) as e
+    inner join identities as i on i.identity_provider = e.identity_provider and i.identity_id = e.identity_id
+    where e.evidence_rank = 1
+),
+
+current_links as (
+    select * from active
+    union all
+    select * from ended
+),
+
+final as (
+    select
+        cast(l.identity_provider as {{ dbt.type_string() }}) as identity_provider,
+        cast(l.identity_id as {{ dbt.type_string() }}) as identity_id,
+        cast(l.crm as {{ dbt.type_string() }}) as crm,
+        cast(l.contact_id as {{ dbt.type_string() }}) as contact_id,
+        cast(l.match_rule as {{ dbt.type_string() }}) as match_rule,
+        cast(l.match_confidence as double precision) as match_confidence,
+        cast(l.status as {{ dbt.type_string() }}) as status,
+        cast(l.consent_state as {{ dbt.type_string() }}) as consent_state,
+        case when p.contact_id = l.contact_id then p.first_seen_at else {{ idlink.run_timestamp() }} end as first_seen_at,
+        {{ idlink.run_timestamp() }} as last_seen_at,
+        case when p.contact_id = l.contact_id and p.linked_at is not null then p.linked_at
+             else {{ idlink.run_timestamp() }} end as linked_at
+    from current_links as l
+    left join previous as p
+        on p.identity_provider = l.identity_provider and p.identity_id = l.identity_id and p.crm = l.crm
+)
+
+select * from final

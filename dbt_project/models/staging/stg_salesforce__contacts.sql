@@ -1,0 +1,73 @@
+with
+
+source as (
+    {{ idlink.typed_columns_from(source('raw_salesforce', 'contact'), idlink.contact_raw_columns()) }}
+),
+
+renamed as (
+    select
+        'salesforce' as crm,
+        id as contact_id,
+        account_id,
+        first_name as given_name,
+        last_name as family_name,
+        email as email_raw,
+        email_valid as email_valid_raw,
+        phone_e164 as phone_raw,
+        mailing_street as street_address,
+        mailing_city as city,
+        mailing_postal_code as postal_code,
+        country_code as country_code_raw,
+        {{ idlink.blank_to_null('external_user_id') }} as external_user_id,
+        coalesce(is_deleted, false) as is_deleted,
+        coalesce(quality_flags, '') as quality_flags,
+        created_date as created_at,
+        coalesce(last_modified_date, created_date) as last_modified_at,
+        ingested_at
+    from source
+    where id is not null
+),
+
+nicknames as (
+    {{ idlink.nickname_variants() }}
+),
+
+keyed as (
+    select
+        renamed.*,
+{{ idlink.person_match_keys('renamed') }}
+    from renamed
+),
+
+final as (
+    select
+        keyed.crm,
+        keyed.contact_id,
+        keyed.account_id,
+        keyed.given_name,
+        keyed.family_name,
+        keyed.email,
+        keyed.email_valid,
+        keyed.given_name_key,
+        keyed.family_name_key,
+{{ idlink.person_derived_keys('keyed') }},
+        keyed.phone_e164,
+        keyed.street_address,
+        keyed.street_key,
+        keyed.city,
+        keyed.city_key,
+        keyed.postal_code,
+        keyed.postal_code_key,
+        keyed.country_code,
+        keyed.external_user_id,
+        keyed.is_deleted,
+        keyed.quality_flags,
+        keyed.created_at,
+        keyed.last_modified_at,
+        keyed.ingested_at
+    from keyed
+    left join nicknames as nick
+        on nick.name = keyed.given_name_key
+)
+
+select * from final

@@ -1,0 +1,47 @@
+"""``python -m gateway serve --host 127.0.0.1 --port 8787 [--inbox PATH] [--ssl-certfile F --ssl-keyfile F]``"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.inbox import Inbox, resolve_inbox_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gateway", description="idlink event gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the webhook listener, the API connector and /healthz")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument("--inbox", help="inbox file (default: GATEWAY_INBOX_PATH or data/inbox.sqlite3)")
+    serve.add_argument("--ssl-certfile", help="serve HTTPS with this certificate chain (PEM)")
+    serve.add_argument("--ssl-keyfile", help="private key of --ssl-certfile (PEM)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes; they share the inbox file (SQLite serialises their commits)")
+    serve.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        parser.error("--ssl-certfile and --ssl-keyfile go together")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.inbox:
+        os.environ["GATEWAY_INBOX_PATH"] = str(Path(args.inbox).resolve())
+    Inbox(resolve_inbox_path(os.environ)).close()  # fail fast on an unusable inbox path, before listening
+    # access_log off: request lines are noise at webhook rates; our own logs carry ids and outcomes only
+    options = {"host": args.host, "port": args.port, "ssl_certfile": args.ssl_certfile,
+               "ssl_keyfile": args.ssl_keyfile, "log_level": args.log_level, "access_log": False}
+    if args.workers > 1:  # worker processes import the app factory themselves
+        uvicorn.run("gateway.app:create_app", factory=True, workers=args.workers, **options)
+    else:
+        uvicorn.run(create_app(), **options)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

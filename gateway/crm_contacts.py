@@ -1,0 +1,141 @@
+"""Finding or creating the CRM contact of a consenting sign-up, for the B2C API connector.
+
+Lookups go to the golden link table first (when enabled) and then to the CRM by email; a new contact is
+upserted by the external-ID field when the identity's objectId is known, so a retried sign-up or the later
+batch sync updates the same record instead of creating a second one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+
+from clients.http import ApiError
+from clients.salesforce import SalesforceClient
+from clients.settings import SalesforceSettings
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class SignUpIdentity:
+    email: str  # normalised
+    given_name: str | None
+    surname: str | None
+    object_id: str | None
+
+
+class ContactDirectory(Protocol):
+    def find_or_create(self, identity: SignUpIdentity) -> str | None:
+        """The CRM contact id for this identity, creating the contact if needed; None if it cannot be made."""
+
+
+def soql_string(value: str) -> str:
+    """A SOQL string literal (backslash and quote escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class LinkTableLookup:
+    """Read-only lookup in ``marts.identity_contact_links``.
+
+    Off by default: DuckDB lets no process open the file for writing while another holds it, even read-only,
+    so a sign-up arriving mid-run could make a pipeline step fail. Enable with CONNECTOR_WAREHOUSE_LOOKUP=1
+    where runs retry their warehouse connections.
+    """
+
+    def __init__(self, warehouse_path: Path) -> None:
+        self.warehouse_path = warehouse_path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> LinkTableLookup | None:
+        if environ.get("CONNECTOR_WAREHOUSE_LOOKUP", "").lower() not in ("1", "true", "yes"):
+            return None
+        path = Path(environ.get("WAREHOUSE_PATH") or "data/warehouse.duckdb")
+        return cls(path if path.is_absolute() else REPO_ROOT / path)
+
+    def contact_id(self, object_id: str) -> str | None:
+        import duckdb
+
+        if not self.warehouse_path.exists():
+            return None
+        try:
+            with duckdb.connect(str(self.warehouse_path), read_only=True) as conn:
+                row = conn.execute(
+                    "SELECT contact_id FROM marts.identity_contact_links WHERE identity_provider = 'b2c'"
+                    " AND identity_id = ? AND crm = 'salesforce' AND status = 'active' LIMIT 1",
+                    [object_id],
+                ).fetchone()
+        except duckdb.Error as exc:  # locked by a run, or not built yet: fall through to the CRM
+            log.info("link table lookup skipped: %s", type(exc).__name__)
+            return None
+        return row[0] if row else None
+
+
+class SalesforceContactDirectory:
+    def __init__(self, client: SalesforceClient, links: LinkTableLookup | None = None) -> None:
+        self.client = client
+        self.links = links
+        self.external_id_field = client.settings.external_id_field
+
+    @classmethod
+    def from_env(cls, budget_s: float, environ: Mapping[str, str] = os.environ) -> SalesforceContactDirectory:
+        # Retries must end inside the sign-up budget, or stuck calls would pile up behind it.
+        settings = dataclasses.replace(SalesforceSettings.from_env(environ),
+                                       timeout_s=budget_s, retry_max_s=budget_s)
+        return cls(SalesforceClient(settings), LinkTableLookup.from_env(environ))
+
+    def find_or_create(self, identity: SignUpIdentity) -> str | None:
+        if identity.object_id and self.links is not None:
+            linked = self.links.contact_id(identity.object_id)
+            if linked:
+                return linked
+        existing = self._by_email(identity.email)
+        if existing:
+            return existing
+        if not identity.surname:
+            return None  # Salesforce requires LastName; the batch sync creates it with the mapped fallback
+        fields = {"Email": identity.email, "LastName": identity.surname}
+        if identity.given_name:
+            fields["FirstName"] = identity.given_name
+        if identity.object_id:
+            return self._upsert(identity.object_id, fields)
+        return self._create(fields)
+
+    def _by_email(self, email: str) -> str | None:
+        soql = f"SELECT Id FROM Contact WHERE Email = {soql_string(email)} ORDER BY CreatedDate LIMIT 1"
+        for page in self.client.query_pages(soql):
+            for record in page:
+                return record["Id"]
+        return None
+
+    def _upsert(self, object_id: str, fields: dict) -> str | None:
+        path = f"sobjects/Contact/{self.external_id_field}/{object_id}"
+        response = self.client.request("PATCH", path, data=orjson.dumps(fields),
+                                       headers={"Content-Type": "application/json"})
+        if response.status_code in (200, 201) and response.content:
+            return orjson.loads(response.content).get("id")
+        if response.status_code in (200, 201, 204):
+            return self._by_external_id(object_id)
+        raise ApiError(f"Contact upsert failed with HTTP {response.status_code}", status=response.status_code)
+
+    def _by_external_id(self, object_id: str) -> str | None:
+        soql = (f"SELECT Id FROM Contact WHERE {self.external_id_field} = {soql_string(object_id)} LIMIT 1")
+        for page in self.client.query_pages(soql):
+            for record in page:
+                return record["Id"]
+        return None
+
+    def _create(self, fields: dict) -> str | None:
+        response = self.client.request("POST", "sobjects/Contact", data=orjson.dumps(fields),
+                                       headers={"Content-Type": "application/json"})
+        if response.status_code == 201:
+            return orjson.loads(response.content).get("id")
+        raise ApiError(f"Contact create failed with HTTP {response.status_code}", status=response.status_code)

@@ -1,0 +1,298 @@
+"""Durable event inbox: a SQLite file (WAL, synchronous=FULL) that the gateway writes and the sensors drain.
+
+It lives apart from the DuckDB warehouse on purpose: DuckDB admits one writing process, and the gateway
+must keep accepting events while a Dagster run holds the warehouse.
+
+Writes go through one writer thread that commits whatever has queued up in a single transaction
+(group commit): each caller still waits until its event is on disk, but one fsync covers many events.
+Events are idempotent by ``id`` (the SET's ``jti`` or the connector's request id).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INBOX_PATH = "data/inbox.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id     TEXT NOT NULL UNIQUE,
+    source       TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    subject      TEXT,
+    payload      TEXT NOT NULL,
+    received_at  TEXT NOT NULL,
+    processed_at TEXT
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events (seq) WHERE processed_at IS NULL;
+CREATE TABLE IF NOT EXISTS run_failures (
+    run_id     TEXT PRIMARY KEY,
+    job        TEXT NOT NULL,
+    error_type TEXT NOT NULL,
+    failed_at  TEXT NOT NULL,
+    alerted    INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+class InboxUnavailable(Exception):
+    """The inbox could not store an event durably; the sender must retry later."""
+
+
+@dataclass(frozen=True)
+class InboxEvent:
+    """One event. ``payload`` holds identifiers and outcomes only, never personal data."""
+
+    id: str
+    source: str  # "akamai" | "b2c"
+    kind: str  # e.g. "entityCreated", "entityDeleted", "signUp"
+    subject: str | None  # identity id (Akamai uuid / B2C objectId) when known
+    payload: dict[str, Any] = field(default_factory=dict)
+    seq: int | None = None
+    received_at: str | None = None
+
+
+def resolve_inbox_path(environ: dict[str, str] | os._Environ = os.environ) -> Path:
+    """GATEWAY_INBOX_PATH, made absolute against the repository root like the warehouse path."""
+    path = Path(environ.get("GATEWAY_INBOX_PATH") or DEFAULT_INBOX_PATH)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+_STOP = object()
+
+
+class Inbox:
+    """Durable, idempotent event store. Safe to share between threads; several processes may open one file."""
+
+    def __init__(self, path: str | os.PathLike[str], *, max_batch: int = 512) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
+        self._closed = False
+        self._local = threading.local()
+        conn = _connect(self.path)
+        try:
+            conn.executescript(_SCHEMA)
+        finally:
+            conn.close()
+
+    # ---- writing -------------------------------------------------------------------------------------
+
+    def put(self, event: InboxEvent, timeout_s: float = 10.0) -> bool:
+        """Store ``event`` durably; False when an event with the same id was stored before.
+
+        Raises InboxUnavailable when the write fails or does not finish within ``timeout_s``.
+        """
+        future = self._submit(event)
+        try:
+            return future.result(timeout=timeout_s)
+        except InboxUnavailable:
+            raise
+        except Exception as exc:  # timeout or a failure raised in the writer
+            raise InboxUnavailable(type(exc).__name__) from exc
+
+    async def aput(self, event: InboxEvent, timeout_s: float = 10.0) -> bool:
+        """``put`` for the event loop: waits without blocking other requests."""
+        future = self._submit(event)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
+        except InboxUnavailable:
+            raise
+        except Exception as exc:
+            raise InboxUnavailable(type(exc).__name__) from exc
+
+    def _submit(self, event: InboxEvent) -> Future[bool]:
+        if self._closed:
+            raise InboxUnavailable("inbox closed")
+        self._ensure_writer()
+        future: Future[bool] = Future()
+        self._queue.put((event, future))
+        return future
+
+    def _ensure_writer(self) -> None:
+        if self._writer is not None and self._writer.is_alive():
+            return
+        with self._writer_lock:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_loop, name="inbox-writer", daemon=True)
+                self._writer.start()
+
+    def _write_loop(self) -> None:
+        conn: sqlite3.Connection | None = None
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            batch = [item]
+            stop_after = False
+            while len(batch) < self._max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop_after = True
+                    break
+                batch.append(nxt)
+            try:
+                if conn is None:
+                    conn = _connect(self.path)
+                results = self._write_batch(conn, [event for event, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - every waiting caller must hear of it
+                log.error("inbox write failed for %d events: %s", len(batch), type(exc).__name__)
+                if conn is not None:
+                    conn.close()
+                    conn = None  # reopen next time: the file may come back
+                for _, future in batch:
+                    future.set_exception(InboxUnavailable(type(exc).__name__))
+            else:
+                for (_, future), stored in zip(batch, results):
+                    future.set_result(stored)
+            if stop_after:
+                break
+        if conn is not None:
+            conn.close()
+
+    @staticmethod
+    def _write_batch(conn: sqlite3.Connection, events: list[InboxEvent]) -> list[bool]:
+        received_at = _now()
+        results: list[bool] = []
+        seen: set[str] = set()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for event in events:
+                if event.id in seen:  # a duplicate within the same batch
+                    results.append(False)
+                    continue
+                seen.add(event.id)
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO events (event_id, source, kind, subject, payload, received_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (event.id, event.source, event.kind, event.subject,
+                     orjson.dumps(event.payload).decode(), received_at),
+                )
+                results.append(cur.rowcount == 1)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return results
+
+    # ---- reading (sensors) ---------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+        return conn
+
+    def pending(self, after_seq: int = 0, limit: int = 500) -> list[InboxEvent]:
+        """Unprocessed events with a sequence number above ``after_seq``, oldest first."""
+        rows = self._reader().execute(
+            "SELECT seq, event_id, source, kind, subject, payload, received_at FROM events"
+            " WHERE processed_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+        return [
+            InboxEvent(id=r[1], source=r[2], kind=r[3], subject=r[4], payload=orjson.loads(r[5]),
+                       seq=r[0], received_at=r[6])
+            for r in rows
+        ]
+
+    def mark_processed(self, ids: Iterable[str]) -> int:
+        """Mark events as handed to a run; returns how many changed state."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        conn = self._reader()
+        processed_at = _now()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            changed = 0
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                changed += conn.execute(
+                    f"UPDATE events SET processed_at = ? WHERE processed_at IS NULL AND event_id IN ({marks})",
+                    (processed_at, *chunk),
+                ).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return changed
+
+    def stats(self) -> dict[str, Any]:
+        total, pending, last_seq = self._reader().execute(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE processed_at IS NULL), COALESCE(MAX(seq), 0) FROM events"
+        ).fetchone()
+        failures = self._reader().execute("SELECT COUNT(*) FROM run_failures").fetchone()[0]
+        return {"total": total, "pending": pending, "processed": total - pending, "last_seq": last_seq,
+                "run_failures": failures}
+
+    # ---- run failures (written by the run-failure sensor) --------------------------------------------
+
+    def record_run_failure(self, run_id: str, job: str, error_type: str) -> bool:
+        """Remember a failed run once; False when it was recorded already."""
+        cur = self._reader().execute(
+            "INSERT OR IGNORE INTO run_failures (run_id, job, error_type, failed_at) VALUES (?, ?, ?, ?)",
+            (run_id, job, error_type, _now()),
+        )
+        return cur.rowcount == 1
+
+    def mark_failure_alerted(self, run_id: str) -> None:
+        self._reader().execute("UPDATE run_failures SET alerted = 1 WHERE run_id = ?", (run_id,))
+
+    def run_failures(self) -> list[dict[str, Any]]:
+        rows = self._reader().execute(
+            "SELECT run_id, job, error_type, failed_at, alerted FROM run_failures ORDER BY failed_at"
+        ).fetchall()
+        return [dict(zip(("run_id", "job", "error_type", "failed_at", "alerted"), r)) for r in rows]
+
+    # ---- lifecycle -----------------------------------------------------------------------------------
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Flush queued writes, then stop the writer."""
+        self._closed = True
+        writer = self._writer
+        if writer is not None and writer.is_alive():
+            self._queue.put(_STOP)
+            deadline = time.monotonic() + timeout_s
+            writer.join(max(0.0, deadline - time.monotonic()))
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

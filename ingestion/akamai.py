@@ -1,0 +1,226 @@
+"""dlt source of Akamai Identity Cloud users, landing in ``raw_akamai.users`` with the identity columns of
+``raw_b2c.users`` so the linking models treat both identity providers alike.
+
+Every run scans the entity type in keyset pages (``id > last``) and emits only users whose normalised content
+changed since the last load, plus one tombstone for each user that disappeared. A targeted run
+(``identity_ids`` = uuids, e.g. from a webhook) fetches just those entities; one that no longer exists becomes
+a tombstone.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import dlt
+
+from clients.akamai import AkamaiClient, AkamaiSettings
+from clients.http import ApiError
+from ingestion import normalize as n
+from ingestion.b2c import SCHEMA, TABLE, PageFetchError, changed_only, tombstones
+from ingestion.columns import B2C_USERS, dlt_columns
+from ingestion.prefetch import prefetch
+from ingestion.quality import MISSING_ID, NOT_AN_OBJECT, LoadCounts, Quarantine
+from ingestion.warehouse_state import known_hashes
+
+log = logging.getLogger(__name__)
+
+DATASET = "raw_akamai"
+CONSENT_KEY = "CrmSyncConsent"
+CONTACT_ID_KEY = "CrmContactId"
+PAGE_SIZE = 1000
+TARGETED_PAGE = 50  # uuids fetched per yielded page in a targeted run
+_PAYLOAD_COLUMNS = tuple(f.name for f in SCHEMA)[:21]  # id … email_valid, as in raw_b2c.users
+
+
+def entity_attributes(settings: AkamaiSettings) -> list[str]:
+    """Attributes read from every entity (``primaryAddress`` whole: its sub-attributes vary by schema)."""
+    return list(dict.fromkeys([
+        "uuid", "displayName", "givenName", "familyName", "email", "mobileNumber", "primaryAddress",
+        "created", settings.consent_attribute_path, settings.contact_id_attribute,
+    ]))
+
+
+def path_value(entity: dict, path: str) -> Any:
+    value: Any = entity
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def capture_timestamp(value: Any, flags: set[str]) -> datetime | None:
+    """Identity Cloud's ``2024-01-02 03:04:05.678901 +0000`` (or ISO 8601) as an aware UTC datetime."""
+    if isinstance(value, str):
+        text = value.strip()
+        # the space before the offset is the only departure from ISO 8601 (fromisoformat is ~50x strptime)
+        if len(text) > 6 and text[-6] == " " and text[-5] in "+-":
+            text = text[:-6] + text[-5:]
+        return n.parse_timestamp(text, flags)
+    return n.parse_timestamp(value, flags)
+
+
+class EntityPageBuilder:
+    """Turns pages of Identity Cloud user entities into column lists of ``raw_akamai.users``."""
+
+    def __init__(self, settings: AkamaiSettings) -> None:
+        self.consent_path = settings.consent_attribute_path
+        self.contact_id_attribute = settings.contact_id_attribute
+
+    def build(self, records: list[Any], page_key: str, quarantine: Quarantine,
+              now: datetime) -> dict[str, list]:
+        cols: dict[str, list] = {f.name: [] for f in SCHEMA}
+        for position, record in enumerate(records):
+            if not isinstance(record, dict):
+                quarantine.add(f"{page_key}/{position}", NOT_AN_OBJECT, record)
+                continue
+            uuid, _ = n.as_text(record.get("uuid"))
+            uuid = uuid.strip() if uuid else None
+            if not uuid:
+                # keyed by the numeric id, which is not personal data
+                quarantine.add(f"{page_key}/id-{record.get('id', position)}", MISSING_ID, record)
+                continue
+            self._append(cols, uuid, record, now)
+        return cols
+
+    def _append(self, cols: dict[str, list], uuid: str, r: dict, now: datetime) -> None:
+        flags: set[str] = set()
+        text = n.clean_text
+        display_name = text(r.get("displayName"), flags)
+        given_name = text(r.get("givenName"), flags)
+        surname = text(r.get("familyName"), flags)
+        # the Identity Cloud email is the sign-in address; it fills both email columns of the identity shape
+        email, email_valid = n.normalize_email(text(r.get("email"), flags))
+        if email_valid is None:
+            flags.add(n.MISSING_EMAIL)
+        elif email_valid is False:
+            flags.add(n.MALFORMED_EMAIL)
+        if not (given_name or surname or display_name):
+            flags.add(n.MISSING_NAME)
+
+        address = r.get("primaryAddress")
+        if address is not None and not isinstance(address, dict):
+            flags.add(n.INVALID_VALUE)
+            address = None
+        address = address or {}
+        lines = [text(address.get(key), flags, multiline=True) for key in ("address1", "address2")]
+        street_address = "\n".join(line for line in lines if line) or None
+        city = text(address.get("city"), flags)
+        postal_code = text(address.get("zip"), flags)
+        state = text(address.get("stateAbbreviation"), flags)
+        country = text(address.get("country"), flags)
+        country_code = n.country_iso2(country)
+        mobile_phone = text(r.get("mobileNumber"), flags) or text(address.get("mobile"), flags)
+        business_phone = text(address.get("phone"), flags)
+        phone_e164 = n.first_e164((mobile_phone, business_phone), country_code, flags)
+        created = capture_timestamp(r.get("created"), flags)
+        custom_attributes = {CONSENT_KEY: path_value(r, self.consent_path),
+                             CONTACT_ID_KEY: r.get(self.contact_id_attribute)}
+
+        values = (uuid, display_name, given_name, surname, email, None, email, None, mobile_phone,
+                  business_phone, phone_e164, street_address, city, postal_code, state, country, country_code,
+                  None,  # Identity Cloud has no enabled flag: an entity that exists can sign in
+                  created, n.json_text(custom_attributes), email_valid)
+        flag_text = n.flags_text(flags)
+        digest = n.content_hash(values + (flag_text,))
+        for name, value in zip(_PAYLOAD_COLUMNS, values):
+            cols[name].append(value)
+        cols["content_hash"].append(digest)
+        cols["quality_flags"].append(flag_text)
+        cols["is_deleted"].append(False)
+        cols["deleted_at"].append(None)
+        cols["ingested_at"].append(now)
+
+
+def _scan_pages(client: AkamaiClient, attributes: list[str]) -> Iterator[list[Any]]:
+    """Every page of the entity type; a page that fails past its retries names itself in the error."""
+    pages = client.find_pages(attributes, page_size=PAGE_SIZE)
+    page_no = 0
+    while True:
+        page_no += 1
+        try:
+            page = next(pages)
+        except StopIteration:
+            return
+        except ApiError as exc:
+            raise PageFetchError(f"Akamai users page {page_no} (POST /entity.find) could not be fetched: "
+                                 f"{exc}") from None
+        yield page
+
+
+def _targeted_pages(client: AkamaiClient, uuids: list[str], attributes: list[str],
+                    not_found: list[str]) -> Iterator[list[Any]]:
+    """The entities ``uuids`` (one ``entity`` call each, retried by the client); absent ones land in ``not_found``."""
+    for start in range(0, len(uuids), TARGETED_PAGE):
+        found: list[Any] = []
+        for uuid in uuids[start:start + TARGETED_PAGE]:
+            try:
+                entity = client.get_entity(uuid, attributes)
+            except ApiError as exc:
+                raise PageFetchError(f"Akamai user {uuid} (POST /entity) could not be fetched: {exc}") from None
+            if entity is None:
+                not_found.append(uuid)
+            else:
+                found.append(entity)
+        yield found
+
+
+@dlt.source(name="akamai", max_table_nesting=0)
+def akamai_source(settings: AkamaiSettings | None = None, warehouse_path: str | None = None,
+                  identity_ids: Sequence[str] = (), dataset_name: str = DATASET) -> Any:
+    """Users of the Identity Cloud entity type as ``users`` (merge on ``id`` = uuid); unrepresentable
+    records go to ``quarantine``."""
+    from ingestion.pipeline import resolve_warehouse_path
+
+    wanted = [i for i in dict.fromkeys(str(x).strip() for x in identity_ids) if i]
+
+    @dlt.resource(name="users", table_name=TABLE, write_disposition="merge", primary_key="id",
+                  columns=dlt_columns(B2C_USERS))
+    def users() -> Iterator[Any]:
+        # settings and paths are resolved at extraction, so the source can be declared without configuration
+        active = settings or AkamaiSettings.from_env()
+        warehouse = resolve_warehouse_path(warehouse_path)
+        counts = LoadCounts()
+        builder = EntityPageBuilder(active)
+        quarantine = Quarantine("akamai")
+        known = known_hashes(warehouse, dataset_name, TABLE)
+        now = datetime.now(UTC)
+        not_found: list[str] = []
+        attributes = entity_attributes(active)
+        with AkamaiClient(active) as client:
+            pages = (_targeted_pages(client, wanted, attributes, not_found) if wanted
+                     else _scan_pages(client, attributes))
+            for page_no, records in enumerate(prefetch(pages), start=1):
+                counts.pages += 1
+                counts.fetched += len(records)
+                cols = builder.build(records, f"users/page-{page_no}", quarantine, now)
+                table = changed_only(cols, known, counts)
+                if table is not None:
+                    yield table
+                if len(quarantine):
+                    counts.quarantined += len(quarantine)
+                    yield quarantine.item(now)
+        # only a complete scan proves absence; a targeted run only trusts its own record_not_found answers
+        candidates = not_found if wanted else list(known)
+        gone = [uuid for uuid in candidates if known.get(uuid) is not None]
+        if gone:
+            table = tombstones(warehouse, dataset_name, gone, now)
+            counts.deleted += table.num_rows
+            if table.num_rows:
+                yield table
+        log.info("akamai users: %s", counts.as_dict())
+
+    return users
+
+
+def run_akamai(settings: AkamaiSettings | None = None, warehouse_path: str | None = None,
+               identity_ids: Sequence[str] = (), pipeline_name: str = "akamai") -> Any:
+    """Load Akamai users into ``raw_akamai`` without Dagster (full scan, or just ``identity_ids``)."""
+    from ingestion.pipeline import resolve_warehouse_path, warehouse_pipeline
+
+    warehouse = resolve_warehouse_path(warehouse_path)
+    pipeline = warehouse_pipeline(pipeline_name, DATASET, warehouse)
+    return pipeline.run(akamai_source(settings=settings, warehouse_path=warehouse, identity_ids=identity_ids,
+                                      dataset_name=DATASET))

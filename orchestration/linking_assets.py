@@ -1,0 +1,114 @@
+"""The linking stage as Dagster assets: every dbt model, seed and snapshot of dbt_project/ (group `linking`),
+dbt data tests as asset checks, and per-run link statistics (counts only) on `identity_contact_links`.
+
+Import-time work is limited to reading an existing manifest: `make setup` runs `dbt parse` once, and under
+`dagster dev` `prepare_if_dev()` re-parses so model edits show up.
+"""
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
+
+from orchestration.resources import WarehouseResource
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+LINKS_ASSET_KEY = dg.AssetKey("identity_contact_links")
+
+linking_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+linking_project.prepare_if_dev()
+
+if not linking_project.manifest_path.exists():
+    raise FileNotFoundError(
+        f"dbt manifest {linking_project.manifest_path} is missing: run `make setup` "
+        "(or `dbt parse --project-dir dbt_project --profiles-dir dbt_project`) first")
+
+
+class IdlinkDbtTranslator(DagsterDbtTranslator):
+    """Models, seeds and snapshots are keyed by their name alone (AssetKey("contacts_to_create"), no schema
+    prefix) in group `linking`; sources keep the default key [source_name, table], which is exactly the key
+    of the ingestion asset that loads the raw table."""
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str,
+                       project: DbtProject | None) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if unique_id.startswith("source."):
+            return spec
+        name = self.get_resource_props(manifest, unique_id)["name"]
+        return spec.replace_attributes(key=dg.AssetKey(name), group_name="linking")
+
+
+def link_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Counts describing the current links (no identifiers, no personal data)."""
+    by_status = dict(con.execute(
+        "select status, count(*) from marts.identity_contact_links group by status").fetchall())
+    by_rule = dict(con.execute("""select match_rule, count(*) from marts.identity_contact_links
+        where status = 'active' group by match_rule order by match_rule""").fetchall())
+    conflicts = dict(con.execute(
+        "select reason, count(*) from marts.link_conflicts group by reason order by reason").fetchall())
+    eligible, consent_excluded = con.execute("""select
+            count(*) filter (where consent_state = 'granted'),
+            count(*) filter (where consent_state <> 'granted')
+        from intermediate.int_identities where not is_deleted""").fetchone()
+    active = by_status.get("active", 0)
+    return {
+        "links_active": active,
+        "links_withdrawn": by_status.get("withdrawn", 0),
+        "links_deleted": by_status.get("deleted", 0),
+        "links_by_rule": dg.MetadataValue.json(by_rule),
+        "match_rate": round(active / eligible, 4) if eligible else 0.0,
+        "conflicts": sum(conflicts.values()),
+        "conflicts_by_reason": dg.MetadataValue.json(conflicts),
+        "consent_excluded_identities": consent_excluded,
+        "contacts_to_create": con.execute("select count(*) from marts.contacts_to_create").fetchone()[0],
+        "external_ids_to_push": con.execute("select count(*) from marts.external_ids_to_push").fetchone()[0],
+        "crm_duplicate_contacts": con.execute("select count(*) from marts.crm_duplicate_contacts").fetchone()[0],
+    }
+
+
+def _is_links_event(event: Any) -> bool:
+    return isinstance(event, (dg.Output, dg.MaterializeResult, dg.AssetMaterialization)) and (
+        getattr(event, "asset_key", None) == LINKS_ASSET_KEY
+        or getattr(event, "output_name", None) == "identity_contact_links")
+
+
+@dbt_assets(
+    manifest=linking_project.manifest_path,
+    project=linking_project,
+    dagster_dbt_translator=IdlinkDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+    pool="warehouse",
+)
+def linking_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource,
+                       warehouse: WarehouseResource) -> Iterator[Any]:
+    # dbt resolves a relative WAREHOUSE_PATH against dbt_project/; hand it the resource's absolute path
+    os.environ["WAREHOUSE_PATH"] = warehouse.path
+    # DuckDB admits no reader while dbt writes, so the link summary is computed once dbt has exited. Dagster
+    # wants a multi-asset's outputs in dependency order: hold back the links event and everything after it.
+    held_back: list[Any] = []
+    for event in dbt.cli(["build"], context=context).stream():
+        if held_back or _is_links_event(event):
+            held_back.append(event)
+        else:
+            yield event
+    if not held_back:
+        return
+    with warehouse.connect(read_only=True) as con:
+        summary = link_summary(con)
+    context.log.info("identity_contact_links: %s active links, match rate %s, %s conflicts",
+                     summary["links_active"], summary["match_rate"], summary["conflicts"])
+    links_event, *rest = held_back
+    yield links_event.with_metadata({**(links_event.metadata or {}), **summary})
+    yield from rest
+
+
+defs = dg.Definitions(assets=[linking_dbt_assets])

@@ -1,0 +1,134 @@
+"""Writes the CRM contact id onto Akamai Identity Cloud users (rows of ``marts.external_ids_to_push`` with
+``target_system = 'akamai'``), through the shared reverse-ETL framework (``reverse_etl.runner.run_sync``).
+
+Identity Cloud has no batch update, so each record is one ``entity.update`` of one attribute (merge: nothing
+else on the entity changes; idempotent, so a resend after a crash is harmless). Answers are judged per record:
+written; ``record_not_found`` dead-lettered at once (the identity is gone); throttling, 5xx and refused
+credentials stay pending for the next run; any other refusal is permanent.
+
+The attribute written comes from the field mapping's ``akamai`` target (``{"type": "akamai", "mapping":
+{"crmContactId": "<attribute>"}}``) when there is one, else from ``AkamaiSettings.contact_id_attribute``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import duckdb
+
+from clients.akamai import AkamaiClient, AkamaiSettings
+from clients.http import ApiError, RequestLimitExceeded
+from reverse_etl.mapping import MappingError, TargetMapping
+from reverse_etl.runner import DEFAULT_MAX_WORKERS, SyncResult, run_sync
+from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, Outcome, SyncRecord
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "akamai"
+SET_ATTRIBUTE = "set_attribute"
+CONTACT_ID_LOGICAL = "crmContactId"
+DEFAULT_BATCH_SIZE = 10
+# errors that say nothing about the record: it stays pending and is sent again next run
+_TRANSIENT_CODES = frozenset({"invalid_client_credentials", "access_token_expired", "rate_limit_exceeded"})
+
+
+def contact_id_attribute(settings: AkamaiSettings, target: TargetMapping | None) -> str:
+    """The entity attribute that holds the CRM contact id."""
+    if target is not None and target.remote(CONTACT_ID_LOGICAL):
+        return str(target.remote(CONTACT_ID_LOGICAL))
+    return settings.contact_id_attribute
+
+
+class AkamaiWriter:
+    system = SYSTEM
+
+    def __init__(self, client: AkamaiClient, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.client = client
+        self.batch_size = batch_size
+        self._calls = 0
+        self._calls_lock = threading.Lock()
+
+    @property
+    def api_calls(self) -> int:
+        return self._calls
+
+    def batches(self, records: Sequence[SyncRecord]) -> list[list[SyncRecord]]:
+        for record in records:
+            if record.operation != SET_ATTRIBUTE or not record.target:
+                raise ValueError(f"Akamai writer cannot perform operation {record.operation!r} without a uuid")
+        return [list(records[i:i + self.batch_size]) for i in range(0, len(records), self.batch_size)]
+
+    def send(self, batch: list[SyncRecord]) -> list[Outcome]:
+        return [self._write(record) for record in batch]
+
+    def _write(self, record: SyncRecord) -> Outcome:
+        with self._calls_lock:
+            self._calls += 1
+        try:
+            self.client.update_entity(str(record.target), dict(record.payload))
+        except RequestLimitExceeded:
+            raise
+        except ApiError as exc:
+            code = exc.code or (f"HTTP_{exc.status}" if exc.status else "UNREACHABLE")
+            if exc.code == "record_not_found":
+                return Outcome.failure(record.key, code, "identity no longer exists", give_up=True)
+            transient = exc.retryable or exc.code in _TRANSIENT_CODES or exc.status in (401, 403)
+            return Outcome.failure(record.key, code, exc.message, permanent=not transient)
+        return Outcome.success(record.key, str(record.target))
+
+
+def akamai_records(con: duckdb.DuckDBPyConnection, attribute: str
+                   ) -> tuple[list[SyncRecord], list[tuple[SyncRecord, str, str]]]:
+    """Records for Identity Cloud from ``marts.external_ids_to_push``, plus rows that cannot be written."""
+    accepted = {CONTACT_ID_LOGICAL.lower(), attribute.lower()}
+    records: list[SyncRecord] = []
+    invalid: list[tuple[SyncRecord, str, str]] = []
+    rows = con.execute("""SELECT target_id, attribute, value FROM marts.external_ids_to_push
+                          WHERE target_system = 'akamai' ORDER BY target_id, attribute""").fetchall()
+    for target_id, mart_attribute, value in rows:
+        if not target_id:
+            log.warning("external_ids_to_push row for akamai without target_id ignored")
+            continue
+        known = str(mart_attribute or "").lower() in accepted
+        name = attribute if known else str(mart_attribute)
+        record = SyncRecord(key=f"{target_id}:{name}", operation=SET_ATTRIBUTE, payload={name: value},
+                            target=str(target_id))
+        if known:
+            records.append(record)
+        else:
+            invalid.append((record, "UNMAPPED_ATTRIBUTE", f"attribute {mart_attribute} is not in the field mapping"))
+    return records, invalid
+
+
+def validate_attribute(client: AkamaiClient, attribute: str) -> None:
+    """Fail before any write when the entity type has no such attribute (one read of at most one entity)."""
+    try:
+        client.call("entity.find", {"attributes": json.dumps([attribute]), "max_results": "1"})
+    except ApiError as exc:
+        if exc.code == "attribute_does_not_exist":
+            raise MappingError(f"Akamai entity type {client.settings.entity_type!r} has no attribute "
+                               f"{attribute!r} to hold the CRM contact id") from None
+        raise
+
+
+def push_akamai(warehouse_path: str | Path, settings: AkamaiSettings, mapping: Mapping[str, TargetMapping],
+                run_id: str, dry_run: bool = False, *, client: AkamaiClient | None = None,
+                max_attempts: int = DEFAULT_MAX_ATTEMPTS, max_workers: int = DEFAULT_MAX_WORKERS) -> SyncResult:
+    """Write (or clear) CRM contact ids on Akamai users from ``marts.external_ids_to_push``."""
+    attribute = contact_id_attribute(settings, mapping.get(SYSTEM))
+    owned = client is None
+    client = client or AkamaiClient(settings)
+    try:
+        validate_attribute(client, attribute)
+        with duckdb.connect(str(warehouse_path)) as con:
+            records, invalid = akamai_records(con, attribute)
+            return run_sync(con, AkamaiWriter(client), records, run_id, dry_run=dry_run,
+                            max_attempts=max_attempts, max_workers=max_workers, invalid=invalid)
+    finally:
+        if owned:
+            client.close()

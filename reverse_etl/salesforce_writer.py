@@ -1,0 +1,274 @@
+"""Writes contacts and external ids to Salesforce: upserts by external id, updates by Id, never blind inserts.
+
+* ``create_contact`` records are upserted on the external-id field (= the identity id), so a resend after a
+  crash or a timeout updates the contact created the first time instead of creating a second one;
+* ``set_external_id`` / ``clear_external_id`` records update an existing contact by its Id.
+
+Up to ``bulk_threshold`` records of one kind go out as sObject Collections requests (≤ 200 records each,
+``allOrNone: false``, one result per record in request order); above it as one Bulk API 2.0 ingest job
+(CSV upload, poll, successful / failed / unprocessed results).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+import requests
+
+from clients.http import ApiError, RequestLimitExceeded, error_code_and_message
+from clients.salesforce import SalesforceClient
+from reverse_etl.state import Outcome, SyncRecord
+
+CREATE_CONTACT = "create_contact"
+SET_EXTERNAL_ID = "set_external_id"
+CLEAR_EXTERNAL_ID = "clear_external_id"
+_METHOD = {CREATE_CONTACT: "upsert", SET_EXTERNAL_ID: "update", CLEAR_EXTERNAL_ID: "update"}
+
+COLLECTION_LIMIT = 200  # Salesforce's limit of records per sObject Collections request
+DEFAULT_BULK_THRESHOLD = 10_000
+DEFAULT_BULK_JOB_MAX_RECORDS = 100_000  # keeps one upload well under the 100 MB Bulk API 2.0 limit
+BULK_NULL = "#N/A"  # how Bulk API 2.0 CSV says "set this field to null"
+
+# Errors that resending the same payload will not fix: dead-lettered after the configured number of attempts.
+PERMANENT_ERRORS = frozenset({
+    "REQUIRED_FIELD_MISSING", "INVALID_EMAIL_ADDRESS", "STRING_TOO_LONG", "DUPLICATES_DETECTED",
+    "DUPLICATE_VALUE", "FIELD_CUSTOM_VALIDATION_EXCEPTION", "INVALID_FIELD", "INVALID_TYPE_ON_FIELD_IN_RECORD",
+    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "MALFORMED_ID", "DUPLICATE_EXTERNAL_ID", "INVALID_FIELD_FOR_INSERT_UPDATE",
+    "FIELD_INTEGRITY_EXCEPTION", "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", "NUMBER_OUTSIDE_VALID_RANGE",
+    "INVALID_ID_FIELD", "MISSING_ARGUMENT", "JSON_PARSER_ERROR", "INVALID_TYPE",
+})
+# The record written on no longer exists: retrying cannot help, dead-letter at once.
+GONE_ERRORS = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND"})
+
+
+class BulkJob(list):
+    """A batch sent as one Bulk API 2.0 ingest job rather than as sObject Collections requests."""
+
+
+def classify(key: str, code: str | None, message: str | None) -> Outcome:
+    """Outcome for a per-record error: permanent, gone, or (anything else, e.g. UNABLE_TO_LOCK_ROW) transient."""
+    return Outcome.failure(key, code, message, permanent=code in PERMANENT_ERRORS, give_up=code in GONE_ERRORS)
+
+
+class SalesforceWriter:
+    system = "salesforce"
+
+    def __init__(self, client: SalesforceClient, *, sobject: str = "Contact", external_id_field: str | None = None,
+                 collection_size: int = COLLECTION_LIMIT, bulk_threshold: int = DEFAULT_BULK_THRESHOLD,
+                 bulk_job_max_records: int = DEFAULT_BULK_JOB_MAX_RECORDS, bulk_poll_max_s: float = 2.0,
+                 bulk_timeout_s: float = 900.0, sleep: Callable[[float], None] = time.sleep) -> None:
+        if not 1 <= collection_size <= COLLECTION_LIMIT:
+            raise ValueError(f"collection_size must be between 1 and {COLLECTION_LIMIT}")
+        self.client = client
+        self.sobject = sobject
+        self.external_id_field = external_id_field or client.settings.external_id_field
+        self.collection_size = collection_size
+        self.bulk_threshold = bulk_threshold
+        self.bulk_job_max_records = bulk_job_max_records
+        self.bulk_poll_max_s = bulk_poll_max_s
+        self.bulk_timeout_s = bulk_timeout_s
+        self._sleep = sleep
+        self._calls = 0
+        self._calls_lock = threading.Lock()
+
+    @property
+    def api_calls(self) -> int:
+        return self._calls
+
+    def _request(self, method: str, path: str, **kw: Any) -> requests.Response:
+        with self._calls_lock:
+            self._calls += 1
+        try:
+            return self.client.request(method, path, **kw)
+        except requests.RequestException as exc:
+            # a connection that died mid-answer: the write may or may not have happened; resending is safe
+            raise ApiError(f"{method} {path.split('/')[0]} connection failed: {type(exc).__name__}",
+                           code=type(exc).__name__, retryable=True) from None
+
+    # -- planning ---------------------------------------------------------------------------------------------
+    def batches(self, records: Sequence[SyncRecord]) -> list[list[SyncRecord]]:
+        """Collections-sized batches per method, or Bulk API jobs when a method has more than the threshold."""
+        by_method: dict[str, list[SyncRecord]] = {}
+        for record in records:
+            if record.operation not in _METHOD:
+                raise ValueError(f"Salesforce writer cannot perform operation {record.operation!r}")
+            by_method.setdefault(_METHOD[record.operation], []).append(record)
+        batches: list[list[SyncRecord]] = []
+        for group in by_method.values():
+            if len(group) > self.bulk_threshold:
+                size = self.bulk_job_max_records
+                batches.extend(BulkJob(group[i:i + size]) for i in range(0, len(group), size))
+            else:
+                size = self.collection_size
+                batches.extend(list(group[i:i + size]) for i in range(0, len(group), size))
+        return batches
+
+    def send(self, batch: list[SyncRecord]) -> list[Outcome]:
+        if not batch:
+            return []
+        method = _METHOD[batch[0].operation]
+        if isinstance(batch, BulkJob) or len(batch) > self.collection_size:
+            return self._bulk(batch, method)
+        return self._collection(batch, method)
+
+    # -- sObject Collections -----------------------------------------------------------------------------------
+    def _collection(self, batch: list[SyncRecord], method: str) -> list[Outcome]:
+        records = []
+        for record in batch:
+            body: dict[str, Any] = {"attributes": {"type": self.sobject}}
+            if method == "update":
+                body["Id"] = record.target
+                body.update(record.payload)
+            else:  # an upsert never clears: fields without a value are left as they are
+                body.update({k: v for k, v in record.payload.items() if v is not None})
+            records.append(body)
+        path = (f"composite/sobjects/{self.sobject}/{self.external_id_field}" if method == "upsert"
+                else "composite/sobjects")
+        try:
+            response = self._request("PATCH", path, data=orjson.dumps({"allOrNone": False, "records": records}),
+                                     headers={"Content-Type": "application/json"})
+        except RequestLimitExceeded:
+            raise
+        except ApiError as exc:
+            return [Outcome.failure(r.key, exc.code or f"HTTP_{exc.status}", exc.message) for r in batch]
+        if response.status_code >= 300:
+            code, message = error_code_and_message(response)
+            code = code or f"HTTP_{response.status_code}"
+            if response.status_code >= 500:
+                return [Outcome.failure(r.key, code, message) for r in batch]
+            # the whole request was refused (4xx): as permanent as a per-record validation error
+            return [Outcome.failure(r.key, code, message, permanent=True, give_up=code in GONE_ERRORS)
+                    for r in batch]
+        results = orjson.loads(response.content)
+        if not isinstance(results, list) or len(results) != len(batch):
+            # cannot tell which record a result belongs to: resend them all next run (writes are idempotent)
+            return [Outcome.failure(r.key, "UNMATCHED_RESULTS", "collection answer does not match the request")
+                    for r in batch]
+        outcomes = []
+        for record, result in zip(batch, results):
+            if result.get("success"):
+                outcomes.append(Outcome.success(record.key, result.get("id") or record.target))
+                continue
+            errors = result.get("errors") or [{}]
+            first = errors[0]
+            outcomes.append(classify(record.key, first.get("statusCode") or first.get("errorCode"),
+                                     first.get("message")))
+        return outcomes
+
+    # -- Bulk API 2.0 --------------------------------------------------------------------------------------------
+    def _bulk(self, batch: list[SyncRecord], method: str) -> list[Outcome]:
+        match_field = self.external_id_field if method == "upsert" else "Id"
+        by_match: dict[str, SyncRecord] = {}
+        for record in batch:
+            by_match[self._match_value(record, method)] = record
+        job_spec: dict[str, Any] = {"object": self.sobject, "operation": method, "contentType": "CSV",
+                                    "lineEnding": "LF", "columnDelimiter": "COMMA"}
+        if method == "upsert":
+            job_spec["externalIdFieldName"] = self.external_id_field
+        try:
+            job_id = self._bulk_json("POST", "jobs/ingest", job_spec)["id"]
+            upload = self._request("PUT", f"jobs/ingest/{job_id}/batches", data=self._csv(batch, method),
+                                   headers={"Content-Type": "text/csv"})
+            if upload.status_code >= 300:
+                code, message = error_code_and_message(upload)
+                self._abort(job_id)
+                return [Outcome.failure(r.key, code or f"HTTP_{upload.status_code}", message) for r in batch]
+            self._bulk_json("PATCH", f"jobs/ingest/{job_id}", {"state": "UploadComplete"})
+            state = self._wait_for_job(job_id)
+            if state.get("state") != "JobComplete":
+                # the job as a whole did not run (failed, aborted, or still running past our patience): the
+                # records stay pending and go out again next run, which is safe for upserts and updates
+                message = str(state.get("errorMessage") or "bulk job did not complete")
+                return [Outcome.failure(r.key, "BULK_JOB_" + str(state.get("state", "TIMEOUT")).upper(), message)
+                        for r in batch]
+            outcomes: dict[str, Outcome] = {}
+            for row in self._results(job_id, "successfulResults"):
+                record = by_match.get(row.get(match_field, ""))
+                if record is not None:
+                    outcomes[record.key] = Outcome.success(record.key, row.get("sf__Id") or record.target)
+            for row in self._results(job_id, "failedResults"):
+                record = by_match.get(row.get(match_field, ""))
+                if record is not None:
+                    code, _, message = (row.get("sf__Error") or "").partition(":")
+                    outcomes[record.key] = classify(record.key, code.strip() or None, message.strip())
+        except RequestLimitExceeded:
+            raise
+        except ApiError as exc:
+            return [Outcome.failure(r.key, exc.code or f"HTTP_{exc.status}", exc.message) for r in batch]
+        # unprocessed or unreported records stay pending and are sent again next run
+        return [outcomes.get(r.key) or Outcome.failure(r.key, "BULK_UNPROCESSED", "not processed by the bulk job")
+                for r in batch]
+
+    def _match_value(self, record: SyncRecord, method: str) -> str:
+        if method == "upsert":
+            return str(record.payload[self.external_id_field])
+        return str(record.target)
+
+    def _csv(self, batch: list[SyncRecord], method: str) -> bytes:
+        columns: list[str] = ["Id"] if method == "update" else []
+        for record in batch:
+            for name in record.payload:
+                if name not in columns:
+                    columns.append(name)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        for record in batch:
+            row = []
+            for name in columns:
+                if name == "Id" and method == "update":
+                    row.append(record.target)
+                    continue
+                value = record.payload.get(name)
+                # an update writes explicit nulls; an upsert leaves fields without a value untouched
+                row.append(BULK_NULL if value is None and method == "update" and name in record.payload
+                           else "" if value is None else value)
+            writer.writerow(row)
+        return out.getvalue().encode()
+
+    def _bulk_json(self, method: str, path: str, body: dict) -> dict:
+        response = self._request(method, path, data=orjson.dumps(body), headers={"Content-Type": "application/json"})
+        if response.status_code >= 300:
+            code, message = error_code_and_message(response)
+            raise ApiError(f"{method} {path.split('/')[0]}/{path.split('/')[1]} failed with HTTP "
+                           f"{response.status_code}: {message}", status=response.status_code, code=code)
+        return orjson.loads(response.content) if response.content else {}
+
+    def _abort(self, job_id: str) -> None:
+        try:
+            self._bulk_json("PATCH", f"jobs/ingest/{job_id}", {"state": "Aborted"})
+        except ApiError:
+            pass  # best effort: an unfinished job expires on its own
+
+    def _wait_for_job(self, job_id: str) -> dict:
+        deadline = time.monotonic() + self.bulk_timeout_s
+        delay = 0.2
+        while True:
+            state = self._job_state(job_id)
+            if state.get("state") in ("JobComplete", "Failed", "Aborted"):
+                return state
+            if time.monotonic() + delay > deadline:
+                return {"state": "Timeout"}
+            self._sleep(delay)
+            delay = min(delay * 2, self.bulk_poll_max_s)
+
+    def _job_state(self, job_id: str) -> dict:
+        response = self._request("GET", f"jobs/ingest/{job_id}")
+        if response.status_code >= 300:
+            code, message = error_code_and_message(response)
+            raise ApiError(f"GET jobs/ingest failed with HTTP {response.status_code}: {message}",
+                           status=response.status_code, code=code)
+        return orjson.loads(response.content)
+
+    def _results(self, job_id: str, kind: str) -> list[dict[str, str]]:
+        response = self._request("GET", f"jobs/ingest/{job_id}/{kind}", headers={"Accept": "text/csv"})
+        if response.status_code >= 300:
+            code, message = error_code_and_message(response)
+            raise ApiError(f"GET jobs/ingest/{kind} failed with HTTP {response.status_code}: {message}",
+                           status=response.status_code, code=code)
+        return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))

@@ -1,0 +1,342 @@
+"""Bookkeeping of the reverse ETL in schema ``reverse_etl`` of the warehouse, shared by every system's writer.
+
+Tables (keys, hashes and error codes only; payloads never leave the marts):
+
+* ``sync_state``   last payload accepted by the remote system per (system, record_key) -- the diff baseline;
+* ``pending``      intent written before a request, removed when the outcome is known; survives crashes;
+* ``dead_letters`` records that failed permanently and are no longer retried while their payload is unchanged;
+* ``sync_log``     one row per record per attempt (the audit trail).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+SCHEMA = "reverse_etl"
+DEFAULT_MAX_ATTEMPTS = 3
+_MESSAGE_LIMIT = 500
+
+_DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_state (
+    system VARCHAR NOT NULL, record_key VARCHAR NOT NULL, payload_hash VARCHAR NOT NULL,
+    remote_id VARCHAR, accepted_at TIMESTAMP NOT NULL, PRIMARY KEY (system, record_key));
+CREATE TABLE IF NOT EXISTS {SCHEMA}.pending (
+    system VARCHAR NOT NULL, record_key VARCHAR NOT NULL, payload_hash VARCHAR NOT NULL,
+    attempts INTEGER NOT NULL, next_attempt_at TIMESTAMP NOT NULL, last_error_code VARCHAR,
+    PRIMARY KEY (system, record_key));
+CREATE TABLE IF NOT EXISTS {SCHEMA}.dead_letters (
+    system VARCHAR NOT NULL, record_key VARCHAR NOT NULL, payload_hash VARCHAR NOT NULL,
+    error_code VARCHAR, error_message VARCHAR, attempts INTEGER NOT NULL,
+    first_failed_at TIMESTAMP NOT NULL, last_failed_at TIMESTAMP NOT NULL, PRIMARY KEY (system, record_key));
+CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_log (
+    run_id VARCHAR NOT NULL, system VARCHAR NOT NULL, operation VARCHAR NOT NULL, record_key VARCHAR NOT NULL,
+    payload_hash VARCHAR NOT NULL, outcome VARCHAR NOT NULL, error_code VARCHAR, error_message VARCHAR,
+    attempt INTEGER NOT NULL, logged_at TIMESTAMP NOT NULL);
+"""
+
+# sync_log.outcome values
+SUCCEEDED = "succeeded"
+FAILED = "failed"  # stays pending, retried next run
+DEAD_LETTERED = "dead_lettered"
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the bookkeeping tables if they do not exist (safe to call on every run)."""
+    con.execute(_DDL)
+
+
+def payload_hash(operation: str, payload: Mapping[str, Any]) -> str:
+    """Stable hash of what would be sent: key order and formatting do not matter, values and operation do."""
+    body = orjson.dumps([operation, payload], option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hashlib.sha256(body).hexdigest()
+
+
+_EMAIL = re.compile(r"[^\s@'\"<>:;,]+@[^\s@'\"<>:;,]+")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_DIGITS = re.compile(r"(?<![A-Za-z0-9])\+?\d[\d\s().-]{5,}\d(?![A-Za-z0-9])")  # phone-like, not record ids
+
+
+def redact(message: str | None) -> str | None:
+    """Remote error messages may echo the offending value (an email, a name in quotes, a phone number):
+    keep the explanation, drop the values, so the audit tables stay free of PII."""
+    if message is None:
+        return None
+    text = _EMAIL.sub("<email>", str(message))
+    text = _QUOTED.sub("<value>", text)
+    text = _DIGITS.sub("<number>", text)
+    return text[:_MESSAGE_LIMIT]
+
+
+@dataclass(frozen=True)
+class SyncRecord:
+    """One write to a remote system. ``key`` identifies it in the bookkeeping (ids only, never PII);
+    ``target`` is the remote record written on when it is addressed by its own id (e.g. a Contact Id)."""
+
+    key: str
+    operation: str
+    payload: Mapping[str, Any]
+    target: str | None = None
+    payload_hash: str = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "payload_hash", payload_hash(self.operation, self.payload))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the remote system answered for one record. ``permanent`` failures (validation errors) are
+    dead-lettered after the configured number of attempts; ``give_up`` ones (record gone) at once;
+    other failures stay pending and are retried on the next run."""
+
+    key: str
+    ok: bool
+    remote_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    permanent: bool = False
+    give_up: bool = False
+
+    @classmethod
+    def success(cls, key: str, remote_id: str | None = None) -> Outcome:
+        return cls(key=key, ok=True, remote_id=remote_id)
+
+    @classmethod
+    def failure(cls, key: str, code: str | None, message: str | None, *, permanent: bool = False,
+                give_up: bool = False) -> Outcome:
+        return cls(key=key, ok=False, error_code=code, error_message=message, permanent=permanent or give_up,
+                   give_up=give_up)
+
+
+class Writer(Protocol):
+    """A system the reverse ETL writes to (see the package docstring)."""
+
+    system: str
+
+    def batches(self, records: Sequence[SyncRecord]) -> list[list[SyncRecord]]: ...
+
+    def send(self, batch: list[SyncRecord]) -> list[Outcome]: ...
+
+    @property
+    def api_calls(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    to_send: list[SyncRecord]
+    skipped: int  # payload unchanged since last accepted
+    parked: int  # dead-lettered with this very payload: not retried until the payload changes
+    duplicates: int  # same key twice in the input: only the first is sent
+
+
+@dataclass
+class OutcomeCounts:
+    succeeded: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class StateStore:
+    """Diff, intent and outcome bookkeeping of one system within one run; use from one thread."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, system: str, run_id: str,
+                 max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.con, self.system, self.run_id, self.max_attempts = con, system, run_id, max_attempts
+        ensure_schema(con)
+
+    def _with_table(self, name: str, table: pa.Table, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        self.con.register(name, table)
+        try:
+            return self.con.execute(sql, list(params)).fetchall()
+        finally:
+            self.con.unregister(name)
+
+    def plan(self, records: Iterable[SyncRecord]) -> Plan:
+        """Keep the records whose payload differs from the last accepted one and is not parked as a dead letter."""
+        unique: dict[str, SyncRecord] = {}
+        duplicates = 0
+        for record in records:
+            if record.key in unique:
+                duplicates += 1
+                continue
+            unique[record.key] = record
+        if not unique:
+            return Plan([], 0, 0, duplicates)
+        table = pa.table({"record_key": list(unique), "payload_hash": [r.payload_hash for r in unique.values()]})
+        rows = self._with_table("plan_input", table, f"""
+            SELECT i.record_key, s.record_key IS NOT NULL AS unchanged
+            FROM plan_input i
+            LEFT JOIN {SCHEMA}.sync_state s
+              ON s.system = ? AND s.record_key = i.record_key AND s.payload_hash = i.payload_hash
+            LEFT JOIN {SCHEMA}.dead_letters d
+              ON d.system = ? AND d.record_key = i.record_key AND d.payload_hash = i.payload_hash
+            WHERE s.record_key IS NOT NULL OR d.record_key IS NOT NULL""", [self.system, self.system])
+        skipped = {key for key, unchanged in rows if unchanged}
+        parked = {key for key, unchanged in rows if not unchanged}
+        to_send = [r for k, r in unique.items() if k not in skipped and k not in parked]
+        return Plan(to_send, len(skipped), len(parked), duplicates)
+
+    def forget_obsolete(self, current_keys: Iterable[str]) -> int:
+        """Drop pending rows whose record left the marts (e.g. the contact got linked meanwhile): nothing
+        wants them written any more. Returns how many were dropped."""
+        table = pa.table({"record_key": pa.array(list(current_keys), pa.string())})
+        rows = self._with_table("current_input", table, f"""
+            DELETE FROM {SCHEMA}.pending WHERE system = ?
+            AND record_key NOT IN (SELECT record_key FROM current_input) RETURNING record_key""", [self.system])
+        return len(rows)
+
+    def record_intent(self, records: Sequence[SyncRecord]) -> dict[str, int]:
+        """Write the pending rows *before* sending; returns the attempt number of each record."""
+        if not records:
+            return {}
+        table = pa.table({"record_key": [r.key for r in records], "payload_hash": [r.payload_hash for r in records]})
+        self.con.register("intent_input", table)
+        try:
+            self.con.execute("BEGIN")
+            self.con.execute(f"""
+                INSERT INTO {SCHEMA}.pending (system, record_key, payload_hash, attempts, next_attempt_at)
+                SELECT ?, record_key, payload_hash, 1, ? FROM intent_input
+                ON CONFLICT (system, record_key) DO UPDATE SET
+                    attempts = CASE WHEN pending.payload_hash = excluded.payload_hash
+                                    THEN pending.attempts + 1 ELSE 1 END,
+                    payload_hash = excluded.payload_hash,
+                    next_attempt_at = excluded.next_attempt_at""", [self.system, _now()])
+            rows = self.con.execute(f"""
+                SELECT p.record_key, p.attempts FROM {SCHEMA}.pending p
+                JOIN intent_input i ON i.record_key = p.record_key WHERE p.system = ?""", [self.system]).fetchall()
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister("intent_input")
+        return dict(rows)
+
+    def release_unsent(self, records: Sequence[SyncRecord], reason_code: str) -> None:
+        """Undo the attempt counted for records whose request never went out (e.g. API limit reached)."""
+        if not records:
+            return
+        table = pa.table({"record_key": [r.key for r in records]})
+        self._with_table("unsent_input", table, f"""
+            UPDATE {SCHEMA}.pending SET attempts = greatest(attempts - 1, 0), last_error_code = ?
+            WHERE system = ? AND record_key IN (SELECT record_key FROM unsent_input)""",
+                         [reason_code, self.system])
+
+    def record_outcomes(self, pairs: Sequence[tuple[SyncRecord, Outcome, int]]) -> OutcomeCounts:
+        """Apply (record, outcome, attempt) triples in one transaction: state, pending, dead letters, sync log."""
+        counts = OutcomeCounts()
+        if not pairs:
+            return counts
+        now = _now()
+        log_rows: dict[str, list] = {k: [] for k in (
+            "operation", "record_key", "payload_hash", "outcome", "error_code", "error_message", "attempt")}
+        ok_rows: dict[str, list] = {"record_key": [], "payload_hash": [], "remote_id": []}
+        retry_rows: dict[str, list] = {"record_key": [], "error_code": []}
+        dead_rows: dict[str, list] = {k: [] for k in (
+            "record_key", "payload_hash", "error_code", "error_message", "attempts")}
+        for record, outcome, attempt in pairs:
+            message = redact(outcome.error_message)
+            if outcome.ok:
+                verdict = SUCCEEDED
+                counts.succeeded += 1
+                ok_rows["record_key"].append(record.key)
+                ok_rows["payload_hash"].append(record.payload_hash)
+                ok_rows["remote_id"].append(outcome.remote_id)
+            elif outcome.give_up or (outcome.permanent and attempt >= self.max_attempts):
+                verdict = DEAD_LETTERED
+                counts.dead_lettered += 1
+                for name, value in (("record_key", record.key), ("payload_hash", record.payload_hash),
+                                    ("error_code", outcome.error_code), ("error_message", message),
+                                    ("attempts", attempt)):
+                    dead_rows[name].append(value)
+            else:
+                verdict = FAILED
+                counts.failed += 1
+                retry_rows["record_key"].append(record.key)
+                retry_rows["error_code"].append(outcome.error_code)
+            for name, value in (("operation", record.operation), ("record_key", record.key),
+                                ("payload_hash", record.payload_hash), ("outcome", verdict),
+                                ("error_code", outcome.error_code), ("error_message", message),
+                                ("attempt", attempt)):
+                log_rows[name].append(value)
+
+        tables = {
+            "log_input": pa.table(log_rows, schema=pa.schema([
+                ("operation", pa.string()), ("record_key", pa.string()), ("payload_hash", pa.string()),
+                ("outcome", pa.string()), ("error_code", pa.string()), ("error_message", pa.string()),
+                ("attempt", pa.int32())])),
+            "ok_input": pa.table(ok_rows, schema=pa.schema([
+                ("record_key", pa.string()), ("payload_hash", pa.string()), ("remote_id", pa.string())])),
+            "retry_input": pa.table(retry_rows, schema=pa.schema([
+                ("record_key", pa.string()), ("error_code", pa.string())])),
+            "dead_input": pa.table(dead_rows, schema=pa.schema([
+                ("record_key", pa.string()), ("payload_hash", pa.string()), ("error_code", pa.string()),
+                ("error_message", pa.string()), ("attempts", pa.int32())])),
+        }
+        for name, table in tables.items():
+            self.con.register(name, table)
+        system = self.system
+        try:
+            self.con.execute("BEGIN")
+            self.con.execute(f"""
+                INSERT INTO {SCHEMA}.sync_log
+                SELECT ?, ?, operation, record_key, payload_hash, outcome, error_code, error_message, attempt, ?
+                FROM log_input""", [self.run_id, system, now])
+            if ok_rows["record_key"]:
+                self.con.execute(f"""
+                    INSERT INTO {SCHEMA}.sync_state (system, record_key, payload_hash, remote_id, accepted_at)
+                    SELECT ?, record_key, payload_hash, remote_id, ? FROM ok_input
+                    ON CONFLICT (system, record_key) DO UPDATE SET payload_hash = excluded.payload_hash,
+                        remote_id = coalesce(excluded.remote_id, sync_state.remote_id),
+                        accepted_at = excluded.accepted_at""", [system, now])
+                # a record that succeeds (e.g. after its payload was corrected) is no longer a dead letter
+                for table_name in ("pending", "dead_letters"):
+                    self.con.execute(f"""
+                        DELETE FROM {SCHEMA}.{table_name} WHERE system = ?
+                        AND record_key IN (SELECT record_key FROM ok_input)""", [system])
+            if retry_rows["record_key"]:
+                self.con.execute(f"""
+                    UPDATE {SCHEMA}.pending SET last_error_code = r.error_code
+                    FROM retry_input r WHERE pending.system = ? AND pending.record_key = r.record_key""", [system])
+            if dead_rows["record_key"]:
+                self.con.execute(f"""
+                    INSERT INTO {SCHEMA}.dead_letters (system, record_key, payload_hash, error_code, error_message,
+                        attempts, first_failed_at, last_failed_at)
+                    SELECT ?, record_key, payload_hash, error_code, error_message, attempts, ?, ? FROM dead_input
+                    ON CONFLICT (system, record_key) DO UPDATE SET payload_hash = excluded.payload_hash,
+                        error_code = excluded.error_code, error_message = excluded.error_message,
+                        attempts = excluded.attempts, last_failed_at = excluded.last_failed_at""",
+                                 [system, now, now])
+                self.con.execute(f"""
+                    DELETE FROM {SCHEMA}.pending WHERE system = ?
+                    AND record_key IN (SELECT record_key FROM dead_input)""", [system])
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            for name in tables:
+                self.con.unregister(name)
+        return counts
+
+    def dead_letter_count(self) -> int:
+        return self.con.execute(f"SELECT count(*) FROM {SCHEMA}.dead_letters WHERE system = ?",
+                                [self.system]).fetchall()[0][0]
+
+    def pending_count(self) -> int:
+        return self.con.execute(f"SELECT count(*) FROM {SCHEMA}.pending WHERE system = ?",
+                                [self.system]).fetchall()[0][0]

@@ -1,0 +1,162 @@
+"""Command line of the sandbox.
+
+``python -m sandbox serve``    run the HTTPS simulators (Microsoft identity platform + Graph, Salesforce,
+                               Akamai Identity Cloud) seeded from JSONL files and/or synthetic data;
+``python -m sandbox generate`` write a synthetic dataset (with ground truth) as JSONL files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+from sandbox.context import SandboxConfig, SandboxContext
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = SandboxConfig()
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTPS API simulators")
+    serve.add_argument("--users", type=Path, help="JSONL of Microsoft Graph user objects")
+    serve.add_argument("--contacts", type=Path, help="JSONL of Salesforce Contact records")
+    serve.add_argument("--akamai-users", type=Path, help="JSONL of Akamai Identity Cloud user entities")
+    serve.add_argument(
+        "--size", type=_non_negative_int, help="generate about N records for systems without a file"
+    )
+    serve.add_argument("--seed", type=int, default=defaults.seed)
+    serve.add_argument(
+        "--fault-rate", type=_rate, default=0.0, help="share of data requests that fail (0..1)"
+    )
+    serve.add_argument(
+        "--latency-ms", type=_non_negative_float, default=0.0, help="delay added to every call"
+    )
+    serve.add_argument("--env-file", type=Path, help="write KEY=VALUE lines here once the server listens")
+    serve.add_argument(
+        "--port", type=_non_negative_int, default=0, help="TCP port on 127.0.0.1 (0 = any free)"
+    )
+    serve.add_argument("--extensions-app-id", default=defaults.extensions_app_id)
+    serve.add_argument(
+        "--daily-api-limit", type=_non_negative_int, default=0, help="Salesforce API requests a day"
+    )
+    serve.add_argument("--state-dir", type=Path, help="where TLS material goes (default: a new temp dir)")
+    serve.add_argument("--webhook-url", default="", help="Akamai webhook listener to deliver events to")
+
+    generate = commands.add_parser("generate", help="write a synthetic dataset as JSONL files")
+    generate.add_argument("--size", type=_non_negative_int, required=True)
+    generate.add_argument("--out", type=Path, required=True)
+    generate.add_argument("--seed", type=int, default=defaults.seed)
+    generate.add_argument("--extensions-app-id", default=defaults.extensions_app_id)
+    return parser
+
+
+def _lock_state_dir(state_dir: Path) -> IO[str] | None:
+    """Hold an exclusive lock on the state dir for the process lifetime (None if another sandbox holds it):
+    a second sandbox would otherwise replace the CA that the first one's clients trust."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handle = (state_dir / ".lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from sandbox.seed import SeedFileError, seed_context  # SeedFileError is a ValueError; named for readers
+    from sandbox.server import bind_socket, serve
+    from sandbox.tls import make_tls_files
+
+    config = SandboxConfig(
+        seed=args.seed,
+        fault_rate=args.fault_rate,
+        latency_ms=args.latency_ms,
+        extensions_app_id=args.extensions_app_id,
+        daily_api_limit=args.daily_api_limit,
+        webhook_url=args.webhook_url,
+    )
+    state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="idlink-sandbox-"))
+    state_lock = _lock_state_dir(state_dir)
+    if state_lock is None:
+        print(f"sandbox: state dir {state_dir} is in use by another running sandbox", file=sys.stderr)
+        return 2
+    tls = make_tls_files(state_dir)
+    try:
+        sock = bind_socket(args.port)
+    except OSError as exc:
+        print(f"sandbox: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 2
+    config.base_url = f"https://127.0.0.1:{sock.getsockname()[1]}"
+    ctx = SandboxContext(config=config)
+    started = time.perf_counter()
+    try:
+        counts = seed_context(
+            ctx,
+            files={"users": args.users, "contacts": args.contacts, "akamai_users": args.akamai_users},
+            size=args.size,
+        )
+    except (SeedFileError, ValueError, OSError) as exc:
+        print(f"sandbox: cannot load seed data: {exc}", file=sys.stderr)
+        sock.close()
+        return 2
+    summary = ", ".join(f"{n} {system}" for system, n in counts.items()) or "no records"
+    print(f"sandbox: loaded {summary} in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    try:
+        serve(ctx, tls=tls, sock=sock, env_file=args.env_file)
+    finally:
+        state_lock.close()
+    return 0
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from sandbox import synthetic
+
+    data = synthetic.generate(args.size, seed=args.seed, extensions_app_id=args.extensions_app_id)
+    paths = synthetic.write_dataset(data, args.out)
+    print(
+        f"sandbox: wrote {len(data.users)} users, {len(data.contacts)} contacts, "
+        f"{len(data.akamai_users)} Akamai users to {args.out}",
+        file=sys.stderr,
+    )
+    for name, path in paths.items():
+        print(f"{name}={path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return run_serve(args)
+    return run_generate(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""Salesforce simulator: OAuth client credentials, REST query/sObjects/Collections, Bulk API 2.0 ingest.
+
+The sandbox server composes it through ``routes(ctx)``, seeds it with ``load_contacts(ctx, contacts)`` and
+writes ``env(ctx)`` into the environment file that points the pipeline at it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from sandbox import salesforce_bulk, salesforce_composite, salesforce_query, salesforce_sobjects
+from sandbox.context import SandboxContext
+from sandbox.salesforce_http import (
+    UNLIMITED_DISPLAY,
+    Org,
+    api_endpoint,
+    json_response,
+    org_of,
+    token_endpoint,
+    versions,
+)
+from sandbox.salesforce_schema import EXTERNAL_ID_FIELD
+
+API_VERSION = "62.0"
+DATA = "/services/data/v{version}"
+
+
+def env(ctx: SandboxContext) -> dict[str, str]:
+    """Environment variables that point the pipeline's Salesforce client at this simulator."""
+    return {
+        "SALESFORCE_LOGIN_URL": ctx.config.base_url,
+        "SALESFORCE_CLIENT_ID": ctx.config.client_id,
+        "SALESFORCE_CLIENT_SECRET": ctx.config.client_secret,
+        "SALESFORCE_API_VERSION": API_VERSION,
+        "SALESFORCE_EXTERNAL_ID_FIELD": EXTERNAL_ID_FIELD,
+    }
+
+
+def load_contacts(ctx: SandboxContext, contacts: Iterable[Mapping[str, Any]]) -> int:
+    """Seed native Contact records (missing Id and timestamps are filled in); returns how many were stored."""
+    return org_of(ctx).contacts.load(contacts)
+
+
+async def limits(request: Request, org: Org) -> Response:
+    maximum = org.daily_limit or UNLIMITED_DISPLAY
+    jobs = salesforce_bulk.jobs_of(org)
+    with org.ctx.lock:
+        open_jobs = sum(1 for job in jobs.by_id.values() if job.state not in salesforce_bulk.FINAL_STATES)
+    return json_response({
+        "DailyApiRequests": {"Max": maximum, "Remaining": max(0, maximum - org.api_requests)},
+        "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+        "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
+        "DailyBulkV2QueryFileStorageMB": {"Max": 1048576, "Remaining": 1048576},
+        "DataStorageMB": {"Max": 1024, "Remaining": 1024},
+        "BulkV2IngestJobsInFlight": {"Current": open_jobs},
+    })
+
+
+def _both(path: str, endpoint: Callable, methods: list[str]) -> list[Route]:
+    """Clients differ on trailing slashes (simple-salesforce adds them); answer both spellings."""
+    return [Route(path, endpoint, methods=methods), Route(path + "/", endpoint, methods=methods)]
+
+
+def routes(ctx: SandboxContext) -> list[BaseRoute]:
+    api = api_endpoint(ctx)
+    table: list[tuple[str, Callable, list[str]]] = [
+        (f"{DATA}/limits", limits, ["GET"]),
+        (f"{DATA}/query", salesforce_query.query_handler(include_deleted=False), ["GET"]),
+        (f"{DATA}/queryAll", salesforce_query.query_handler(include_deleted=True), ["GET"]),
+        (f"{DATA}/query/{{locator}}", salesforce_query.query_more, ["GET"]),
+        (f"{DATA}/queryAll/{{locator}}", salesforce_query.query_more, ["GET"]),
+        (f"{DATA}/sobjects", salesforce_sobjects.describe_global, ["GET"]),
+        (f"{DATA}/sobjects/{{sobject}}", salesforce_sobjects.object_info, ["GET"]),
+        (f"{DATA}/sobjects/{{sobject}}", salesforce_sobjects.create, ["POST"]),
+        (f"{DATA}/sobjects/{{sobject}}/describe", salesforce_sobjects.describe, ["GET"]),
+        (f"{DATA}/sobjects/{{sobject}}/{{record_id}}", salesforce_sobjects.get_record, ["GET"]),
+        (f"{DATA}/sobjects/{{sobject}}/{{record_id}}", salesforce_sobjects.update, ["PATCH"]),
+        (f"{DATA}/sobjects/{{sobject}}/{{record_id}}", salesforce_sobjects.delete, ["DELETE"]),
+        (f"{DATA}/composite/sobjects", salesforce_composite.create_many, ["POST"]),
+        (f"{DATA}/composite/sobjects", salesforce_composite.update_many, ["PATCH"]),
+        (f"{DATA}/composite/sobjects", salesforce_composite.delete_many, ["DELETE"]),
+        (f"{DATA}/composite/sobjects/{{sobject}}/{{field}}", salesforce_composite.upsert_many, ["PATCH"]),
+        *salesforce_bulk.endpoints(),
+    ]
+    result: list[BaseRoute] = [
+        Route("/services/oauth2/token", token_endpoint(ctx), methods=["POST"]),
+        *_both("/services/data", versions, ["GET"]),
+    ]
+    for path, handler, methods in table:
+        result.extend(_both(path, api(handler), methods))
+    # external-id paths take the rest of the URL as the value; registered last so fixed paths win
+    result.append(Route(f"{DATA}/sobjects/{{sobject}}/{{field}}/{{value:path}}",
+                        api(salesforce_sobjects.get_by_external_id), methods=["GET"]))
+    result.append(Route(f"{DATA}/sobjects/{{sobject}}/{{field}}/{{value:path}}",
+                        api(salesforce_sobjects.upsert), methods=["PATCH"]))
+    return result

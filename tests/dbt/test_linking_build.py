@@ -1,0 +1,210 @@
+"""End to end: synthetic identities and contacts -> raw tables -> `dbt build` (models, seed, snapshot, data tests
+and unit tests) -> the marts behave as specified. One build per module; a second build checks history."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import duckdb
+import orjson
+import pytest
+
+from sandbox.synthetic import DEFAULT_EXTENSIONS_APP_ID, TruthPair, generate
+from tests.dbt.dbt_cli import run_dbt
+from tests.dbt.link_quality import measure
+from tests.dbt.raw_loader import load_raw_tables, raw_tables
+
+EXT = f"extension_{DEFAULT_EXTENSIONS_APP_ID.replace('-', '')}_"
+SIZE = 1500
+
+
+def _graph_user(uid: str, given: str, surname: str, email: str, consent: bool | None) -> dict:
+    user = {"id": uid, "displayName": f"{given} {surname}", "givenName": given, "surname": surname,
+            "mail": None, "otherMails": [], "mobilePhone": None, "businessPhones": [], "streetAddress": None,
+            "city": None, "postalCode": None, "state": None, "country": "Germany", "accountEnabled": True,
+            "createdDateTime": "2024-01-01T00:00:00Z",
+            "identities": [{"signInType": "emailAddress", "issuer": "t", "issuerAssignedId": email}]}
+    if consent is not None:
+        user[EXT + "CrmSyncConsent"] = consent
+    return user
+
+
+def _contact(cid: str, first: str, last: str, email: str) -> dict:
+    return {"Id": cid, "AccountId": "001000000000001AAA", "FirstName": first, "LastName": last, "Email": email,
+            "Phone": None, "MobilePhone": None, "MailingStreet": None, "MailingCity": None,
+            "MailingPostalCode": None, "MailingState": None, "MailingCountry": "Germany",
+            "External_User_Id__c": None, "CreatedDate": "2024-01-01T00:00:00.000+0000",
+            "LastModifiedDate": "2024-02-01T00:00:00.000+0000", "SystemModstamp": "2024-02-01T00:00:00.000+0000",
+            "IsDeleted": False}
+
+
+# hand-made edge cases on top of the synthetic data: (identity, contact) spelled differently in raw form
+EDGE_USERS = [
+    _graph_user("edge-accent", "José", "Müller", "J.O.S.E.Muller+Shop@googlemail.com", True),
+    _graph_user("edge-nfc", "Zoe\u0301", "Dupont", "zoe.dupont@example.org", True),
+]
+EDGE_CONTACTS = [
+    _contact("003EDGE0000000001", "jose", "MULLER", "josemuller@gmail.com"),
+    _contact("003EDGE0000000002", "Zoé", "Dupont", " ZOE.DUPONT@example.org "),
+]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    data = generate(SIZE, seed=11)
+    workdir = tmp_path_factory.mktemp("linking")
+    warehouse = workdir / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        load_raw_tables(con, raw_tables(data.users + copy.deepcopy(EDGE_USERS),
+                                        data.contacts + copy.deepcopy(EDGE_CONTACTS), data.akamai_users))
+    env = {"WAREHOUSE_PATH": str(warehouse), "DBT_TARGET": "duckdb"}
+    run = run_dbt(["build"], workdir / "target", env)
+    assert run.returncode == 0, run.output[-4000:]
+    return data, warehouse, run, env, workdir
+
+
+@pytest.fixture()
+def con(built):
+    with duckdb.connect(str(built[1]), read_only=True) as connection:
+        yield connection
+
+
+def test_build_runs_every_model_data_test_and_unit_test_successfully(built):
+    run = built[2]
+    kinds = {r["unique_id"].split(".")[0] for r in run.results}
+    assert {"model", "test", "unit_test", "seed", "snapshot"} <= kinds
+    assert run.failures() == []
+
+
+def test_active_links_are_precise_and_complete_against_ground_truth(built, con):
+    data = built[0]
+    edge_truth = [TruthPair("b2c", u["id"], c["Id"], "email") for u, c in zip(EDGE_USERS, EDGE_CONTACTS)]
+    consent = {**data.identity_consent, **{u["id"]: "granted" for u in EDGE_USERS}}
+    quality = measure(con, data.truth + edge_truth, consent)
+    assert quality.active_links > SIZE * 0.2
+    assert quality.precision >= 0.999
+    assert quality.recall >= 0.97
+
+
+def test_identities_without_consent_get_no_active_link_and_no_contact_to_create(built, con):
+    not_granted = {i for i, state in built[0].identity_consent.items() if state != "granted"}
+    linked = {r[0] for r in con.execute(
+        "select identity_id from marts.identity_contact_links where status = 'active'").fetchall()}
+    to_create = {r[0] for r in con.execute("select identity_id from marts.contacts_to_create").fetchall()}
+    assert not_granted and not (linked & not_granted)
+    assert not (to_create & not_granted)
+
+
+def test_withdrawn_consent_with_a_carried_id_is_kept_as_withdrawn_link(con):
+    rows = con.execute("""
+        select l.status, l.consent_state from marts.identity_contact_links as l
+        join intermediate.int_identities as i using (identity_provider, identity_id)
+        where i.consent_state = 'withdrawn'""").fetchall()
+    assert rows, "the synthetic data has pre-linked identities whose consent was withdrawn"
+    assert {status for status, _ in rows} == {"withdrawn"}
+
+
+def test_family_mailboxes_and_same_name_strangers_are_never_linked(built, con):
+    negatives = {(n.identity_id, n.contact_id): n.reason for n in built[0].negatives}
+    assert {"family_mailbox", "same_name_stranger"} <= set(negatives.values())
+    active = set(con.execute(
+        "select identity_id, contact_id from marts.identity_contact_links where status = 'active'").fetchall())
+    assert not (active & set(negatives))
+    flagged = set(con.execute(
+        "select identity_id, contact_id from marts.link_conflicts where reason = 'family_mailbox'").fetchall())
+    assert flagged & {pair for pair, reason in negatives.items() if reason == "family_mailbox"}
+
+
+def test_links_are_one_to_one_in_both_directions(con):
+    assert con.execute("""select count(*) from (select identity_provider, identity_id, crm
+        from marts.identity_contact_links where status = 'active' group by all having count(*) > 1)""").fetchone() == (0,)
+    assert con.execute("""select count(*) from (select crm, contact_id
+        from marts.identity_contact_links where status = 'active' group by all having count(*) > 1)""").fetchone() == (0,)
+
+
+def test_accents_case_gmail_dots_and_tags_still_link_the_same_person(con):
+    links = dict(con.execute("""select identity_id, contact_id || ':' || match_rule
+        from marts.identity_contact_links where identity_id like 'edge-%' and status = 'active'""").fetchall())
+    assert links == {"edge-accent": "003EDGE0000000001:mailbox_and_name",
+                     "edge-nfc": "003EDGE0000000002:email"}
+
+
+def test_crm_duplicates_name_a_linked_survivor(con):
+    rows = con.execute("""select d.surviving_contact_id, l.contact_id from marts.crm_duplicate_contacts as d
+        left join marts.identity_contact_links as l
+          on l.identity_id = d.identity_id and l.status = 'active'""").fetchall()
+    assert rows and all(survivor == linked for survivor, linked in rows)
+
+
+def test_every_active_link_missing_an_id_on_either_side_gets_a_push(con):
+    missing = con.execute("""select count(*) from marts.identity_contact_links as l
+        join intermediate.int_contacts as c using (crm, contact_id)
+        where l.status = 'active' and c.external_user_id is distinct from l.identity_id""").fetchone()[0]
+    pushes = con.execute("""select count(*) from marts.external_ids_to_push
+        where target_system = 'salesforce' and reason = 'link' and value is not null""").fetchone()[0]
+    assert missing > 0 and pushes == missing
+
+
+def test_marts_expose_the_documented_columns(con):
+    def columns(table: str) -> list[str]:
+        return [r[0] for r in con.execute(
+            "select column_name from information_schema.columns where table_schema = 'marts' "
+            "and table_name = ? order by ordinal_position", [table]).fetchall()]
+
+    assert columns("identity_contact_links") == [
+        "identity_provider", "identity_id", "crm", "contact_id", "match_rule", "match_confidence", "status",
+        "consent_state", "first_seen_at", "last_seen_at", "linked_at"]
+    assert columns("external_ids_to_push") == [
+        "target_system", "target_id", "attribute", "value", "reason", "identity_provider", "identity_id", "crm",
+        "contact_id"]
+    assert columns("link_conflicts") == [
+        "identity_provider", "identity_id", "crm", "contact_id", "match_rule", "match_confidence", "reason",
+        "detected_at"]
+    assert columns("crm_duplicate_contacts") == [
+        "crm", "surviving_contact_id", "duplicate_contact_id", "identity_provider", "identity_id", "reason"]
+    assert columns("contacts_to_create") == [
+        "identity_provider", "identity_id", "crm", "email", "given_name", "family_name", "phone_e164",
+        "street_address", "city", "postal_code", "country_code"]
+
+
+def test_a_provider_that_was_never_loaded_contributes_zero_rows(con):
+    assert con.execute("select count(*) from staging.stg_akamai__users").fetchone() == (0,)
+
+
+def test_rebuild_after_withdrawal_keeps_history_and_first_seen(built):
+    _, warehouse, _, env, workdir = built
+    with duckdb.connect(str(warehouse)) as con:
+        identity_id, contact_id, first_seen = con.execute("""select identity_id, contact_id, first_seen_at
+            from marts.identity_contact_links where status = 'active' and identity_id not like 'edge-%'
+            order by identity_id limit 1""").fetchone()
+        con.execute("update raw_b2c.users set custom_attributes = ? where id = ?",
+                    [orjson.dumps({"CrmSyncConsent": False}).decode(), identity_id])
+        con.execute("update raw_salesforce.contact set external_user_id = ? where id = ?", [identity_id, contact_id])
+
+    run = run_dbt(["build", "--exclude", "resource_type:unit_test", "resource_type:test"],
+                  Path(workdir) / "target2", env)
+    assert run.returncode == 0, run.output[-4000:]
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        status, consent, kept_first_seen = con.execute("""select status, consent_state, first_seen_at
+            from marts.identity_contact_links where identity_id = ?""", [identity_id]).fetchone()
+        assert (status, consent, kept_first_seen) == ("withdrawn", "withdrawn", first_seen)
+        assert con.execute("""select value, reason from marts.external_ids_to_push
+            where target_system = 'salesforce' and target_id = ?""", [contact_id]).fetchall() == [(None, "withdrawn")]
+        history = con.execute("""select status from snapshots.identity_contact_links_snapshot
+            where identity_id = ? order by dbt_valid_from""", [identity_id]).fetchall()
+        assert history == [("active",), ("withdrawn",)]
+
+
+def test_link_summary_reports_counts_only(con):
+    from orchestration.linking_assets import link_summary
+
+    summary = link_summary(con)
+    active = con.execute(
+        "select count(*) from marts.identity_contact_links where status = 'active'").fetchone()[0]
+    assert summary["links_active"] == active > 0
+    assert 0 < summary["match_rate"] <= 1
+    assert summary["consent_excluded_identities"] > 0
+    assert sum(summary["links_by_rule"].data.values()) == active
+    assert all(isinstance(v, (int, float)) for k, v in summary.items()
+               if k not in ("links_by_rule", "conflicts_by_reason"))

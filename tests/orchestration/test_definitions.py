@@ -1,0 +1,65 @@
+"""The Dagster code location: what a data engineer sees in the UI and what the jobs select."""
+import dagster as dg
+import pytest
+
+
+@pytest.fixture(scope="module")
+def defs():
+    from orchestration.definitions import defs
+
+    return defs
+
+
+def _asset_specs(defs):
+    graph = defs.resolve_asset_graph()
+    return {key: graph.get(key) for key in graph.get_all_asset_keys() if graph.get(key).is_materializable}
+
+
+def test_both_jobs_are_defined(defs):
+    names = {job.name for job in defs.resolve_all_job_defs()}
+    assert {"ingest_and_link", "full_sync"} <= names
+
+
+def test_every_asset_belongs_to_one_of_the_three_stages(defs):
+    groups = {node.group_name for node in _asset_specs(defs).values()}
+    assert groups <= {"ingestion", "linking", "reverse_etl"}
+    assert {"ingestion", "linking", "reverse_etl"} <= groups
+
+
+def test_raw_tables_line_up_with_dbt_sources(defs):
+    keys = set(_asset_specs(defs))
+    assert dg.AssetKey(["raw_b2c", "users"]) in keys
+    assert dg.AssetKey(["raw_salesforce", "contact"]) in keys
+    assert dg.AssetKey("identity_contact_links") in keys
+
+
+def test_ingest_and_link_selects_no_asset_that_writes_to_outside_systems(defs):
+    graph = defs.resolve_asset_graph()
+    selected = defs.resolve_job_def("ingest_and_link").asset_layer.selected_asset_keys
+    groups = {graph.get(key).group_name for key in selected}
+    assert groups == {"ingestion", "linking"}
+
+
+def test_full_sync_selects_every_stage(defs):
+    graph = defs.resolve_asset_graph()
+    selected = defs.resolve_job_def("full_sync").asset_layer.selected_asset_keys
+    assert {graph.get(key).group_name for key in selected} == {"ingestion", "linking", "reverse_etl"}
+
+
+def test_everything_that_opens_the_warehouse_shares_one_pool(defs):
+    for key, node in _asset_specs(defs).items():
+        assert node.pools == {"warehouse"}, f"{key.to_user_string()} must run in pool 'warehouse'"
+
+
+def test_dbt_tests_are_visible_as_asset_checks(defs):
+    checks = list(defs.resolve_asset_graph().asset_check_keys)
+    assert any(check.asset_key == dg.AssetKey("identity_contact_links") for check in checks)
+
+
+def test_secrets_are_bound_from_the_environment_not_from_code(monkeypatch):
+    monkeypatch.setenv("SALESFORCE_CLIENT_SECRET", "from-the-environment")
+    from orchestration.resources import build_resources
+
+    resource = build_resources()["salesforce"]
+    assert isinstance(resource.client_secret, dg.EnvVar)
+    assert resource.client_secret.env_var_name == "SALESFORCE_CLIENT_SECRET"

@@ -1,0 +1,65 @@
+"""Realtime fixtures: an inbox at GATEWAY_INBOX_PATH and stand-in assets for the sensors' job to select from.
+
+The stand-ins mirror the asset keys and groups of the real code location, so the sensors can be evaluated
+without dlt, dbt or any outside system.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dagster as dg
+import pytest
+
+from gateway.inbox import Inbox
+from orchestration import realtime
+
+
+def _stand_in(key: list[str] | str, group: str, deps=()) -> dg.AssetsDefinition:
+    @dg.asset(key=key, group_name=group, deps=list(deps))
+    def _asset() -> None:
+        return None
+
+    return _asset
+
+
+STAND_IN_ASSETS = [
+    _stand_in(["raw_b2c", "users"], "ingestion"),
+    _stand_in(["raw_salesforce", "contact"], "ingestion"),
+    _stand_in(["raw_akamai", "users"], "ingestion"),
+    _stand_in("identity_contact_links", "linking",
+              deps=[["raw_b2c", "users"], ["raw_salesforce", "contact"], ["raw_akamai", "users"]]),
+    _stand_in(["reverse_etl", "salesforce_contacts"], "reverse_etl", deps=["identity_contact_links"]),
+]
+
+
+@pytest.fixture
+def inbox(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    path = tmp_path / "inbox.sqlite3"
+    monkeypatch.setenv("GATEWAY_INBOX_PATH", str(path))
+    box = Inbox(path)
+    yield box
+    box.close()
+
+
+@pytest.fixture
+def stand_in_defs() -> dg.Definitions:
+    return dg.Definitions(assets=STAND_IN_ASSETS, sensors=[realtime.inbox_sensor])
+
+
+@pytest.fixture
+def recorded_run_config(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """Replace the ingestion modules' run-config builders with recorders returning recognisable fragments."""
+    calls: list[tuple] = []
+
+    def targeted(identity_ids, contact_ids):
+        calls.append(("targeted", list(identity_ids), list(contact_ids)))
+        return {"ops": {"raw_b2c__users": {"config": {"identity_ids": list(identity_ids)}},
+                        "raw_salesforce__contact": {"config": {"contact_ids": list(contact_ids)}}}}
+
+    def akamai(uuids):
+        calls.append(("akamai", list(uuids)))
+        return {"ops": {"raw_akamai__users": {"config": {"identity_ids": list(uuids)}}}}
+
+    monkeypatch.setattr(realtime, "_targeted_run_config", targeted)
+    monkeypatch.setattr(realtime, "_akamai_run_config", akamai)
+    return calls

@@ -1,0 +1,128 @@
+"""End to end, near real time: an identity created in Akamai reaches the CRM through the webhook, the gateway
+inbox, the inbox sensor and a targeted run; the CRM's change then carries the contact id back to the identity.
+Deleting the identity releases the contact."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
+import dagster as dg
+import pytest
+import uvicorn
+
+from gateway.app import create_app
+from gateway.inbox import Inbox
+from orchestration import realtime
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def gateway_on(port: int):
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline, "gateway did not start"
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def wait_for(predicate, timeout_s: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def akamai_call(sandbox, route: str, **form) -> dict:
+    env = sandbox.env
+    response = sandbox.client.post(f"{env['AKAMAI_BASE_URL']}/{route}", data=form,
+                                   auth=(env["AKAMAI_CLIENT_ID"], env["AKAMAI_CLIENT_SECRET"]))
+    body = response.json()
+    assert body["stat"] == "ok", body
+    return body
+
+
+def contact_for(sandbox, identity_id: str) -> dict | None:
+    for contact in sandbox.state("salesforce")["salesforce"]["Contact"]:
+        if contact.get("External_User_Id__c") == identity_id and not contact.get("IsDeleted"):
+            return contact
+    return None
+
+
+def run_requested(defs, job, instance, sensor, cursor, resources=None):
+    context = dg.build_sensor_context(cursor=cursor, definitions=defs, instance=instance, resources=resources)
+    data = sensor.evaluate_tick(context)
+    for request in data.run_requests:
+        result = job.execute_in_process(run_config=request.run_config, asset_selection=request.asset_selection,
+                                        tags=request.tags, instance=instance, raise_on_error=False)
+        assert result.success, f"targeted run {request.run_key} failed"
+    return data
+
+
+def test_an_akamai_identity_reaches_the_crm_and_gets_its_contact_id_back(sandbox_factory, tmp_path,
+                                                                        monkeypatch) -> None:
+    port = free_port()
+    sandbox = sandbox_factory(size=30, extra_args=("--webhook-url", f"http://127.0.0.1:{port}/webhooks/akamai"))
+    sandbox.apply_env(monkeypatch)
+    monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("GATEWAY_INBOX_PATH", str(tmp_path / "inbox.sqlite3"))
+    from orchestration.definitions import build_definitions
+    from orchestration.resources import build_resources
+
+    defs = build_definitions()
+    job = defs.resolve_job_def("full_sync")
+    salesforce = build_resources()["salesforce"]
+    inbox = Inbox(tmp_path / "inbox.sqlite3")
+    with dg.instance_for_test() as instance, gateway_on(port):
+        # the baseline: every system loaded once (linking runs in each targeted run below)
+        baseline = [dg.AssetKey(["raw_b2c", "users"]), dg.AssetKey(["raw_salesforce", "contact"]),
+                    dg.AssetKey(["raw_akamai", "users"])]
+        assert job.execute_in_process(instance=instance, asset_selection=baseline, raise_on_error=False).success
+        sf_cursor = run_requested(defs, job, instance, realtime.salesforce_changes_sensor, None,
+                                  {"salesforce": salesforce}).cursor
+
+        created = akamai_call(sandbox, "entity.create", type_name="user", attributes=json.dumps({
+            "email": "rt.e2e@example.org", "givenName": "Realtime", "familyName": "Endtoend",
+            "consents": {"crmSync": {"granted": True}}}))
+        uuid = created["uuid"]
+        [event] = wait_for(inbox.pending, what="the webhook in the inbox")
+        assert (event.kind, event.subject) == ("entityCreated", uuid)
+
+        tick = run_requested(defs, job, instance, realtime.inbox_sensor, None)
+        [request] = tick.run_requests
+        assert dg.AssetKey(["raw_b2c", "users"]) not in request.asset_selection  # targeted: no B2C scan
+        contact = contact_for(sandbox, uuid)
+        assert contact is not None, "the contact was not created with the identity's id"
+
+        # The CRM change comes back through the Salesforce sensor and writes the contact id on the identity.
+        run_requested(defs, job, instance, realtime.salesforce_changes_sensor, sf_cursor, {"salesforce": salesforce})
+        entity = akamai_call(sandbox, "entity", type_name="user", uuid=uuid)["result"]
+        assert entity.get("crmContactId") == contact["Id"]
+
+        # Deleting the identity: the webhook triggers a targeted run that releases the contact.
+        akamai_call(sandbox, "entity.delete", type_name="user", uuid=uuid)
+        [deleted] = wait_for(lambda: inbox.pending(after_seq=event.seq), what="the deletion webhook")
+        assert deleted.kind == "entityDeleted"
+        run_requested(defs, job, instance, realtime.inbox_sensor, tick.cursor)
+        released = next(c for c in sandbox.state("salesforce")["salesforce"]["Contact"] if c["Id"] == contact["Id"])
+        assert not released.get("External_User_Id__c"), "the deleted identity's id stays on the contact"
+    inbox.close()
