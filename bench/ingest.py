@@ -54,12 +54,12 @@ class PeakMemory:
         me = psutil.Process()
         total = me.memory_info().rss
         for child in me.children(recursive=True):
-            if child.pid == self.exclude or self.exclude in {p.pid for p in child.parents()}:
-                continue
-            try:
+            try:  # children come and go (worker processes): skip any that vanish mid-sample
+                if child.pid == self.exclude or self.exclude in {p.pid for p in child.parents()}:
+                    continue
                 total += child.memory_info().rss
-            except psutil.NoSuchProcess:
-                pass
+            except psutil.Error:
+                continue
         return total
 
     def _run(self) -> None:

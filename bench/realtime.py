@@ -363,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure the gateway and the connector only (no stack needed besides a sandbox)")
     parser.add_argument("--gateway-workers", type=int, default=1, help="worker processes of the bench gateway")
     args = parser.parse_args(argv)
+    # In-process runs (dbt among them) write to stdout; keep it for the one JSON line and send the rest to stderr.
+    figures_out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
     results: dict[str, Any] = {"mode": "start-stack" if args.start_stack else "attached"}
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="idlink-bench-realtime-") as tmp:
@@ -426,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         "connector_p95_le_100ms": (results.get("connector_p95_ms") or 1e9) <= 100,
         "gateway_ge_1000_per_s": results["gateway_events_per_s"] >= 1000,
     }
-    print(json.dumps(results), flush=True)
+    print(json.dumps(results), file=figures_out, flush=True)
     return 0
 
 

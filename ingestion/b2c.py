@@ -24,7 +24,15 @@ from clients.graph import BATCH_LIMIT, GraphClient
 from clients.http import RETRYABLE_STATUSES, ApiError, parse_retry_after
 from clients.settings import GraphSettings
 from ingestion import normalize as n
-from ingestion.columns import B2C_USERS, arrow_schema, from_ipc, routed, table_from_columns, to_ipc
+from ingestion.columns import (
+    B2C_USERS,
+    TableBatcher,
+    arrow_schema,
+    from_ipc,
+    routed,
+    table_from_columns,
+    to_ipc,
+)
 from ingestion.parallel import ordered_map
 from ingestion.prefetch import prefetch
 from ingestion.quality import MISSING_ID, NOT_AN_OBJECT, LoadCounts, Quarantine
@@ -354,16 +362,19 @@ def b2c_source(
             (raw, extensions, f"users/page-{page_no}", now)
             for page_no, raw in enumerate(prefetch(pages), start=1)
         )
+        batcher = TableBatcher()
         for ipc, quarantined, fetched in ordered_map(build_user_page, tasks):
             counts.pages += 1
             counts.fetched += fetched
             table = changed_rows(from_ipc(ipc), known, counts)
-            if table is not None:
-                yield _users_item(table)
+            if table is not None and (batch := batcher.add(table)) is not None:
+                yield _users_item(batch)
             if quarantined:
                 quarantine.extend(quarantined)
                 counts.quarantined += len(quarantine)
                 yield quarantine.item(now)
+        if (batch := batcher.flush()) is not None:
+            yield _users_item(batch)
         # only a complete scan proves absence; a targeted run only trusts its own 404s
         candidates = not_found if wanted else list(known)
         gone = [user_id for user_id in candidates if known.get(user_id) is not None]

@@ -130,3 +130,29 @@ def to_ipc(table: pa.Table) -> bytes:
 
 def from_ipc(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(data).read_all()
+
+
+class TableBatcher:
+    """Gathers page tables into items of at least ``min_rows`` rows.
+
+    Every item costs dlt a fixed amount of work (hint computation, a file of its own, a load job), so a few
+    large items load much faster than one item per API page.
+    """
+
+    def __init__(self, min_rows: int = 50_000) -> None:
+        self.min_rows = min_rows
+        self._tables: list[pa.Table] = []
+        self._rows = 0
+
+    def add(self, table: pa.Table) -> pa.Table | None:
+        """Adds ``table``; returns the gathered batch once it is large enough, else None."""
+        self._tables.append(table)
+        self._rows += table.num_rows
+        return self.flush() if self._rows >= self.min_rows else None
+
+    def flush(self) -> pa.Table | None:
+        """The gathered rows as one table (None when there are none); starts a new batch."""
+        tables, self._tables, self._rows = self._tables, [], 0
+        if not tables:
+            return None
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks()

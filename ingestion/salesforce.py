@@ -16,12 +16,21 @@ from typing import Any
 
 import dlt
 import orjson
+import pyarrow.compute as pc
 
 from clients.http import ApiError
 from clients.salesforce import SalesforceClient
 from clients.settings import SalesforceSettings
 from ingestion import normalize as n
-from ingestion.columns import SALESFORCE_CONTACT, arrow_schema, from_ipc, routed, table_from_columns, to_ipc
+from ingestion.columns import (
+    SALESFORCE_CONTACT,
+    TableBatcher,
+    arrow_schema,
+    from_ipc,
+    routed,
+    table_from_columns,
+    to_ipc,
+)
 from ingestion.parallel import ordered_map
 from ingestion.prefetch import prefetch
 from ingestion.quality import MISSING_ID, NOT_AN_OBJECT, LoadCounts, Quarantine
@@ -216,19 +225,27 @@ def _emit(
         (raw, builder.external_id_field, builder.extra_fields, f"contact/{label}/page-{page_no}", now)
         for page_no, raw in enumerate(prefetch(pages), start=1)
     )
+    batcher = TableBatcher()
     for ipc, quarantined, fetched in ordered_map(build_contact_page, tasks):
         counts.pages += 1
         counts.fetched += fetched
         table = from_ipc(ipc)
         if table.num_rows:
             counts.emitted += table.num_rows
-            counts.deleted += sum(1 for deleted in table.column("is_deleted").to_pylist() if deleted)
+            counts.deleted += pc.sum(table.column("is_deleted")).as_py() or 0
             counts.count_flags(table.column("quality_flags").to_pylist())
-            yield routed(table, TABLE, SALESFORCE_CONTACT, write_disposition="merge", primary_key="id")
+            if (batch := batcher.add(table)) is not None:
+                yield _contacts_item(batch)
         if quarantined:
             quarantine.extend(quarantined)
             counts.quarantined += len(quarantine)
             yield quarantine.item(now)
+    if (batch := batcher.flush()) is not None:
+        yield _contacts_item(batch)
+
+
+def _contacts_item(table: Any) -> Any:
+    return routed(table, TABLE, SALESFORCE_CONTACT, write_disposition="merge", primary_key="id")
 
 
 def _check_ids(ids: Sequence[str]) -> list[str]:

@@ -19,6 +19,7 @@ import requests
 
 from gateway.inbox import Inbox, InboxEvent, resolve_inbox_path
 from orchestration.jobs import full_sync_job
+from orchestration.linking_assets import TARGETED_RUN_TAG
 from orchestration.resources import SalesforceResource
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,8 @@ class TargetedRunPlan:
             run_key=run_key,
             run_config=config,
             asset_selection=selection,
-            tags={**tags, "idlink/identities": str(len(self.b2c_identity_ids) + len(self.akamai_uuids)),
+            tags={**tags, TARGETED_RUN_TAG: "true",
+                  "idlink/identities": str(len(self.b2c_identity_ids) + len(self.akamai_uuids)),
                   "idlink/contacts": str(len(self.contact_ids))},
         )
 

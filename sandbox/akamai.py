@@ -530,7 +530,11 @@ def _copy_json(value: Any) -> Any:
     """A deep copy of JSON-shaped data (dicts, lists, scalars); anything else goes through ``copy.deepcopy``."""
     kind = type(value)
     if kind is dict:
-        return {k: v if type(v) in _ATOMS else _copy_json(v) for k, v in value.items()}
+        out = value.copy()  # scalars are shared as they are; only containers need copies of their own
+        for k, v in value.items():
+            if type(v) not in _ATOMS:
+                out[k] = _copy_json(v)
+        return out
     if kind is list:
         return [v if type(v) in _ATOMS else _copy_json(v) for v in value]
     if kind in _ATOMS:

@@ -363,7 +363,9 @@ class ContactStore:
 # ``to_18`` for seeding: same answers, a regular expression instead of a set per id and the case-safe suffix
 # looked up per 5-character case pattern (a million seed ids would otherwise cost seconds).
 _SEED_ID_SHAPE = re.compile(r"[0-9A-Za-z]{15}(?:[0-9A-Za-z]{3})?")
-_CASE_PATTERN = str.maketrans({c: ("1" if c in string.ascii_uppercase else "0") for c in string.ascii_letters + string.digits})
+_CASE_PATTERN = str.maketrans(
+    {c: ("1" if c in string.ascii_uppercase else "0") for c in string.ascii_letters + string.digits}
+)
 _SUFFIX_BY_PATTERN = {
     pattern: SUFFIX_ALPHABET[int(pattern[::-1], 2)]
     for pattern in ("".join(bits) for bits in itertools.product("01", repeat=5))
@@ -376,7 +378,8 @@ def _seed_id(record_id: str) -> str | None:
         return None
     id15 = record_id[:15]
     pattern = id15.translate(_CASE_PATTERN)
-    suffix = _SUFFIX_BY_PATTERN[pattern[:5]] + _SUFFIX_BY_PATTERN[pattern[5:10]] + _SUFFIX_BY_PATTERN[pattern[10:]]
+    by_pattern = _SUFFIX_BY_PATTERN
+    suffix = by_pattern[pattern[:5]] + by_pattern[pattern[5:10]] + by_pattern[pattern[10:]]
     if len(record_id) == 18 and record_id[15:].upper() != suffix:
         return None
     return id15 + suffix

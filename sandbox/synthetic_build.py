@@ -80,8 +80,8 @@ _COUNTRY_EDGES = tuple(
 )
 
 
-_B62_CUBE = 62**3
-_B62_TRIPLES = tuple(a + b + c for a in _B62 for b in _B62 for c in _B62)
+_B62_SQUARE = 62**2
+_B62_PAIRS = tuple(a + b for a in _B62 for b in _B62)  # pairs, not triples: 3844 strings build at once
 _UPPER_FLAGS = str.maketrans({c: "1" if c in string.ascii_uppercase else "0" for c in _B62})
 
 
@@ -101,14 +101,19 @@ class FastRandom(random.Random):
         return start + int(self.random() * (stop - start))
 
 
+# 5-character case pattern ("1" = upper case) -> its checksum character
+_SUFFIX_BY_FLAGS = {flags: _SF_SUFFIX[int(flags[::-1], 2)] for flags in (f"{bits:05b}" for bits in range(32))}
+
+
 def salesforce_id(prefix: str, number: int) -> str:
     """An 18-character Salesforce id: 15 case-sensitive characters plus the case-encoding checksum
     (each 5-character chunk's upper-case positions, as a 5-bit index into A-Z0-5)."""
-    high, low = divmod(number % _B62_CUBE**2, _B62_CUBE)
-    id15 = f"{prefix}5g0000{_B62_TRIPLES[high]}{_B62_TRIPLES[low]}"
+    high, rest = divmod(number % _B62_SQUARE**3, _B62_SQUARE**2)
+    middle, low = divmod(rest, _B62_SQUARE)
+    id15 = f"{prefix}5g0000{_B62_PAIRS[high]}{_B62_PAIRS[middle]}{_B62_PAIRS[low]}"
     flags = id15.translate(_UPPER_FLAGS)
-    first, second, third = int(flags[4::-1], 2), int(flags[9:4:-1], 2), int(flags[14:9:-1], 2)
-    return f"{id15}{_SF_SUFFIX[first]}{_SF_SUFFIX[second]}{_SF_SUFFIX[third]}"
+    suffix = _SUFFIX_BY_FLAGS
+    return f"{id15}{suffix[flags[:5]]}{suffix[flags[5:10]]}{suffix[flags[10:]]}"
 
 
 def _uuid4(rng: random.Random) -> str:
@@ -191,7 +196,11 @@ class View:
     def signals(self, iso2: str) -> Signals:
         """Only computed for people with both an identity and a contact: the truth needs nothing else."""
         country_known = self.provider == "b2c" or self.country is not None
-        phones = tuple(p[1] for p in (self.mobile, self.landline) if p)
+        mobile, landline = self.mobile, self.landline
+        if mobile:
+            phones = (mobile[1], landline[1]) if landline else (mobile[1],)
+        else:
+            phones = (landline[1],) if landline else ()
         return Signals(
             normalise_email(self.email) if self.email and self.email_ok else None,
             phones,
@@ -341,13 +350,15 @@ class Builder:
                 local = f"{f}.{l}{rng.randrange(1, 100)}"
             else:
                 local = f"{l}{f[0]}{rng.randrange(60, 100)}"
-        domain = "gmail.com" if gmail else rng.choice(p.pool.free_domains)
+        domains = p.pool.free_domains
+        domain = "gmail.com" if gmail else domains[int(rng.random() * len(domains))]
         return self._claim(local, domain)
 
     def _work_email(self, p: Person) -> str:
         f, l = _ascii_token(p.first) or "info", _ascii_token(p.last) or "staff"
         local = f"{f}.{l}" if self.rng.random() < 0.7 else f"{f[0]}{l}"
-        return self._claim(local, self.rng.choice(p.pool.work_domains))
+        domains = p.pool.work_domains
+        return self._claim(local, domains[int(self.rng.random() * len(domains))])
 
     # ---------------------------------------------------------------- units of people
     def _single(self) -> None:
@@ -629,9 +640,9 @@ class Builder:
         if identity and rng.random() < 0.6:
             style = "e164"  # what B2C's phone sign-up and MFA store
         elif country_known and rng.random() < 0.6:
-            style = rng.choice(NATIONAL_STYLES)
+            style = NATIONAL_STYLES[int(rng.random() * len(NATIONAL_STYLES))]
         else:
-            style = rng.choice(INTERNATIONAL_STYLES)
+            style = INTERNATIONAL_STYLES[int(rng.random() * len(INTERNATIONAL_STYLES))]
             if style == "idd" and (p.pool.idd is None or not country_known):
                 style = "intl"  # 00CC only reads back as international where 00 is the local exit code
         return render_phone(template, digits, style, p.pool.idd), fill(template.e164, digits)
@@ -678,7 +689,7 @@ class Builder:
 
     def _identity(self, p: Person, view: View, crm_contact_id: str | None) -> tuple[str, str]:
         rng = self.rng
-        created = rng.randrange(_EPOCH_START, _AS_OF)
+        created = _EPOCH_START + int(rng.random() * (_AS_OF - _EPOCH_START))
         r = rng.random()
         consent = "granted" if r < 0.7 else "withdrawn" if r < 0.8 else "missing"
         out = self.out
@@ -767,8 +778,9 @@ class Builder:
     def _contact(self, p: Person, view: View, external_id: str | None, contact_id: str | None = None) -> None:
         rng = self.rng
         cid = contact_id or self._next_contact_id()
-        created = rng.randrange(_EPOCH_START, _AS_OF)
-        modified = _ts_salesforce(min(_AS_OF, created + rng.randrange(0, 600 * 86400)))
+        rnd = rng.random
+        created = _EPOCH_START + int(rnd() * (_AS_OF - _EPOCH_START))
+        modified = _ts_salesforce(min(_AS_OF, created + int(rnd() * (600 * 86400))))
         phone, mobile = (
             (view.landline[0] if view.landline else None),
             (view.mobile[0] if view.mobile else None),
@@ -782,7 +794,7 @@ class Builder:
                     "url": f"/services/data/v{SALESFORCE_API_VERSION}/sobjects/Contact/{cid}",
                 },
                 "Id": cid,
-                "AccountId": rng.choice(self.account_ids),
+                "AccountId": self.account_ids[int(rnd() * len(self.account_ids))],
                 "FirstName": view.first,
                 "LastName": view.last,
                 "Email": view.email,

@@ -294,9 +294,15 @@ def _build_country_pool(iso2: str, scale: int) -> CountryPool:
 CACHE_FORMAT = 1
 
 
-def cache_dir() -> Path:
-    """Where built pools are kept: ``$XDG_CACHE_HOME/idlink/synthetic`` (default ``~/.cache``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+def cache_dir() -> Path | None:
+    """Where built pools are kept: ``$XDG_CACHE_HOME/idlink/synthetic`` (default ``~/.cache``); None (no
+    caching) when there is no home directory to put it in."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:
+            return None
     return Path(base) / "idlink" / "synthetic"
 
 
@@ -314,7 +320,10 @@ def _cache_key() -> str:
 
 
 def _cache_read(name: str) -> Any:
-    path = cache_dir() / f"{name}-{_cache_key()}.json"
+    directory = cache_dir()
+    if directory is None:
+        return None
+    path = directory / f"{name}-{_cache_key()}.json"
     try:
         payload = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError):
@@ -327,6 +336,8 @@ def _cache_read(name: str) -> Any:
 def _cache_write(name: str, data: Any) -> None:
     """Best effort: a read-only or full disk only costs the next process a rebuild."""
     directory = cache_dir()
+    if directory is None:
+        return
     payload = orjson.dumps({"key": _cache_key(), "name": name, "data": data})
     tmp = None
     try:

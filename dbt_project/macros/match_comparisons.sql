@@ -1,108 +1,130 @@
-{# Comparisons the match rules name in dbt_project.yml (`require` / `reject`). Each renders a boolean over an
-   identity row `i` and a contact row `c` of int_identities / int_contacts. #}
+{# Comparisons the match rules name in dbt_project.yml (`require` / `reject`). A candidate pair is compared in
+   two steps: `pair_features` computes every similarity of an identity row `i` and a contact row `c` once (one
+   column each), then each comparison is a cheap boolean over that feature row `p`. A feature is null when
+   either side's value is missing, and missing values never agree or disagree. #}
 
-{% macro comparison(name, i, c) -%}
+{% macro pair_features(i, c) -%}
+        ({{ i }}.email_valid and {{ c }}.email_valid) as emails_valid,
+        {{ i }}.given_name_key as given_name_i,
+        {{ c }}.given_name_key as given_name_c,
+        {{ idlink.pair_feature(i, c, 'given_name_key', idlink.lists_overlap(i ~ '.given_name_variants', c ~ '.given_name_variants')) }} as given_shared_variant,
+        {{ idlink.pair_feature(i, c, 'given_name_key', idlink.name_similarity(i ~ '.given_name_key', c ~ '.given_name_key')) }} as given_similarity,
+        {{ idlink.pair_feature(i, c, 'given_name_key', 'starts_with(' ~ i ~ '.given_name_key, ' ~ c ~ '.given_name_key) or starts_with(' ~ c ~ '.given_name_key, ' ~ i ~ '.given_name_key)') }} as given_prefix,
+        {{ idlink.pair_feature(i, c, 'given_name_key', 'least(length(' ~ i ~ '.given_name_key), length(' ~ c ~ '.given_name_key))') }} as given_min_length,
+        {{ i }}.family_name_key as family_name_i,
+        {{ c }}.family_name_key as family_name_c,
+        {{ idlink.pair_feature(i, c, 'family_name_key', i ~ '.family_name_key = ' ~ c ~ '.family_name_key') }} as family_equal,
+        {{ idlink.pair_feature(i, c, 'family_name_key', idlink.name_similarity(i ~ '.family_name_key', c ~ '.family_name_key')) }} as family_similarity,
+        {{ idlink.pair_feature(i, c, 'street_key', i ~ '.street_key = ' ~ c ~ '.street_key') }} as street_equal,
+        {{ idlink.pair_feature(i, c, 'street_key', idlink.name_similarity(i ~ '.street_key', c ~ '.street_key')) }} as street_similarity,
+        {{ i }}.postal_code_key as postal_code_i,
+        {{ c }}.postal_code_key as postal_code_c,
+        {{ i }}.postal_code_key = {{ c }}.postal_code_key as postal_equal,
+        {{ idlink.pair_feature(i, c, 'city_key', idlink.name_similarity(i ~ '.city_key', c ~ '.city_key')) }} as city_similarity,
+        {{ i }}.country_code = {{ c }}.country_code as country_equal
+{%- endmacro %}
+
+{# `expr` when both sides have `column`, else null. #}
+{% macro pair_feature(i, c, column, expr) -%}
+    case when {{ i }}.{{ column }} is not null and {{ c }}.{{ column }} is not null then {{ expr }} end
+{%- endmacro %}
+
+{% macro comparison(name, p) -%}
     {%- if name == 'emails_valid' -%}
-        ({{ i }}.email_valid and {{ c }}.email_valid)
+        coalesce({{ p }}.emails_valid, false)
     {%- elif name == 'given_names_agree' -%}
-        {{ idlink.given_names_agree(i, c) }}
+        {{ idlink.given_names_agree(p) }}
     {%- elif name == 'first_names_differ' -%}
-        {{ idlink.first_names_differ(i, c) }}
+        {{ idlink.first_names_differ(p) }}
     {%- elif name == 'names_agree' -%}
-        ({{ idlink.given_names_agree(i, c) }} and {{ idlink.family_names_agree(i, c) }})
+        ({{ idlink.given_names_agree(p) }} and {{ idlink.family_names_agree(p) }})
+    {%- elif name == 'names_close' -%}
+        ({{ idlink.given_names_agree(p) }} and {{ idlink.family_names_close(p) }}
+         or {{ idlink.family_names_agree(p) }} and not {{ idlink.first_names_differ(p) }})
     {%- elif name == 'names_compatible' -%}
-        ({{ idlink.family_names_agree(i, c) }} and not {{ idlink.first_names_differ(i, c) }})
+        ({{ idlink.family_names_agree(p) }} and not {{ idlink.first_names_differ(p) }})
     {%- elif name == 'name_and_place_agree' -%}
-        {{ idlink.name_and_place_agree(i, c) }}
+        {{ idlink.name_and_place_agree(p) }}
     {%- else -%}
         {{ exceptions.raise_compiler_error("match rule comparison '" ~ name ~ "' is not defined in macros/match_comparisons.sql") }}
     {%- endif -%}
 {%- endmacro %}
 
 {# A shared canonical name (nicknames), or similar enough to be a typo, or one is a spelled-out form of the other. #}
-{% macro given_names_agree(i, c) -%}
-    ({{ i }}.given_name_key is not null and {{ c }}.given_name_key is not null and (
-        {{ idlink.lists_overlap(i ~ '.given_name_variants', c ~ '.given_name_variants') }}
-        or {{ idlink.name_similarity(i ~ '.given_name_key', c ~ '.given_name_key') }} >= {{ var('given_name_agreement') }}
-        or (length({{ i }}.given_name_key) >= 3 and length({{ c }}.given_name_key) >= 3
-            and (starts_with({{ i }}.given_name_key, {{ c }}.given_name_key)
-                 or starts_with({{ c }}.given_name_key, {{ i }}.given_name_key)))))
+{% macro given_names_agree(p) -%}
+    coalesce({{ p }}.given_shared_variant
+        or {{ p }}.given_similarity >= {{ var('given_name_agreement') }}
+        or ({{ p }}.given_min_length >= 3 and {{ p }}.given_prefix), false)
 {%- endmacro %}
 
 {# Both first names present and not even a typo apart (a lower bar than agreeing: "cora"/"clra" is a typo,
    "anna"/"peter" clearly differ), so a shared mailbox of two family members is never read as one person. #}
-{% macro first_names_differ(i, c) -%}
-    ({{ i }}.given_name_key is not null and {{ c }}.given_name_key is not null
-     and not {{ idlink.lists_overlap(i ~ '.given_name_variants', c ~ '.given_name_variants') }}
-     and {{ idlink.name_similarity(i ~ '.given_name_key', c ~ '.given_name_key') }} < {{ var('given_name_conflict') }}
-     and not starts_with({{ i }}.given_name_key, {{ c }}.given_name_key)
-     and not starts_with({{ c }}.given_name_key, {{ i }}.given_name_key))
+{% macro first_names_differ(p) -%}
+    coalesce(not {{ p }}.given_shared_variant
+        and {{ p }}.given_similarity < {{ var('given_name_conflict') }}
+        and not {{ p }}.given_prefix, false)
 {%- endmacro %}
 
-{% macro family_names_agree(i, c) -%}
-    ({{ i }}.family_name_key is not null and {{ c }}.family_name_key is not null and (
-        {{ i }}.family_name_key = {{ c }}.family_name_key
-        or {{ idlink.name_similarity(i ~ '.family_name_key', c ~ '.family_name_key') }} >= {{ var('family_name_agreement') }}))
+{% macro family_names_agree(p) -%}
+    coalesce({{ p }}.family_equal or {{ p }}.family_similarity >= {{ var('family_name_agreement') }}, false)
+{%- endmacro %}
+
+{# Family names at most a typo apart (a lower bar than agreeing). #}
+{% macro family_names_close(p) -%}
+    coalesce({{ p }}.family_equal or {{ p }}.family_similarity >= {{ var('family_name_typo') }}, false)
 {%- endmacro %}
 
 {# Name + place evidence as a sum of agreement weights (Fellegi-Sunter style: agreement on a field adds its
    weight, disagreement subtracts), weights in var name_place_weights. Missing values add nothing. A typo in
    one field costs part of its weight, so typos in names and street still add up; the same name at another
-   address does not. #}
-{% macro name_place_parts(i, c) -%}
+   address does not. Rendered as one column per field over the feature row `p`. #}
+{% macro name_place_parts(p) -%}
     {%- set w = var('name_place_weights') -%}
-    {%- set given_sim = idlink.name_similarity(i ~ '.given_name_key', c ~ '.given_name_key') -%}
-    {%- set family_sim = idlink.name_similarity(i ~ '.family_name_key', c ~ '.family_name_key') -%}
-    {%- set street_sim = idlink.name_similarity(i ~ '.street_key', c ~ '.street_key') -%}
-    {{ return({
-        'given': "(case when " ~ i ~ ".given_name_key is null or " ~ c ~ ".given_name_key is null then 0"
-            ~ " when " ~ idlink.lists_overlap(i ~ '.given_name_variants', c ~ '.given_name_variants')
-            ~ " or " ~ given_sim ~ " >= " ~ var('name_place_given_agreement') ~ " then " ~ w['given_agree']
-            ~ " when " ~ given_sim ~ " >= 0.7 or " ~ idlink.edit_distance(i ~ '.given_name_key', c ~ '.given_name_key') ~ " <= 2 then " ~ w['given_typo']
-            ~ " else " ~ w['given_differ'] ~ " end)",
-        'family': "(case when " ~ i ~ ".family_name_key is null or " ~ c ~ ".family_name_key is null then 0"
-            ~ " when " ~ i ~ ".family_name_key = " ~ c ~ ".family_name_key then " ~ w['family_equal']
-            ~ " when " ~ family_sim ~ " >= " ~ var('family_name_agreement') ~ " then " ~ w['family_agree']
-            ~ " when " ~ family_sim ~ " >= 0.75 or " ~ idlink.edit_distance(i ~ '.family_name_key', c ~ '.family_name_key') ~ " <= 2 then " ~ w['family_typo']
-            ~ " else " ~ w['family_differ'] ~ " end)",
-        'street': "(case when " ~ i ~ ".street_key is null or " ~ c ~ ".street_key is null then 0"
-            ~ " when " ~ i ~ ".street_key = " ~ c ~ ".street_key then " ~ w['street_equal']
-            ~ " when " ~ street_sim ~ " >= 0.85 then " ~ w['street_typo']
-            ~ " else " ~ w['street_differ'] ~ " end)",
-        'postal': "(case when " ~ i ~ ".postal_code_key is null or " ~ c ~ ".postal_code_key is null then 0"
-            ~ " when " ~ i ~ ".postal_code_key = " ~ c ~ ".postal_code_key then " ~ w['postal_equal']
-            ~ " else " ~ w['postal_differ'] ~ " end)",
-        'city': "(case when " ~ i ~ ".city_key is null or " ~ c ~ ".city_key is null then 0"
-            ~ " when " ~ idlink.name_similarity(i ~ '.city_key', c ~ '.city_key') ~ " >= " ~ var('city_agreement') ~ " then " ~ w['city_agree']
-            ~ " else " ~ w['city_differ'] ~ " end)",
-        'country': "(case when " ~ i ~ ".country_code is null or " ~ c ~ ".country_code is null then 0"
-            ~ " when " ~ i ~ ".country_code = " ~ c ~ ".country_code then " ~ w['country_equal']
-            ~ " else " ~ w['country_differ'] ~ " end)",
-    }) }}
+        case when {{ p }}.given_similarity is null then 0
+            when {{ p }}.given_shared_variant or {{ p }}.given_similarity >= {{ var('name_place_given_agreement') }} then {{ w['given_agree'] }}
+            when {{ p }}.given_similarity >= 0.7 or {{ idlink.edit_distance(p ~ '.given_name_i', p ~ '.given_name_c') }} <= 2 then {{ w['given_typo'] }}
+            else {{ w['given_differ'] }} end as given_weight,
+        case when {{ p }}.family_equal is null then 0
+            when {{ p }}.family_equal then {{ w['family_equal'] }}
+            when {{ p }}.family_similarity >= {{ var('family_name_agreement') }} then {{ w['family_agree'] }}
+            when {{ p }}.family_similarity >= 0.75 or {{ idlink.edit_distance(p ~ '.family_name_i', p ~ '.family_name_c') }} <= 2 then {{ w['family_typo'] }}
+            else {{ w['family_differ'] }} end as family_weight,
+        case when {{ p }}.street_equal is null then 0
+            when {{ p }}.street_equal then {{ w['street_equal'] }}
+            when {{ p }}.street_similarity >= 0.85 then {{ w['street_typo'] }}
+            else {{ w['street_differ'] }} end as street_weight,
+        case when {{ p }}.postal_equal is null then 0
+            when {{ p }}.postal_equal then {{ w['postal_equal'] }}
+            when {{ idlink.edit_distance(p ~ '.postal_code_i', p ~ '.postal_code_c') }} <= 1 then {{ w['postal_typo'] }}
+            else {{ w['postal_differ'] }} end as postal_weight,
+        case when {{ p }}.city_similarity is null then 0
+            when {{ p }}.city_similarity >= {{ var('city_agreement') }} then {{ w['city_agree'] }}
+            else {{ w['city_differ'] }} end as city_weight,
+        case when {{ p }}.country_equal is null then 0
+            when {{ p }}.country_equal then {{ w['country_equal'] }}
+            else {{ w['country_differ'] }} end as country_weight
 {%- endmacro %}
 
-{% macro name_place_weight(i, c) -%}
-    {%- set parts = idlink.name_place_parts(i, c) -%}
-    ({{ parts['given'] }} + {{ parts['family'] }} + {{ parts['street'] }} + {{ parts['postal'] }}
-     + {{ parts['city'] }} + {{ parts['country'] }})
+{% macro name_place_weight(p) -%}
+    ({{ p }}.given_weight + {{ p }}.family_weight + {{ p }}.street_weight + {{ p }}.postal_weight
+     + {{ p }}.city_weight + {{ p }}.country_weight)
 {%- endmacro %}
 
 {# Enough total weight, a family name that at least nearly agrees, and first names that do not clearly differ. #}
-{% macro name_and_place_agree(i, c) -%}
-    {%- set parts = idlink.name_place_parts(i, c) -%}
-    ({{ parts['family'] }} > 0 and {{ parts['given'] }} >= 0
-     and {{ idlink.name_place_weight(i, c) }} >= {{ var('name_place_min_weight') }})
+{% macro name_and_place_agree(p) -%}
+    ({{ p }}.family_weight > 0 and {{ p }}.given_weight >= 0
+     and {{ idlink.name_place_weight(p) }} >= {{ var('name_place_min_weight') }})
 {%- endmacro %}
 
 {# Confidence of a name + place match: below every deterministic rule, rising with the evidence weight. #}
-{% macro name_place_score(i, c) -%}
-    least(0.89, 0.5 + {{ idlink.name_place_weight(i, c) }} / 40.0)
+{% macro name_place_score(p) -%}
+    least(0.89, 0.5 + {{ idlink.name_place_weight(p) }} / 40.0)
 {%- endmacro %}
 
 {# Scores a rule may name as its `confidence` instead of a constant. #}
-{% macro score(name, i, c) -%}
+{% macro score(name, p) -%}
     {%- if name == 'name_place_score' -%}
-        {{ idlink.name_place_score(i, c) }}
+        {{ idlink.name_place_score(p) }}
     {%- else -%}
         {{ exceptions.raise_compiler_error("match rule score '" ~ name ~ "' is not defined in macros/match_comparisons.sql") }}
     {%- endif -%}

@@ -19,7 +19,8 @@
         coalesce(nick.variants, {{ idlink.single_item_list(k ~ '.given_name_key') }}) as given_name_variants,
         left({{ k }}.given_name_key, 1) as given_initial,
         left({{ k }}.family_name_key, 1) as family_initial,
-        {{ idlink.phonetic_key(k ~ '.family_name_key') }} as family_phonetic
+        {{ idlink.phonetic_key(k ~ '.family_name_key') }} as family_phonetic,
+        {{ idlink.street_number(k ~ '.street_key') }} as street_number
 {%- endmacro %}
 
 {# First name -> every name it may stand for (nickname seed), one row per name. #}

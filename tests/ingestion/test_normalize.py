@@ -147,3 +147,59 @@ def test_quarantine_excerpt_lists_keys_never_values():
     assert "jane@example.com" not in excerpt and 'Jane"' not in excerpt
     assert "mail" in excerpt and "displayName" in excerpt
     assert n.excerpt_keys(["secret"]) == '{"type":"list"}'
+
+
+def _reference_e164(value: str | None, country: str | None) -> str | None:
+    """The plain phonenumbers pipeline the shortcuts of ``phone_e164`` must agree with."""
+    import phonenumbers
+
+    if not value:
+        return None
+    try:
+        number = phonenumbers.parse(value, country)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number) and not (
+        country and phonenumbers.is_valid_number_for_region(number, country)
+    ):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def test_phone_shortcuts_agree_with_phonenumbers_on_many_spellings():
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(20261123)
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS)
+    cases: list[tuple[str, str | None]] = [
+        ("+44 (0)20 7946 0000", "GB"),
+        ("+390612345678", "IT"),
+        ("+1 506 234 5678", "US"),
+        ("+15033813612", "CA"),
+        ("0044 7911 123456", "GB"),
+        ("011 44 7911 123456", "US"),
+        ("(502) 271-8719", "CA"),
+        ("4930123456", "DE"),
+        ("+0044 7911 123456", "GB"),
+        ("++44 7911 123456", None),
+        ("12", "US"),
+        ("+12", None),
+        ("+800 1234 5678", None),
+    ]
+    for _ in range(4000):
+        region = rng.choice(regions)
+        example = phonenumbers.example_number_for_type(rng.choice(regions + [region] * 3), rng.randrange(11))
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 15)))
+        if example is not None:
+            nsn = phonenumbers.national_significant_number(example)
+            if rng.random() < 0.4:
+                nsn = nsn[:-2] + digits[:2]
+            metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+            prefix = rng.choice(["", "", metadata.national_prefix or "", f"00{example.country_code}"])
+            digits = (f"+{example.country_code}" if rng.random() < 0.4 else prefix) + nsn
+        text = "".join(ch + (rng.choice(" -.()") if rng.random() < 0.25 else "") for ch in digits)
+        cases.append((text, rng.choice([region, region, None])))
+    mismatches = [(v, c) for v, c in cases if n.phone_e164(v, c) != _reference_e164(v, c)]
+    assert mismatches == []

@@ -1,20 +1,14 @@
--- One row per (identity, contact) pair some match rule proposes: its strongest accepting rule, or the veto of
--- a stronger rule that found the pair and rejected it (rejected_reason set; never linked).
+-- One row per (identity, contact) pair some match rule proposes: its strongest emitting rule, which either
+-- accepts the pair or vetoes it (rejected_reason set; never linked).
 with
 
-candidate_rows as (
-    {{ idlink.match_candidates(ref('int_identities'), ref('int_contacts')) }}
+-- materialized: the similarity features are computed once per pair, not again inside each rule's filter
+candidate_pairs as materialized (
+    {{ idlink.candidate_pairs(ref('int_identities'), ref('int_contacts')) }}
 ),
 
-ranked as (
-    select
-        candidate_rows.*,
-        row_number() over (
-            partition by identity_provider, identity_id, crm, contact_id
-            -- at equal rank a veto wins: a rule that sees a family mailbox must not be outvoted by itself
-            order by rule_rank, case when rejected_reason is null then 1 else 0 end, match_confidence desc
-        ) as pair_rank
-    from candidate_rows
+candidate_rows as (
+    {{ idlink.match_candidates('candidate_pairs') }}
 ),
 
 final as (
@@ -28,8 +22,7 @@ final as (
         match_confidence,
         on_tie,
         rejected_reason
-    from ranked
-    where pair_rank = 1
+    from candidate_rows
 )
 
 select * from final
