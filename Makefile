@@ -7,6 +7,8 @@ UV_VERSION := 0.13.9
 export WAREHOUSE_PATH ?= $(CURDIR)/data/warehouse.duckdb
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 export DBT_PROFILES_DIR := $(CURDIR)/dbt_project
+# Dagster code servers and dbt subprocesses find the project's tools first.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup demo dev test bench lint clean
 
@@ -15,7 +17,7 @@ setup: $(VENV)/.installed dbt_project/target/manifest.json
 $(VENV)/.installed: pyproject.toml uv.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv sync --frozen --all-groups --inexact --python $(BIN)/python
+	$(BIN)/uv sync --frozen --all-groups --inexact --compile-bytecode --python $(BIN)/python
 	touch $@
 
 # The dbt manifest is prepared once here, never at import time.

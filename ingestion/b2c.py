@@ -218,6 +218,18 @@ def changed_rows(table: pa.Table, known: dict[str, str | None], counts: LoadCoun
     return table
 
 
+def first_sightings(table: pa.Table, seen: set[str]) -> pa.Table:
+    """Rows of ids not met before in this run (a user listed twice keeps its first row); records them in ``seen``.
+
+    Each run emits an id at most once, which lets the load skip deduplicating the staged rows.
+    """
+    mask = []
+    for user_id in table.column("id").to_pylist():
+        mask.append(user_id not in seen)
+        seen.add(user_id)
+    return table if all(mask) else table.filter(pa.array(mask, pa.bool_()))
+
+
 def changed_only(cols: dict[str, list], known: dict[str, str | None], counts: LoadCounts) -> pa.Table | None:
     """``changed_rows`` of column lists built by a page builder."""
     return changed_rows(table_from_columns(SCHEMA, cols), known, counts)
@@ -251,7 +263,8 @@ def tombstones(warehouse_path: str, dataset: str, ids: list[str], now: datetime)
 
 
 def _users_item(table: pa.Table) -> Any:
-    return routed(table, TABLE, B2C_USERS, write_disposition="merge", primary_key="id")
+    # ids are unique within a run: pages pass ``first_sightings`` and tombstones are ids the run never saw
+    return routed(table, TABLE, B2C_USERS, write_disposition="merge", primary_key="id", unique_keys=True)
 
 
 def _scan_pages(client: GraphClient, page_size: int = 999) -> Iterator[bytes]:
@@ -363,10 +376,11 @@ def b2c_source(
             for page_no, raw in enumerate(prefetch(pages), start=1)
         )
         batcher = TableBatcher()
+        seen: set[str] = set()
         for ipc, quarantined, fetched in ordered_map(build_user_page, tasks):
             counts.pages += 1
             counts.fetched += fetched
-            table = changed_rows(from_ipc(ipc), known, counts)
+            table = changed_rows(first_sightings(from_ipc(ipc), seen), known, counts)
             if table is not None and (batch := batcher.add(table)) is not None:
                 yield _users_item(batch)
             if quarantined:

@@ -103,11 +103,14 @@ def routed(
     *,
     write_disposition: str,
     primary_key: str | None = None,
+    unique_keys: bool = False,
 ):
     """``table`` marked for ``table_name`` with its own complete hints.
 
     One resource writes both its main table and ``quarantine``; dlt merges a resource's base column hints
     into every table it writes, so the main table's hints travel with its items instead of the resource.
+    ``unique_keys`` declares that a run never emits a primary key twice, so dlt's merge skips its
+    deduplication pass over the staged rows (a window over every row of the load).
     """
     import dlt
 
@@ -116,6 +119,7 @@ def routed(
         write_disposition=write_disposition,
         columns=dlt_columns(columns),
         primary_key=primary_key,
+        additional_table_hints={"x-stage-data-deduplicated": True} if unique_keys else None,
     )
     return dlt.mark.with_hints(table, hints, create_table_variant=True)
 

@@ -150,8 +150,10 @@ class AkamaiResource(HttpTuning):
 
 def _dbt_executable() -> str:
     """The dbt installed beside this interpreter, so runs work without the virtualenv on PATH."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else "dbt"
+    for candidate in (Path(sys.executable).parent / "dbt", Path(sys.prefix) / "bin" / "dbt"):
+        if candidate.exists():
+            return str(candidate)
+    return "dbt"
 
 
 def _env(name: str, default: str = "") -> str | dg.EnvVar:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
 
 from clients.akamai import AkamaiClient, AkamaiSettings
 from clients.http import ApiError, RequestLimitExceeded
+from reverse_etl.attribute_writer import SET_ATTRIBUTE, AttributeWriter
 from reverse_etl.mapping import MappingError, TargetMapping
 from reverse_etl.runner import DEFAULT_MAX_WORKERS, SyncResult, run_sync
 from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, Outcome, SyncRecord
@@ -28,7 +28,6 @@ from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, Outcome, SyncRecord
 log = logging.getLogger(__name__)
 
 SYSTEM = "akamai"
-SET_ATTRIBUTE = "set_attribute"
 CONTACT_ID_LOGICAL = "crmContactId"
 DEFAULT_BATCH_SIZE = 10
 # errors that say nothing about the record: it stays pending and is sent again next run
@@ -42,33 +41,21 @@ def contact_id_attribute(settings: AkamaiSettings, target: TargetMapping | None)
     return settings.contact_id_attribute
 
 
-class AkamaiWriter:
+class AkamaiWriter(AttributeWriter):
     system = SYSTEM
+    target_label = "uuid"
 
     def __init__(self, client: AkamaiClient, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        super().__init__(batch_size)
         self.client = client
-        self.batch_size = batch_size
-        self._calls = 0
-        self._calls_lock = threading.Lock()
-
-    @property
-    def api_calls(self) -> int:
-        return self._calls
-
-    def batches(self, records: Sequence[SyncRecord]) -> list[list[SyncRecord]]:
-        for record in records:
-            if record.operation != SET_ATTRIBUTE or not record.target:
-                raise ValueError(f"Akamai writer cannot perform operation {record.operation!r} without a uuid")
-        return [list(records[i:i + self.batch_size]) for i in range(0, len(records), self.batch_size)]
 
     def send(self, batch: list[SyncRecord]) -> list[Outcome]:
         return [self._write(record) for record in batch]
 
     def _write(self, record: SyncRecord) -> Outcome:
-        with self._calls_lock:
-            self._calls += 1
+        self._count_call()
         try:
             self.client.update_entity(str(record.target), dict(record.payload))
         except RequestLimitExceeded:

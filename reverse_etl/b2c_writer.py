@@ -8,9 +8,8 @@ PATCH of an attribute is idempotent, so a resend after a crash changes nothing.
 from __future__ import annotations
 
 import random
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -18,9 +17,9 @@ import requests
 
 from clients.graph import BATCH_LIMIT, GraphClient
 from clients.http import ApiError, RequestLimitExceeded
+from reverse_etl.attribute_writer import AttributeWriter
 from reverse_etl.state import Outcome, SyncRecord
 
-SET_ATTRIBUTE = "set_attribute"
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
 _BACKOFF_BASE_S = 0.5
 _BACKOFF_CAP_S = 30.0
@@ -42,29 +41,18 @@ def _error(body: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
-class B2CWriter:
+class B2CWriter(AttributeWriter):
     system = "b2c"
+    target_label = "user id"
 
     def __init__(self, client: GraphClient, *, batch_size: int = BATCH_LIMIT, retry_budget_s: float | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if not 1 <= batch_size <= BATCH_LIMIT:
             raise ValueError(f"batch_size must be between 1 and {BATCH_LIMIT}")
+        super().__init__(batch_size)
         self.client = client
-        self.batch_size = batch_size
         self.retry_budget_s = client.settings.retry_max_s if retry_budget_s is None else retry_budget_s
         self._sleep = sleep
-        self._calls = 0
-        self._calls_lock = threading.Lock()
-
-    @property
-    def api_calls(self) -> int:
-        return self._calls
-
-    def batches(self, records: Sequence[SyncRecord]) -> list[list[SyncRecord]]:
-        for record in records:
-            if record.operation != SET_ATTRIBUTE or not record.target:
-                raise ValueError(f"B2C writer cannot perform operation {record.operation!r} without a user id")
-        return [list(records[i:i + self.batch_size]) for i in range(0, len(records), self.batch_size)]
 
     def send(self, batch: list[SyncRecord]) -> list[Outcome]:
         deadline = time.monotonic() + self.retry_budget_s
@@ -77,8 +65,7 @@ class B2CWriter:
                  "headers": {"Content-Type": "application/json"}, "body": dict(record.payload)}
                 for sub_id, record in waiting.items()
             ]
-            with self._calls_lock:
-                self._calls += 1
+            self._count_call()
             try:
                 try:
                     responses = self.client.batch(sub_requests)

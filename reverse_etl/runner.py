@@ -23,7 +23,8 @@ from clients.graph import GraphClient
 from clients.http import RequestLimitExceeded
 from clients.salesforce import SalesforceClient
 from clients.settings import GraphSettings, SalesforceSettings
-from reverse_etl.b2c_writer import SET_ATTRIBUTE, B2CWriter
+from reverse_etl.attribute_writer import SET_ATTRIBUTE
+from reverse_etl.b2c_writer import B2CWriter
 from reverse_etl.mapping import (
     SALESFORCE_LOGICAL_FIELDS,
     MappingError,

@@ -45,21 +45,7 @@
 {# Names and places: case-folded, accent-free, punctuation to spaces, whitespace collapsed. An oversized value
    (flagged by ingestion) is no name: it gets no key rather than matching on garbage. #}
 {% macro normalize_name(expr) -%}
-    {{ idlink.blank_to_null("case when length(" ~ expr ~ ") <= " ~ var('max_name_length', 200) ~ " then " ~ idlink.collapse_to_alphanumeric("lower(" ~ idlink.strip_accents(idlink.nfc(expr)) ~ ")") ~ " end") }}
-{%- endmacro %}
-
-{# Runs of anything but [a-z0-9] become one space, trimmed. DuckDB: most values are already in that form and a
-   full match is far cheaper than a global replace, so only the others are rewritten (the folding before it is
-   cheap next to either, so it is simply repeated). #}
-{% macro collapse_to_alphanumeric(expr) -%}{{ return(adapter.dispatch('collapse_to_alphanumeric', 'idlink')(expr)) }}{%- endmacro %}
-
-{% macro default__collapse_to_alphanumeric(expr) -%}
-    case when regexp_full_match({{ expr }}, '[a-z0-9]+( [a-z0-9]+)*') then {{ expr }}
-         else trim(regexp_replace({{ expr }}, '[^a-z0-9]+', ' ', 'g')) end
-{%- endmacro %}
-
-{% macro postgres__collapse_to_alphanumeric(expr) -%}
-    trim(regexp_replace({{ expr }}, '[^a-z0-9]+', ' ', 'g'))
+    {{ idlink.blank_to_null("case when length(" ~ expr ~ ") <= " ~ var('max_name_length', 200) ~ " then " ~ "trim(regexp_replace(lower(" ~ idlink.strip_accents(idlink.nfc(expr)) ~ "), '[^a-z0-9]+', ' ', 'g')) end") }}
 {%- endmacro %}
 
 {# Postal codes compare without spaces, dashes or case ("SW1A 1AA" = "sw1a1aa"). #}

@@ -70,3 +70,30 @@ def test_worker_page_step_turns_a_raw_graph_body_into_rows_and_quarantine():
     assert table.schema == SCHEMA and table.column("id").to_pylist() == ["u1"]
     assert table.column("custom_attributes").to_pylist() == ['{"Consent":true}']
     assert fetched == 2 and [(q[0], q[1]) for q in quarantined] == [("users/page-1/1", "not_an_object")]
+
+
+def test_table_batcher_gathers_pages_into_large_items():
+    import pyarrow as pa
+
+    from ingestion.columns import TableBatcher
+
+    batcher = TableBatcher(min_rows=5)
+    page = pa.table({"id": ["a", "b", "c"]})
+    assert batcher.add(page) is None
+    batch = batcher.add(page)
+    assert batch is not None and batch.column("id").to_pylist() == ["a", "b", "c"] * 2
+    assert batcher.flush() is None
+    batcher.add(page)
+    assert batcher.flush().num_rows == 3
+
+
+def test_first_sightings_keeps_each_id_once_per_run():
+    import pyarrow as pa
+
+    from ingestion.b2c import first_sightings
+
+    seen: set[str] = set()
+    first = first_sightings(pa.table({"id": ["a", "b", "a"], "v": [1, 2, 3]}), seen)
+    assert first.to_pydict() == {"id": ["a", "b"], "v": [1, 2]}
+    second = first_sightings(pa.table({"id": ["b", "c"], "v": [4, 5]}), seen)
+    assert second.to_pydict() == {"id": ["c"], "v": [5]}

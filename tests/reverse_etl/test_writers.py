@@ -7,7 +7,8 @@ import requests
 
 from clients.http import ApiError, RequestLimitExceeded
 from clients.settings import GraphSettings, SalesforceSettings
-from reverse_etl.b2c_writer import SET_ATTRIBUTE, B2CWriter
+from reverse_etl.attribute_writer import SET_ATTRIBUTE
+from reverse_etl.b2c_writer import B2CWriter
 from reverse_etl.salesforce_writer import CREATE_CONTACT, SET_EXTERNAL_ID, BulkJob, SalesforceWriter
 from reverse_etl.state import SyncRecord
 
