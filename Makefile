@@ -37,7 +37,7 @@ dev: setup $(DAGSTER_HOME)/dagster.yaml
 	bash deploy/dev.sh
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 bench: setup
 	$(BIN)/python bench/ingest.py --size 100000
