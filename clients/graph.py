@@ -11,7 +11,7 @@ import msal
 import orjson
 import requests
 
-from clients.http import ApiError, error_code_and_message, new_session, route_of, send
+from clients.http import ApiError, error_code_and_message, new_session, send, successful_content
 from clients.settings import GraphSettings
 
 BATCH_LIMIT = 20  # Graph's hard limit of sub-requests per $batch
@@ -105,16 +105,7 @@ class GraphClient:
         return response  # pragma: no cover - loop always returns
 
     def _raw(self, method: str, path_or_url: str, **kw: Any) -> bytes:
-        response = self.request(method, path_or_url, **kw)
-        if response.status_code >= 400:
-            code, message = error_code_and_message(response)
-            raise ApiError(
-                f"{method} {route_of(response.url or self.url(path_or_url))} failed with HTTP "
-                f"{response.status_code}: {message}",
-                status=response.status_code,
-                code=code,
-            )
-        return response.content
+        return successful_content(method, self.request(method, path_or_url, **kw), self.url(path_or_url))
 
     def _json(self, method: str, path_or_url: str, **kw: Any) -> Any:
         return orjson.loads(self._raw(method, path_or_url, **kw))

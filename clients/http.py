@@ -88,6 +88,19 @@ def error_code_and_message(response: requests.Response) -> tuple[str | None, str
     return None, (response.reason or f"HTTP {response.status_code}")
 
 
+def successful_content(method: str, response: requests.Response, fallback_url: str) -> bytes:
+    """The body of a successful answer, or an ApiError naming the route (never its query) and the API's error."""
+    if response.status_code < 400:
+        return response.content
+    code, message = error_code_and_message(response)
+    raise ApiError(
+        f"{method} {route_of(response.url or fallback_url)} failed with HTTP {response.status_code}: "
+        f"{f'{code}: ' if code else ''}{message}",
+        status=response.status_code,
+        code=code,
+    )
+
+
 def parse_retry_after(raw: str | None) -> float | None:
     """Seconds asked for by a ``Retry-After`` value (delta-seconds or HTTP date), or None."""
     if not raw:

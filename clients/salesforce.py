@@ -15,7 +15,14 @@ import orjson
 import requests
 import simple_salesforce
 
-from clients.http import ApiError, RequestLimitExceeded, error_code_and_message, new_session, route_of, send
+from clients.http import (
+    ApiError,
+    RequestLimitExceeded,
+    error_code_and_message,
+    new_session,
+    send,
+    successful_content,
+)
 from clients.settings import SalesforceSettings
 
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
@@ -132,16 +139,7 @@ class SalesforceClient:
             self.api_usage = (int(match.group(1)), int(match.group(2)))
 
     def _raw(self, method: str, path: str, **kw: Any) -> bytes:
-        response = self.request(method, path, **kw)
-        if response.status_code >= 400:
-            code, message = error_code_and_message(response)
-            raise ApiError(
-                f"{method} {route_of(response.url or path)} failed with HTTP {response.status_code}:"
-                f" {code}: {message}",
-                status=response.status_code,
-                code=code,
-            )
-        return response.content
+        return successful_content(method, self.request(method, path, **kw), path)
 
     def _json(self, method: str, path: str, **kw: Any) -> Any:
         return orjson.loads(self._raw(method, path, **kw))

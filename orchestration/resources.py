@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import dagster as dg
 import duckdb
@@ -25,7 +25,7 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
-def _float(value: Optional[str], default: float) -> float:
+def _float(value: str | None, default: float) -> float:
     return float(value) if value else default
 
 
@@ -57,9 +57,9 @@ class WarehouseResource(dg.ConfigurableResource):
 class HttpTuning(dg.ConfigurableResource):
     """Shared HTTP settings mixed into every API resource."""
 
-    ca_bundle: Optional[str] = None
-    http_timeout_s: Optional[str] = None
-    retry_max_s: Optional[str] = None
+    ca_bundle: str | None = None
+    http_timeout_s: str | None = None
+    retry_max_s: str | None = None
 
 
 class GraphResource(HttpTuning):
