@@ -87,13 +87,7 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> Path:
 
 
 def _loader(target: SeedTarget):
-    try:
-        module = importlib.import_module(target.module)
-    except ModuleNotFoundError as exc:
-        if exc.name != target.module:
-            raise
-        return None  # transitional: the system module is not written yet
-    return getattr(module, target.loader)
+    return getattr(importlib.import_module(target.module), target.loader)
 
 
 def _generate(ctx: SandboxContext, size: int) -> Any:
@@ -135,11 +129,6 @@ def _seed(ctx: SandboxContext, files: dict[str, str | Path | None], size: int | 
         batch = records.get(target.system)
         if batch is None:
             continue
-        loader = _loader(target)
-        if loader is None:
-            if files.get(target.system):
-                raise SeedFileError(f"cannot seed {target.system}: module {target.module} is not available")
-            continue
-        loaded = loader(ctx, batch)
+        loaded = _loader(target)(ctx, batch)
         counts[target.system] = loaded if isinstance(loaded, int) else len(batch)
     return counts

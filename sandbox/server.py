@@ -38,16 +38,7 @@ RETRY_MAX_S = 60
 
 
 def load_system_modules() -> list[ModuleType]:
-    modules = []
-    for name in SYSTEM_MODULES:
-        try:
-            modules.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            # transitional: a sibling system module that is not written yet is left out
-            print(f"sandbox: {name} not available, serving without it", file=sys.stderr)
-    return modules
+    return [importlib.import_module(name) for name in SYSTEM_MODULES]
 
 
 class RequestStatsMiddleware:
