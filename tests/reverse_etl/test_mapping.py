@@ -35,9 +35,10 @@ def salesforce_entry(**fields):
 
 def test_the_shipped_mapping_loads_for_the_default_customer_and_every_client():
     targets = load_mapping(DEFAULT_MAPPING_PATH, "default", "dev", "any-client-id")
-    assert set(targets) == {"salesforce", "b2c"}
+    assert set(targets) == {"salesforce", "b2c", "akamai"}
     assert targets["salesforce"].remote("uuid") == "External_User_Id__c"
     assert targets["b2c"].remote("crmContactId") == "CrmContactId"
+    assert targets["akamai"].remote("crmContactId") == "crmContactId"
 
 
 def test_a_client_specific_entry_wins_over_the_wildcard(tmp_path):
