@@ -21,7 +21,7 @@ from ingestion import normalize as n
 from ingestion.b2c import SCHEMA, TABLE, PageFetchError, changed_only, tombstones
 from ingestion.columns import B2C_USERS, dlt_columns
 from ingestion.prefetch import prefetch
-from ingestion.quality import MISSING_ID, NOT_AN_OBJECT, LoadCounts, Quarantine
+from ingestion.quality import LoadCounts, Quarantine, keyed_records
 from ingestion.warehouse_state import known_hashes
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,11 @@ def capture_timestamp(value: Any, flags: set[str]) -> datetime | None:
     return n.parse_timestamp(value, flags)
 
 
+def _numeric_id_location(position: int, record: dict) -> str:
+    """A record without a uuid is located by its numeric id, which is not personal data."""
+    return f"id-{record.get('id', position)}"
+
+
 class EntityPageBuilder:
     """Turns pages of Identity Cloud user entities into column lists of ``raw_akamai.users``."""
 
@@ -72,16 +77,8 @@ class EntityPageBuilder:
     def build(self, records: list[Any], page_key: str, quarantine: Quarantine,
               now: datetime) -> dict[str, list]:
         cols: dict[str, list] = {f.name: [] for f in SCHEMA}
-        for position, record in enumerate(records):
-            if not isinstance(record, dict):
-                quarantine.add(f"{page_key}/{position}", NOT_AN_OBJECT, record)
-                continue
-            uuid, _ = n.as_text(record.get("uuid"))
-            uuid = uuid.strip() if uuid else None
-            if not uuid:
-                # keyed by the numeric id, which is not personal data
-                quarantine.add(f"{page_key}/id-{record.get('id', position)}", MISSING_ID, record)
-                continue
+        for uuid, record in keyed_records(records, "uuid", page_key, quarantine,
+                                             missing_key_location=_numeric_id_location):
             self._append(cols, uuid, record, now)
         return cols
 

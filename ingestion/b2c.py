@@ -35,7 +35,7 @@ from ingestion.columns import (
 )
 from ingestion.parallel import ordered_map
 from ingestion.prefetch import prefetch
-from ingestion.quality import MISSING_ID, NOT_AN_OBJECT, LoadCounts, Quarantine
+from ingestion.quality import LoadCounts, Quarantine, keyed_records
 from ingestion.warehouse_state import known_hashes, previous_rows
 
 log = logging.getLogger(__name__)
@@ -97,15 +97,7 @@ class UserPageBuilder:
         self, records: list[Any], page_key: str, quarantine: Quarantine, now: datetime
     ) -> dict[str, list]:
         cols: dict[str, list] = {f.name: [] for f in SCHEMA}
-        for position, record in enumerate(records):
-            if not isinstance(record, dict):
-                quarantine.add(f"{page_key}/{position}", NOT_AN_OBJECT, record)
-                continue
-            user_id, _ = n.as_text(record.get("id"))
-            user_id = user_id.strip() if user_id else None
-            if not user_id:
-                quarantine.add(f"{page_key}/{position}", MISSING_ID, record)
-                continue
+        for user_id, record in keyed_records(records, "id", page_key, quarantine):
             self._append(cols, user_id, record, now)
         return cols
 

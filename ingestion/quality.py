@@ -5,18 +5,41 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import duckdb
 
 from ingestion.columns import QUARANTINE, arrow_schema, routed, table_from_columns
-from ingestion.normalize import excerpt_keys
+from ingestion.normalize import as_text, excerpt_keys
 
 QUARANTINE_TABLE = "quarantine"
 QUARANTINE_SCHEMA = arrow_schema(QUARANTINE)
 
 NOT_AN_OBJECT = "not_an_object"
 MISSING_ID = "missing_id"
+
+
+def keyed_records(
+    records: list[Any],
+    key_field: str,
+    page_key: str,
+    quarantine: Quarantine,
+    missing_key_location: Callable[[int, dict], str] | None = None,
+) -> Iterator[tuple[str, dict]]:
+    """`(key, record)` for each record of a page that is an object with a usable key; the others are
+    quarantined under `<page_key>/<position>` (or the location `missing_key_location` gives) with the reason."""
+    for position, record in enumerate(records):
+        if not isinstance(record, dict):
+            quarantine.add(f"{page_key}/{position}", NOT_AN_OBJECT, record)
+            continue
+        key, _ = as_text(record.get(key_field))
+        key = key.strip() if key else None
+        if not key:
+            location = missing_key_location(position, record) if missing_key_location else str(position)
+            quarantine.add(f"{page_key}/{location}", MISSING_ID, record)
+            continue
+        yield key, record
 
 
 @dataclass

@@ -33,7 +33,7 @@ from ingestion.columns import (
 )
 from ingestion.parallel import ordered_map
 from ingestion.prefetch import prefetch
-from ingestion.quality import MISSING_ID, NOT_AN_OBJECT, LoadCounts, Quarantine
+from ingestion.quality import LoadCounts, Quarantine, keyed_records
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +110,7 @@ class ContactPageBuilder:
         self, records: list[Any], page_key: str, quarantine: Quarantine, now: datetime
     ) -> dict[str, list]:
         cols: dict[str, list] = {f.name: [] for f in SCHEMA}
-        for position, record in enumerate(records):
-            if not isinstance(record, dict):
-                quarantine.add(f"{page_key}/{position}", NOT_AN_OBJECT, record)
-                continue
-            contact_id, _ = n.as_text(record.get("Id"))
-            contact_id = contact_id.strip() if contact_id else None
-            if not contact_id:
-                quarantine.add(f"{page_key}/{position}", MISSING_ID, record)
-                continue
+        for contact_id, record in keyed_records(records, "Id", page_key, quarantine):
             self._append(cols, contact_id, record, now)
         return cols
 
