@@ -3,13 +3,17 @@
 Two ways to run it:
 - against a running ``make dev`` stack (default): reads ``data/dev/dev.env`` (or ``--env-file``); Dagster's
   daemon evaluates the sensors and launches the runs, exactly as deployed;
-- ``--start-stack``: starts its own sandbox and gateway, runs one full sync to set the baseline, then
-  evaluates the inbox sensor every second in this process and executes the requested runs in-process
-  (Dagster's run-launch overhead is not part of these figures).
+- ``--start-stack``: starts its own sandbox, gateway and fast-lane worker (``--no-fast-lane`` leaves it out),
+  runs one full sync to set the baseline, then evaluates the inbox sensor every second in this process and
+  executes the requested runs in-process (Dagster's run-launch overhead is not part of these figures).
 
 Figures:
 - event_to_crm_p50_s / _p95_s: Akamai entity created (with consent) -> Contact with External_User_Id__c = uuid
   visible in the sandbox CRM (``/__sandbox/state``); entities are created at ``--rate`` per second;
+- event_to_identity_p95_s: -> the contact id written back onto the Akamai entity (both directions linked);
+- event_to_run_p50_s / _p95_s: -> the end of the first successful targeted Dagster run that fetched the entity
+  (the warehouse holds the link and the audit); read from the runs executed here (``--start-stack``) or from
+  the stack's Dagster instance (``DAGSTER_HOME``, default data/dagster_home);
 - connector_p95_ms: B2C sign-up calls with consent against a bench-owned gateway while the sandbox adds
   ``--crm-latency-ms`` to every CRM call;
 - gateway_events_per_s: verified webhook events stored durably per second by a bench-owned gateway
@@ -33,6 +37,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -186,6 +191,7 @@ class InProcessSensorLoop:
         self.cursor: str | None = None
         self.runs = 0
         self.failed_runs = 0
+        self.finished: list[tuple[float, list[str]]] = []  # (wall-clock end, Akamai uuids fetched) per run
 
     def run_full_sync(self) -> bool:
         return self.job.execute_in_process(raise_on_error=False, tags={"idlink/trigger": "bench"}).success
@@ -203,7 +209,38 @@ class InProcessSensorLoop:
                     asset_selection=request.asset_selection)
                 self.runs += 1
                 self.failed_runs += 0 if result.success else 1
+                if result.success:
+                    self.finished.append((time.time(), akamai_uuids_of(request.run_config)))
             done.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
+
+
+def akamai_uuids_of(run_config: dict) -> list[str]:
+    ops = run_config.get("ops", {})
+    return list(ops.get("akamai_users", {}).get("config", {}).get("identity_ids", []))
+
+
+def dagster_runs_finished(since: float) -> list[tuple[float, list[str]]]:
+    """(end time, Akamai uuids fetched) of the successful inbox-triggered runs of the stack's Dagster instance."""
+    import dagster as dg
+
+    os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / "data" / "dagster_home"))
+    with dg.DagsterInstance.get() as instance:
+        records = instance.get_run_records(dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.SUCCESS], tags={"idlink/trigger": "inbox"},
+            created_after=datetime.fromtimestamp(since, UTC)))
+        return [(record.end_time, akamai_uuids_of(record.dagster_run.run_config))
+                for record in records if record.end_time]
+
+
+def first_covering_run(created: dict[str, float], runs: list[tuple[float, list[str]]]) -> list[float]:
+    """Per uuid: seconds from its creation to the end of the first run that fetched it (uuids never fetched
+    by a finished run are left out)."""
+    latencies = []
+    for uuid_, at in created.items():
+        ends = [end for end, uuids in runs if uuid_ in uuids and end >= at]
+        if ends:
+            latencies.append(min(ends) - at)
+    return latencies
 
 
 def sandbox_tls(env: dict[str, str]) -> ssl.SSLContext | bool:
@@ -212,10 +249,46 @@ def sandbox_tls(env: dict[str, str]) -> ssl.SSLContext | bool:
 
 
 def measure_event_to_crm(env: dict[str, str], n: int, rate: float, timeout_s: float) -> dict[str, Any]:
+    """Creates ``n`` entities at ``rate``/s while a second thread watches the sandbox's state, so each latency
+    ends when the change becomes visible (within one 0.25 s poll), not when the last entity was created."""
     ca = sandbox_tls(env)
     ext_field = env.get("SALESFORCE_EXTERNAL_ID_FIELD") or "External_User_Id__c"
+    contact_attribute = env.get("AKAMAI_CONTACT_ID_ATTRIBUTE") or "crmContactId"
     created: dict[str, float] = {}
+    created_wall: dict[str, float] = {}
     seen: dict[str, float] = {}
+    linked_back: dict[str, float] = {}
+    lock = threading.Lock()
+    creating_done = threading.Event()
+
+    def watch() -> None:
+        with httpx.Client(verify=ca, timeout=30.0) as http:
+            deadline = None
+            last_report = 0.0
+            while True:
+                state = http.get(f"{env['SANDBOX_URL']}/__sandbox/state").json()
+                now = time.monotonic()
+                with lock:
+                    for contact in state.get("salesforce", {}).get("Contact", []):
+                        ext = contact.get(ext_field)
+                        if ext in created and ext not in seen:
+                            seen[ext] = now
+                    for user in state.get("akamai", {}).get("users", []):
+                        if user.get("uuid") in created and user.get(contact_attribute) and user["uuid"] not in linked_back:
+                            linked_back[user["uuid"]] = now
+                    complete = len(seen) == len(created) and len(linked_back) == len(created)
+                if creating_done.is_set():
+                    deadline = deadline or now + timeout_s
+                    if complete or now > deadline:
+                        return
+                if now - last_report > 5:
+                    say(f"contacts visible: {len(seen)}/{len(created)}, contact ids on identities: "
+                        f"{len(linked_back)}/{len(created)}")
+                    last_report = now
+                time.sleep(max(0.0, 0.25 - (time.monotonic() - now)))
+
+    watcher = threading.Thread(target=watch, name="watch-sandbox", daemon=True)
+    watcher.start()
     with httpx.Client(verify=ca, timeout=30.0) as http:
         auth = (env["AKAMAI_CLIENT_ID"], env["AKAMAI_CLIENT_SECRET"])
         tag = uuid.uuid4().hex[:8]
@@ -223,28 +296,33 @@ def measure_event_to_crm(env: dict[str, str], n: int, rate: float, timeout_s: fl
         for i in range(n):
             attributes = {"email": f"rt-{tag}-{i}@bench.example.org", "givenName": "Bench",
                           "familyName": f"Realtime{i}", "consents": {"crmSync": {"granted": True}}}
+            sent = time.monotonic()
             response = http.post(f"{env['AKAMAI_BASE_URL']}/entity.create", auth=auth,
                                  data={"type_name": env.get("AKAMAI_ENTITY_TYPE", "user"),
                                        "attributes": json.dumps(attributes)})
             body = response.json()
             if body.get("stat") != "ok":
                 raise RuntimeError(f"entity.create failed: {body.get('error')}")
-            created[body["uuid"]] = time.monotonic()
-            time.sleep(max(0.0, 1.0 / rate - 0.001))
-        deadline = time.monotonic() + timeout_s
-        while len(seen) < len(created) and time.monotonic() < deadline:
-            state = http.get(f"{env['SANDBOX_URL']}/__sandbox/state", params={"system": "salesforce"}).json()
-            now = time.monotonic()
-            for contact in state.get("salesforce", {}).get("Contact", []):
-                ext = contact.get(ext_field)
-                if ext in created and ext not in seen:
-                    seen[ext] = now
-            say(f"contacts visible: {len(seen)}/{len(created)}")
-            time.sleep(0.25)
+            with lock:
+                created[body["uuid"]] = sent
+                created_wall[body["uuid"]] = time.time() - (time.monotonic() - sent)
+            time.sleep(max(0.0, 1.0 / rate - (time.monotonic() - sent)))
+    creating_done.set()
+    watcher.join()
+    say(f"contacts visible: {len(seen)}/{len(created)}, contact ids on identities: {len(linked_back)}/{len(created)}")
     latencies = [seen[u] - created[u] for u in seen]
+    back = [linked_back[u] - created[u] for u in linked_back]
     return {"event_to_crm_p50_s": _round(percentile(latencies, 50), 2),
             "event_to_crm_p95_s": _round(percentile(latencies, 95), 2),
-            "event_to_crm_completed": len(seen), "event_to_crm_total": len(created)}
+            "event_to_crm_completed": len(seen), "event_to_crm_total": len(created),
+            "event_to_identity_p95_s": _round(percentile(back, 95), 2), "event_to_identity_completed": len(back),
+            "_created_wall": created_wall}
+
+
+def run_latencies(created_wall: dict[str, float], runs: list[tuple[float, list[str]]]) -> dict[str, Any]:
+    latencies = first_covering_run(created_wall, runs)
+    return {"event_to_run_p50_s": _round(percentile(latencies, 50), 2),
+            "event_to_run_p95_s": _round(percentile(latencies, 95), 2), "event_to_run_completed": len(latencies)}
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -362,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-events", action="store_true",
                         help="measure the gateway and the connector only (no stack needed besides a sandbox)")
     parser.add_argument("--gateway-workers", type=int, default=1, help="worker processes of the bench gateway")
+    parser.add_argument("--no-fast-lane", action="store_true",
+                        help="with --start-stack: no fast-lane worker (the sensor-launched runs alone)")
+    parser.add_argument("--run-wait-s", type=float, default=60.0,
+                        help="after the contacts appear, wait this long for the targeted runs to finish")
     args = parser.parse_args(argv)
     # In-process runs (dbt among them) write to stdout; keep it for the one JSON line and send the rest to stderr.
     figures_out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
@@ -380,6 +462,10 @@ def main(argv: list[str] | None = None) -> int:
             stack_env = base_env | env | {"GATEWAY_INBOX_PATH": str(workdir / "stack-inbox.sqlite3"),
                                           "WAREHOUSE_PATH": str(workdir / "warehouse.duckdb")}
             start_gateway(stack, stack_env, stack_port, workdir / "stack-gateway.log")
+            if not args.no_fast_lane:
+                stack.enter_context(process([sys.executable, "-m", "gateway", "fast-lane", "--log-level", "warning"],
+                                            stack_env, workdir / "stack-fast-lane.log"))
+            results["fast_lane"] = not args.no_fast_lane
             os.environ.update({k: v for k, v in stack_env.items() if k != "PYTHONPATH"})
             say("stack up; running the baseline full_sync in-process")
             loop = InProcessSensorLoop()
@@ -391,12 +477,19 @@ def main(argv: list[str] | None = None) -> int:
             def measure() -> None:
                 try:
                     measured.update(measure_event_to_crm(env, args.entities, args.rate, args.timeout_s))
+                    # the targeted runs for the last events may still be going
+                    wait_s = time.monotonic() + args.run_wait_s
+                    while time.monotonic() < wait_s and len(first_covering_run(
+                            measured["_created_wall"], loop.finished)) < len(measured["_created_wall"]):
+                        time.sleep(0.5)
                 finally:
                     done.set()
 
             threading.Thread(target=measure, name="event-to-crm", daemon=True).start()
             loop.run_until(done)
+            created_wall = measured.pop("_created_wall", {})
             results.update(measured)
+            results.update(run_latencies(created_wall, loop.finished))
             results.update(sensor_runs=loop.runs, failed_runs=loop.failed_runs)
         else:
             if not args.env_file.exists():
@@ -408,7 +501,17 @@ def main(argv: list[str] | None = None) -> int:
             if gateway_url:
                 httpx.get(f"{gateway_url}/healthz", timeout=5.0).raise_for_status()
             if not args.skip_events:
-                results.update(measure_event_to_crm(env, args.entities, args.rate, args.timeout_s))
+                started = time.time()
+                measured = measure_event_to_crm(env, args.entities, args.rate, args.timeout_s)
+                created_wall = measured.pop("_created_wall")
+                results.update(measured)
+                deadline = time.monotonic() + args.run_wait_s
+                while True:
+                    runs = dagster_runs_finished(started)
+                    if len(first_covering_run(created_wall, runs)) == len(created_wall) or time.monotonic() > deadline:
+                        break
+                    time.sleep(1.0)
+                results.update(run_latencies(created_wall, runs))
 
         keys = BenchKeys()
         bench_inbox = workdir / "bench-inbox.sqlite3"

@@ -1,10 +1,13 @@
-"""``python -m gateway serve --host 127.0.0.1 --port 8787 [--inbox PATH] [--ssl-certfile F --ssl-keyfile F]``"""
+"""``python -m gateway serve --host 127.0.0.1 --port 8787 [--inbox PATH] [--ssl-certfile F --ssl-keyfile F]``
+``python -m gateway fast-lane [--inbox PATH]`` (the worker that links new Akamai identities within seconds)"""
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import uvicorn
@@ -25,7 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=1,
                        help="worker processes; they share the inbox file (SQLite serialises their commits)")
     serve.add_argument("--log-level", default="info")
+    lane = sub.add_parser("fast-lane", help="link new Akamai identities to CRM contacts as their webhooks arrive")
+    lane.add_argument("--inbox", help="inbox file (default: GATEWAY_INBOX_PATH or data/inbox.sqlite3)")
+    lane.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
+    if args.command == "fast-lane":
+        return _fast_lane(args)
 
     if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
         parser.error("--ssl-certfile and --ssl-keyfile go together")
@@ -40,6 +48,29 @@ def main(argv: list[str] | None = None) -> int:
         uvicorn.run("gateway.app:create_app", factory=True, workers=args.workers, **options)
     else:
         uvicorn.run(create_app(), **options)
+    return 0
+
+
+def _fast_lane(args: argparse.Namespace) -> int:
+    from gateway.fast_lane import build_worker
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    inbox = Inbox(Path(args.inbox).resolve() if args.inbox else resolve_inbox_path(os.environ))
+    try:
+        worker = build_worker(inbox)
+    except ValueError as exc:  # missing settings or an unusable field mapping
+        inbox.close()
+        print(f"fast lane not started: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    logging.getLogger("gateway.fast_lane").info("fast lane following %s", inbox.path)
+    try:
+        worker.run(stop)
+    finally:
+        worker.close()
+        inbox.close()
     return 0
 
 

@@ -42,6 +42,25 @@ CREATE TABLE IF NOT EXISTS events (
     processed_at TEXT
 );
 CREATE INDEX IF NOT EXISTS events_pending ON events (seq) WHERE processed_at IS NULL;
+-- how far each consumer that reads every event (not just unprocessed ones) has got
+CREATE TABLE IF NOT EXISTS consumers (
+    name TEXT PRIMARY KEY,
+    seq  INTEGER NOT NULL
+);
+-- writes made outside Dagster runs (the fast lane), copied into the warehouse's sync_log by the next run
+CREATE TABLE IF NOT EXISTS audit_log (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    logged_at    TEXT NOT NULL,
+    system       TEXT NOT NULL,
+    operation    TEXT NOT NULL,
+    record_key   TEXT NOT NULL,
+    payload_hash TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    error_code   TEXT,
+    remote_id    TEXT,
+    imported_at  TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_log_unimported ON audit_log (id) WHERE imported_at IS NULL;
 CREATE TABLE IF NOT EXISTS run_failures (
     run_id     TEXT PRIMARY KEY,
     job        TEXT NOT NULL,
@@ -232,6 +251,35 @@ class Inbox:
             for r in rows
         ]
 
+    def after(self, seq: int, limit: int = 500, sources: Iterable[str] | None = None) -> list[InboxEvent]:
+        """Every event (handed on or not) with a sequence number above ``seq``, oldest first: for consumers
+        that keep their own cursor and must not depend on what the sensors have marked."""
+        sql = "SELECT seq, event_id, source, kind, subject, payload, received_at FROM events WHERE seq > ?"
+        params: list[Any] = [seq]
+        if sources is not None:
+            wanted = list(sources)
+            sql += f" AND source IN ({','.join('?' * len(wanted))})"
+            params.extend(wanted)
+        rows = self._reader().execute(sql + " ORDER BY seq LIMIT ?", (*params, limit)).fetchall()
+        return [
+            InboxEvent(id=r[1], source=r[2], kind=r[3], subject=r[4], payload=orjson.loads(r[5]),
+                       seq=r[0], received_at=r[6])
+            for r in rows
+        ]
+
+    def consumer_seq(self, name: str) -> int | None:
+        """The consumer's cursor; None before its first commit."""
+        row = self._reader().execute("SELECT seq FROM consumers WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_consumer_seq(self, name: str, seq: int) -> None:
+        self._reader().execute(
+            "INSERT INTO consumers (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+            (name, seq))
+
+    def last_seq(self) -> int:
+        return self._reader().execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+
     def mark_processed(self, ids: Iterable[str]) -> int:
         """Mark events as handed to a run; returns how many changed state."""
         ids = list(ids)
@@ -262,6 +310,43 @@ class Inbox:
         failures = self._reader().execute("SELECT COUNT(*) FROM run_failures").fetchone()[0]
         return {"total": total, "pending": pending, "processed": total - pending, "last_seq": last_seq,
                 "run_failures": failures}
+
+    # ---- audit of writes made outside runs ------------------------------------------------------------
+
+    AUDIT_COLUMNS = ("system", "operation", "record_key", "payload_hash", "outcome", "error_code", "remote_id")
+
+    def record_audit(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Append audit rows (identifiers, hashes and codes only); returns how many were stored."""
+        values = [(_now(), *(row.get(column) for column in self.AUDIT_COLUMNS)) for row in rows]
+        if not values:
+            return 0
+        conn = self._reader()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                f"INSERT INTO audit_log (logged_at, {', '.join(self.AUDIT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                values)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return len(values)
+
+    def unimported_audit(self, limit: int = 10_000) -> list[dict[str, Any]]:
+        rows = self._reader().execute(
+            f"SELECT id, logged_at, {', '.join(self.AUDIT_COLUMNS)} FROM audit_log WHERE imported_at IS NULL"
+            " ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [dict(zip(("id", "logged_at", *self.AUDIT_COLUMNS), row)) for row in rows]
+
+    def mark_audit_imported(self, ids: Iterable[int]) -> None:
+        conn = self._reader()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("UPDATE audit_log SET imported_at = ? WHERE id = ?", [(_now(), i) for i in ids])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     # ---- run failures (written by the run-failure sensor) --------------------------------------------
 

@@ -75,6 +75,14 @@ class TargetedRunPlan:
     def add_event(self, event: InboxEvent) -> None:
         if event.source == "akamai" and event.subject:
             self.akamai_uuids.add(event.subject)
+        elif event.source == "fast_lane":
+            # the fast lane linked an identity: fetch both records so the warehouse links them by the dbt rules
+            if event.subject and event.payload.get("provider") == "akamai":
+                self.akamai_uuids.add(event.subject)
+            elif event.subject:
+                self.b2c_identity_ids.add(event.subject)
+            if event.payload.get("contact_id"):
+                self.contact_ids.add(str(event.payload["contact_id"]))
         elif event.source == "b2c":
             if event.subject:
                 self.b2c_identity_ids.add(event.subject)
@@ -124,6 +132,8 @@ class TargetedRunPlan:
             selected_ops = {graph.get(key).assets_def.node_def.name for key in selection}
             config = {**config, "ops": {op: value for op, value in config.get("ops", {}).items()
                                         if op in selected_ops}}
+        # One process for the whole run: a few records do not repay a process (and code import) per step.
+        config = {**config, "execution": {"config": {"in_process": {}}}}
         return dg.RunRequest(
             run_key=run_key,
             run_config=config,
@@ -143,7 +153,7 @@ def _open_inbox() -> Inbox:
 @dg.sensor(
     name="inbox_sensor",
     job=full_sync_job,
-    minimum_interval_seconds=2,
+    minimum_interval_seconds=1,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Turns gateway inbox events (Akamai webhooks, B2C sign-ups) into targeted full_sync runs.",
 )

@@ -4,13 +4,17 @@ Each materialization is one push through ``reverse_etl.runner``; its metadata ca
 two checks judge it: the dead-letter table did not grow, and the share of sent records that succeeded.
 """
 
-import dagster as dg
+import os
 
+import dagster as dg
+import duckdb
+
+from gateway.inbox import Inbox, resolve_inbox_path
 from orchestration.resources import GraphResource, SalesforceResource, WarehouseResource
 from reverse_etl.mapping import load_mapping, mapping_settings_from_env
 from reverse_etl.runner import SyncResult, push_b2c, push_salesforce
 from reverse_etl.salesforce_writer import DEFAULT_BULK_THRESHOLD
-from reverse_etl.state import DEFAULT_MAX_ATTEMPTS
+from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, append_external_log
 
 SALESFORCE_KEY = dg.AssetKey(["reverse_etl", "salesforce_contacts"])
 B2C_KEY = dg.AssetKey(["reverse_etl", "b2c_contact_ids"])
@@ -18,6 +22,7 @@ CONTACTS_TO_CREATE = dg.AssetKey("contacts_to_create")
 EXTERNAL_IDS_TO_PUSH = dg.AssetKey("external_ids_to_push")
 NO_NEW_DEAD_LETTERS = "no_new_dead_letters"
 SUCCESS_RATE = "success_rate"
+FAST_LANE_RUN_ID = "fast_lane"  # run_id of the sync_log rows the near-real-time fast lane wrote
 
 
 class ReverseEtlConfig(dg.Config):
@@ -42,9 +47,11 @@ def _mapping(client_id: str):
     return load_mapping(path, customer, environment, client_id)
 
 
-def sync_materialization(key: dg.AssetKey, result: SyncResult, min_success_rate: float) -> dg.MaterializeResult:
+def sync_materialization(key: dg.AssetKey, result: SyncResult, min_success_rate: float,
+                         extra_metadata: dict | None = None) -> dg.MaterializeResult:
     """Counts as metadata, plus the two check results, for one push."""
     metadata = {
+        **(extra_metadata or {}),
         "attempted": result.attempted, "succeeded": result.succeeded, "failed": result.failed,
         "skipped": result.skipped, "dead_lettered": result.dead_lettered, "api_calls": result.api_calls,
         "invalid": result.invalid, "parked": result.parked, "pending_after": result.pending_after,
@@ -69,6 +76,24 @@ def sync_materialization(key: dg.AssetKey, result: SyncResult, min_success_rate:
     return dg.MaterializeResult(asset_key=key, metadata=metadata, check_results=checks)
 
 
+def record_fast_lane_writes(warehouse_path: str, environ=os.environ) -> int:
+    """Copy the writes the fast lane made since the last run from the gateway inbox into reverse_etl.sync_log,
+    so the warehouse keeps one audit trail of every change; returns how many rows were copied."""
+    inbox_path = resolve_inbox_path(environ)
+    if not inbox_path.exists():
+        return 0
+    inbox = Inbox(inbox_path)
+    try:
+        rows = inbox.unimported_audit()
+        if rows:
+            with duckdb.connect(warehouse_path) as con:
+                append_external_log(con, FAST_LANE_RUN_ID, rows)
+            inbox.mark_audit_imported(row["id"] for row in rows)
+    finally:
+        inbox.close()
+    return len(rows)
+
+
 @dg.asset(
     key=SALESFORCE_KEY,
     deps=[CONTACTS_TO_CREATE, EXTERNAL_IDS_TO_PUSH],
@@ -88,7 +113,9 @@ def salesforce_contacts(context: dg.AssetExecutionContext, config: ReverseEtlCon
     if result.limit_reached:
         context.log.warning("Salesforce API request limit reached: %d records stay pending for the next run",
                             result.pending_after)
-    return sync_materialization(SALESFORCE_KEY, result, config.min_success_rate)
+    recorded = record_fast_lane_writes(warehouse.path)
+    return sync_materialization(SALESFORCE_KEY, result, config.min_success_rate,
+                                extra_metadata={"fast_lane_writes_recorded": recorded})
 
 
 @dg.asset(

@@ -340,3 +340,36 @@ class StateStore:
     def pending_count(self) -> int:
         return self.con.execute(f"SELECT count(*) FROM {SCHEMA}.pending WHERE system = ?",
                                 [self.system]).fetchall()[0][0]
+
+
+def append_external_log(con: duckdb.DuckDBPyConnection, run_id: str, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Copy writes made outside a sync run (the near-real-time fast lane) into ``sync_log``, keeping the time
+    each was made; rows carry system, operation, record_key, payload_hash, outcome, error_code, logged_at."""
+    if not rows:
+        return 0
+    ensure_schema(con)
+    table = pa.table({
+        "system": [str(r["system"]) for r in rows],
+        "operation": [str(r["operation"]) for r in rows],
+        "record_key": [str(r["record_key"]) for r in rows],
+        "payload_hash": [str(r["payload_hash"]) for r in rows],
+        "outcome": [str(r["outcome"]) for r in rows],
+        "error_code": [r.get("error_code") for r in rows],
+        "logged_at": [datetime.fromisoformat(str(r["logged_at"])).astimezone(UTC).replace(tzinfo=None)
+                      for r in rows],
+    })
+    con.register("external_log_input", table)
+    try:
+        # idempotent: a copy repeated after a crash adds nothing
+        con.execute(f"""
+            INSERT INTO {SCHEMA}.sync_log
+            SELECT ?, i.system, i.operation, i.record_key, i.payload_hash, i.outcome, i.error_code, NULL, 1,
+                i.logged_at
+            FROM external_log_input AS i
+            WHERE NOT EXISTS (
+                SELECT 1 FROM {SCHEMA}.sync_log AS s
+                WHERE s.run_id = ? AND s.system = i.system AND s.operation = i.operation
+                    AND s.record_key = i.record_key AND s.logged_at = i.logged_at)""", [run_id, run_id])
+    finally:
+        con.unregister("external_log_input")
+    return len(rows)

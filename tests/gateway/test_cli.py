@@ -58,3 +58,32 @@ def test_a_certificate_without_its_key_is_refused() -> None:
     result = subprocess.run([sys.executable, "-m", "gateway", "serve", "--ssl-certfile", "x.pem"],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode != 0 and "go together" in result.stderr
+
+
+def test_the_fast_lane_refuses_to_start_without_its_settings_and_says_which(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AKAMAI_", "SALESFORCE_"))}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    done = subprocess.run([sys.executable, "-m", "gateway", "fast-lane", "--inbox", str(tmp_path / "inbox.sqlite3")],
+                          check=False, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "fast lane not started" in done.stderr and "AKAMAI_BASE_URL" in done.stderr
+
+
+def test_the_fast_lane_follows_the_inbox_until_terminated(sandbox, tmp_path) -> None:
+    env = {**os.environ, **sandbox.env, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "fast-lane", "--inbox", str(tmp_path / "inbox.sqlite3")],
+                            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        from gateway.fast_lane import CONSUMER
+        from gateway.inbox import Inbox
+
+        inbox = Inbox(tmp_path / "inbox.sqlite3")
+        deadline = time.monotonic() + 60
+        while inbox.consumer_seq(CONSUMER) is None:  # started: it set its cursor
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the fast lane did not start"
+            time.sleep(0.1)
+        inbox.close()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0

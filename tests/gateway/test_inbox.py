@@ -124,3 +124,31 @@ def test_a_run_failure_is_recorded_once(inbox: Inbox) -> None:
     inbox.mark_failure_alerted("run-1")
     [failure] = inbox.run_failures()
     assert failure["job"] == "full_sync" and failure["error_type"] == "ApiError" and failure["alerted"] == 1
+
+
+def test_a_consumer_with_its_own_cursor_sees_events_the_sensors_already_handed_on(inbox: Inbox) -> None:
+    for n in range(3):
+        inbox.put(event(n))
+    inbox.put(event(7, source="b2c"))
+    inbox.mark_processed(["akamai:0", "akamai:1"])
+
+    assert inbox.consumer_seq("reader") is None
+    assert [e.id for e in inbox.after(0, sources=["akamai"])] == ["akamai:0", "akamai:1", "akamai:2"]
+    inbox.set_consumer_seq("reader", 2)
+    inbox.set_consumer_seq("reader", 3)
+    assert inbox.consumer_seq("reader") == 3
+    assert [e.id for e in inbox.after(inbox.consumer_seq("reader"))] == ["b2c:7"]
+    assert inbox.last_seq() == 4
+
+
+def test_audit_rows_wait_until_marked_imported(inbox: Inbox) -> None:
+    row = {"system": "salesforce", "operation": "create_contact", "record_key": "akamai:u1", "payload_hash": "h",
+           "outcome": "succeeded", "error_code": None, "remote_id": "003A"}
+    assert inbox.record_audit([row, {**row, "record_key": "akamai:u2"}]) == 2
+    assert inbox.record_audit([]) == 0
+
+    waiting = inbox.unimported_audit()
+    assert [(r["record_key"], r["remote_id"]) for r in waiting] == [("akamai:u1", "003A"), ("akamai:u2", "003A")]
+    assert all(r["logged_at"] for r in waiting)
+    inbox.mark_audit_imported([waiting[0]["id"]])
+    assert [r["record_key"] for r in inbox.unimported_audit()] == ["akamai:u2"]

@@ -127,3 +127,60 @@ def test_an_akamai_identity_reaches_the_crm_and_gets_its_contact_id_back(sandbox
         released = next(c for c in sandbox.state("salesforce")["salesforce"]["Contact"] if c["Id"] == contact["Id"])
         assert not released.get("External_User_Id__c"), "the deleted identity's id stays on the contact"
     inbox.close()
+
+
+def test_the_fast_lane_links_a_sign_up_in_seconds_and_the_targeted_run_records_it(sandbox_factory, tmp_path,
+                                                                                   monkeypatch) -> None:
+    import duckdb
+
+    from gateway.fast_lane import build_worker
+
+    port = free_port()
+    sandbox = sandbox_factory(size=30, extra_args=("--webhook-url", f"http://127.0.0.1:{port}/webhooks/akamai"))
+    sandbox.apply_env(monkeypatch)
+    warehouse = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("WAREHOUSE_PATH", str(warehouse))
+    monkeypatch.setenv("GATEWAY_INBOX_PATH", str(tmp_path / "inbox.sqlite3"))
+    from orchestration.definitions import build_definitions
+
+    defs = build_definitions()
+    job = defs.resolve_job_def("full_sync")
+    inbox = Inbox(tmp_path / "inbox.sqlite3")
+    worker = build_worker(inbox)
+    stop = threading.Event()
+    with dg.instance_for_test() as instance, gateway_on(port):
+        assert job.execute_in_process(instance=instance, raise_on_error=False).success  # the baseline
+        worker.step()  # first start: the worker begins at the end of the inbox
+        lane = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+        lane.start()
+        try:
+            created = akamai_call(sandbox, "entity.create", type_name="user", attributes=json.dumps({
+                "email": "fast.lane@example.org", "givenName": "Fast", "familyName": "Lane",
+                "consents": {"crmSync": {"granted": True}}}))
+            uuid = created["uuid"]
+            # no Dagster run yet: the fast lane alone links both directions
+            contact = wait_for(lambda: contact_for(sandbox, uuid), what="the fast lane's contact")
+            entity = wait_for(lambda: (e := akamai_call(sandbox, "entity", type_name="user", uuid=uuid)["result"])
+                              .get("crmContactId") and e, what="the contact id on the identity")
+            assert entity["crmContactId"] == contact["Id"]
+            wait_for(lambda: any(e.source == "fast_lane" for e in inbox.pending()), what="the fast lane's event")
+        finally:
+            stop.set()
+            lane.join(timeout=10)
+            worker.close()
+
+        tick = run_requested(defs, job, instance, realtime.inbox_sensor, None)
+        assert tick.run_requests, "the events started no targeted run"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        link = con.execute("SELECT contact_id, status, match_rule FROM marts.identity_contact_links "
+                           "WHERE identity_provider = 'akamai' AND identity_id = ?", [uuid]).fetchall()
+        audit = con.execute("SELECT system, operation, outcome FROM reverse_etl.sync_log WHERE run_id = 'fast_lane' "
+                            "ORDER BY system").fetchall()
+        created_again = con.execute("SELECT count(*) FROM reverse_etl.sync_log WHERE run_id <> 'fast_lane' "
+                                    "AND record_key = ?", [f"akamai:{uuid}"]).fetchone()[0]
+    assert link == [(contact["Id"], "active", "carried_id")]
+    assert audit == [("akamai", "set_attribute", "succeeded"), ("salesforce", "create_contact", "succeeded")]
+    assert created_again == 0, "the batch path sent the contact a second time"
+    assert len([c for c in sandbox.state("salesforce")["salesforce"]["Contact"]
+                if c.get("External_User_Id__c") == uuid]) == 1
+    inbox.close()

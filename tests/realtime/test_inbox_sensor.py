@@ -44,6 +44,24 @@ def test_pending_events_become_one_targeted_run_and_the_cursor_moves_past_them(
     assert request.tags["idlink/trigger"] == "inbox" and request.tags["idlink/events"] == "4"
 
 
+def test_a_targeted_run_executes_in_one_process(inbox: Inbox, stand_in_defs, recorded_run_config) -> None:
+    inbox.put(akamai_event(1))
+    [request] = evaluate(stand_in_defs).run_requests
+    assert request.run_config["execution"] == {"config": {"in_process": {}}}
+
+
+def test_a_fast_lane_link_fetches_both_the_identity_and_its_contact(
+        inbox: Inbox, stand_in_defs, recorded_run_config) -> None:
+    inbox.put(InboxEvent(id="fast_lane:uuid-4:003B:created", source="fast_lane", kind="created",
+                         subject="uuid-4", payload={"provider": "akamai", "crm": "salesforce", "contact_id": "003B"}))
+    [request] = evaluate(stand_in_defs).run_requests
+    assert ("akamai", ["uuid-4"]) in recorded_run_config
+    assert ("targeted", [], ["003B"]) in recorded_run_config
+    assert {dg.AssetKey(["raw_akamai", "users"]), dg.AssetKey(["raw_salesforce", "contact"])} <= set(
+        request.asset_selection)
+    assert dg.AssetKey(["raw_b2c", "users"]) not in request.asset_selection
+
+
 def test_only_ingestion_assets_with_work_are_selected_plus_everything_downstream(
         inbox: Inbox, stand_in_defs, recorded_run_config) -> None:
     inbox.put(akamai_event(1, kind="entityDeleted"))

@@ -73,4 +73,5 @@ def test_a_contact_change_loads_only_salesforce_and_gives_no_config_to_unselecte
     request = plan.run_request("k", repo, {})
     assert dg.AssetKey(["raw_b2c", "users"]) not in request.asset_selection
     assert dg.AssetKey(["raw_salesforce", "contact"]) in request.asset_selection
-    assert request.run_config == {"ops": {"raw_salesforce__contact": {"config": {"contact_ids": ["003A"]}}}}
+    assert request.run_config == {"ops": {"raw_salesforce__contact": {"config": {"contact_ids": ["003A"]}}},
+                                  "execution": {"config": {"in_process": {}}}}

@@ -254,3 +254,41 @@ def test_pending_records_that_left_the_marts_are_dropped_instead_of_lingering(co
 def test_redaction_keeps_record_ids_that_explain_the_error():
     message = "duplicate value found: External_User_Id__c duplicates value on record with id: 0035g00000001AAA"
     assert redact(message) == message
+
+
+def test_writes_made_outside_a_run_join_the_sync_log_once_with_their_own_time(con, tmp_path, monkeypatch):
+    from gateway.inbox import Inbox
+    from orchestration.reverse_etl_assets import FAST_LANE_RUN_ID, record_fast_lane_writes
+
+    inbox_path = tmp_path / "inbox.sqlite3"
+    monkeypatch.setenv("GATEWAY_INBOX_PATH", str(inbox_path))
+    warehouse = str(tmp_path / "warehouse.duckdb")
+    assert record_fast_lane_writes(warehouse) == 0  # no inbox yet: nothing to copy, and no file created
+    assert not inbox_path.exists()
+    inbox = Inbox(inbox_path)
+    inbox.record_audit([{"system": "salesforce", "operation": "create_contact", "record_key": "akamai:u1",
+                         "payload_hash": "h1", "outcome": "succeeded", "remote_id": "003A"},
+                        {"system": "akamai", "operation": "set_attribute", "record_key": "u1:crmContactId",
+                         "payload_hash": "h2", "outcome": "failed", "error_code": "HTTP_503"}])
+    logged_at = inbox.unimported_audit()[0]["logged_at"]
+
+    assert record_fast_lane_writes(warehouse) == 2
+    assert record_fast_lane_writes(warehouse) == 0  # copied once
+    with duckdb.connect(warehouse, read_only=True) as db:
+        rows = db.execute("SELECT run_id, system, operation, record_key, outcome, error_code, logged_at "
+                          "FROM reverse_etl.sync_log ORDER BY system").fetchall()
+    assert [r[:6] for r in rows] == [
+        (FAST_LANE_RUN_ID, "akamai", "set_attribute", "u1:crmContactId", "failed", "HTTP_503"),
+        (FAST_LANE_RUN_ID, "salesforce", "create_contact", "akamai:u1", "succeeded", None)]
+    assert rows[1][6].isoformat()[:19] == logged_at[:19]
+    inbox.close()
+
+
+def test_copying_external_writes_again_after_a_crash_adds_no_duplicates(con):
+    from reverse_etl.state import append_external_log
+
+    row = {"system": "salesforce", "operation": "create_contact", "record_key": "akamai:u1", "payload_hash": "h",
+           "outcome": "succeeded", "logged_at": "2026-11-23T08:00:00.000001+00:00"}
+    assert append_external_log(con, "fast_lane", [row]) == 1
+    append_external_log(con, "fast_lane", [row])
+    assert con.execute("SELECT count(*) FROM reverse_etl.sync_log").fetchone()[0] == 1

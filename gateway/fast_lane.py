@@ -1,0 +1,383 @@
+"""The fast lane: a consenting Akamai identity gets its CRM contact within seconds of the webhook.
+
+The gateway stores each verified webhook event; this worker (``python -m gateway fast-lane``) follows the inbox
+with its own cursor and, for every Akamai entity created or updated:
+
+1. reads the entity through the Entity API (consent, the contact id it may already carry, email, names);
+2. finds its Salesforce contact: the one already carrying the identity's uuid, else the only contact with the
+   same email that carries no other identity and whose first name does not clearly differ (the dbt email
+   rule and its family-mailbox veto); sets the uuid on it.
+   When the CRM has no contact with that email it creates one (upsert by the external ID, fields from the
+   field mapping), so a repeated attempt or the batch sync updates the same record;
+3. writes the contact id onto the entity;
+4. records every write in the inbox's audit log and stores an event naming the identity and the contact, so the
+   next targeted Dagster run fetches both, links them through the dbt rules (the uuid on the contact is the
+   strongest rule) and copies the audit rows into the warehouse's ``sync_log``.
+
+Only evidence the dbt rules also accept is acted on. Everything else — several contacts with the email, names
+that differ (a family mailbox), a contact held by another identity, a missing family name, any API failure — is
+left to the targeted run that the original event triggers anyway: the fast lane never blocks or replaces the
+batch path, it only gets there first.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import os
+import re
+import threading
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from rapidfuzz.distance import JaroWinkler
+
+from clients.akamai import AkamaiClient, AkamaiSettings
+from clients.http import ApiError
+from clients.salesforce import SalesforceClient
+from clients.settings import SalesforceSettings
+from gateway.crm_contacts import soql_string
+from gateway.inbox import Inbox, InboxEvent
+from ingestion.akamai import CONSENT_KEY, CONTACT_ID_KEY, EntityPageBuilder, entity_attributes
+from ingestion.quality import Quarantine
+from reverse_etl.akamai_writer import contact_id_attribute
+from reverse_etl.attribute_writer import SET_ATTRIBUTE
+from reverse_etl.mapping import (
+    SALESFORCE_LOGICAL_FIELDS,
+    TargetMapping,
+    load_mapping,
+    mapping_settings_from_env,
+)
+from reverse_etl.salesforce_writer import CREATE_CONTACT, SET_EXTERNAL_ID
+from reverse_etl.state import FAILED, SUCCEEDED, payload_hash
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONSUMER = "fast_lane"
+SOURCE = "fast_lane"  # the source of the events this worker stores for the sensors
+PROVIDER = "akamai"
+CRM = "salesforce"
+HANDLED_KINDS = frozenset({"entityCreated", "entityUpdated"})
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false")
+
+
+@dataclass(frozen=True)
+class FastLaneSettings:
+    create_contacts: bool = True  # off: only link to contacts that exist, leave creation to the batch sync
+    poll_interval_s: float = 0.2
+    batch_limit: int = 200
+    workers: int = 4
+    # a call that is still failing after this long is left to the batch path instead of holding up others
+    call_budget_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> FastLaneSettings:
+        return cls(
+            create_contacts=_flag(environ, "FAST_LANE_CREATE_CONTACTS", True),
+            poll_interval_s=float(environ.get("FAST_LANE_POLL_S") or 0.2),
+            workers=int(environ.get("FAST_LANE_WORKERS") or 4),
+            call_budget_s=float(environ.get("FAST_LANE_CALL_BUDGET_S") or 10.0),
+        )
+
+
+# ---- names (the same equivalences and thresholds as the dbt match rules) --------------------------------------
+
+@cache
+def _dbt_vars() -> dict[str, Any]:
+    return yaml.safe_load((REPO_ROOT / "dbt_project" / "dbt_project.yml").read_text())["vars"]
+
+
+@cache
+def _name_variants() -> dict[str, frozenset[str]]:
+    variants: dict[str, set[str]] = {}
+    with (REPO_ROOT / "dbt_project" / "seeds" / "nickname_equivalents.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            variants.setdefault(row["name"], set()).add(row["canonical_name"])
+    return {name: frozenset(values) for name, values in variants.items()}
+
+
+_NOT_NAME = re.compile(r"[^a-z0-9 ]+")
+
+
+def name_key(value: str | None) -> str:
+    """Case-folded, accent-free, letters, digits and single spaces: what the staging models compare."""
+    if not value:
+        return ""
+    decomposed = unicodedata.normalize("NFKD", value)
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    return " ".join(_NOT_NAME.sub(" ", bare).split())
+
+
+def first_names_differ(left: str | None, right: str | None) -> bool:
+    """The email rule's veto (macro ``first_names_differ``): both present, no shared nickname, not a prefix of
+    each other, and less similar than ``given_name_conflict`` — two people sharing a (family) mailbox."""
+    a, b = name_key(left), name_key(right)
+    if not a or not b:
+        return False
+    variants = _name_variants()
+    if variants.get(a, frozenset()) & variants.get(b, frozenset()):
+        return False
+    if a.startswith(b) or b.startswith(a):
+        return False
+    return JaroWinkler.similarity(a, b) < float(_dbt_vars()["given_name_conflict"])
+
+
+# ---- one identity --------------------------------------------------------------------------------------------
+
+@dataclass
+class FastLaneResult:
+    uuid: str
+    action: str  # created | linked | found | skipped | deferred | failed
+    reason: str = ""
+    contact_id: str | None = None
+    audit: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def wrote(self) -> bool:
+        return any(row["outcome"] == SUCCEEDED for row in self.audit)
+
+
+class _Deferred(Exception):
+    """Not clear enough to act on: the batch linking decides."""
+
+
+class FastLane:
+    """Links one Akamai identity to its Salesforce contact (see the module docstring)."""
+
+    def __init__(self, akamai: AkamaiClient, salesforce: SalesforceClient, mapping: Mapping[str, TargetMapping],
+                 settings: FastLaneSettings = FastLaneSettings()) -> None:
+        if CRM not in mapping:
+            raise ValueError(f"the field mapping has no {CRM} target for the fast lane")
+        self.akamai = akamai
+        self.salesforce = salesforce
+        self.target = mapping[CRM]
+        self.settings = settings
+        self.external_id_field = salesforce.settings.external_id_field
+        self.contact_attribute = contact_id_attribute(akamai.settings, mapping.get(PROVIDER))
+        self._builder = EntityPageBuilder(akamai.settings)
+        self._attributes = entity_attributes(akamai.settings)
+
+    def link(self, uuid: str) -> FastLaneResult:
+        result = FastLaneResult(uuid=uuid, action="skipped")
+        try:
+            self._link(result)
+        except _Deferred as reason:
+            result.action, result.reason = "deferred", str(reason)
+        except (ApiError, OSError) as exc:  # transport errors included: the batch path retries
+            result.action = "failed"
+            result.reason = getattr(exc, "code", None) or type(exc).__name__
+        except Exception as exc:  # noqa: BLE001 - one odd record must not stop the lane for everyone after it
+            # the type only: a message could quote a record's values
+            log.error("fast lane: identity %s failed unexpectedly (%s)", uuid, type(exc).__name__)
+            result.action, result.reason = "failed", f"unexpected {type(exc).__name__}"
+        return result
+
+    def _identity(self, uuid: str) -> dict[str, Any] | None:
+        entity = self.akamai.get_entity(uuid, self._attributes)
+        if entity is None:
+            return None
+        quarantine = Quarantine(source=PROVIDER)
+        columns = self._builder.build([entity], page_key=f"fast-lane:{uuid}", quarantine=quarantine,
+                                      now=datetime.now(UTC))
+        if not columns["id"]:  # unrepresentable: ingestion quarantines it with its reason
+            raise _Deferred(f"quarantined: {quarantine.rows[0][1] if quarantine.rows else 'unreadable'}")
+        row = {name: values[0] for name, values in columns.items()}
+        row.update(orjson.loads(row["custom_attributes"]))
+        row["email"] = row["sign_in_email"] or row["mail"]  # normalised as ingestion does
+        return row
+
+    def _link(self, result: FastLaneResult) -> None:
+        identity = self._identity(result.uuid)
+        if identity is None:
+            result.reason = "identity_gone"
+            return
+        if identity.get(CONSENT_KEY) is not True:
+            result.reason = "no_consent"
+            return
+        if identity.get(CONTACT_ID_KEY):
+            result.action, result.reason, result.contact_id = "found", "identity_carries_contact", identity[CONTACT_ID_KEY]
+            return
+        if not identity.get("email") or not identity.get("email_valid"):
+            raise _Deferred("no_valid_email")
+
+        held = self._contacts(f"{self.external_id_field} = {soql_string(result.uuid)}")
+        if held:
+            result.action, result.contact_id = "found", held[0]["Id"]
+        else:
+            self._find_by_email_or_create(identity, result)
+        self._write_contact_id(result)
+
+    def _find_by_email_or_create(self, identity: dict[str, Any], result: FastLaneResult) -> None:
+        same_email = self._contacts(f"Email = {soql_string(identity['email'])}")
+        if len(same_email) > 1:
+            raise _Deferred("several_contacts_with_email")
+        if same_email:
+            contact = same_email[0]
+            if contact.get(self.external_id_field) not in (None, "", result.uuid):
+                raise _Deferred("contact_holds_another_identity")
+            if first_names_differ(identity.get("given_name"), contact.get("FirstName")):
+                raise _Deferred("first_names_differ")  # a shared (family) mailbox: the review queue's case
+            self._set_external_id(contact["Id"], result)
+            result.action, result.contact_id = "linked", contact["Id"]
+            return
+        if not self.settings.create_contacts:
+            raise _Deferred("no_contact_and_creation_off")
+        if not identity.get("surname"):
+            raise _Deferred("no_family_name")  # Salesforce requires LastName; the batch sync knows the fallback
+        result.contact_id = self._create(identity, result)
+        result.action = "created"
+
+    def _contacts(self, condition: str) -> list[dict[str, Any]]:
+        soql = (f"SELECT Id, FirstName, LastName, {self.external_id_field} FROM Contact WHERE {condition} "
+                "ORDER BY CreatedDate LIMIT 3")
+        return [record for page in self.salesforce.query_pages(soql) for record in page]
+
+    def _audit(self, result: FastLaneResult, system: str, operation: str, key: str, payload: dict,
+               outcome: str, error_code: str | None = None, remote_id: str | None = None) -> None:
+        result.audit.append({"system": system, "operation": operation, "record_key": key,
+                             "payload_hash": payload_hash(operation, payload), "outcome": outcome,
+                             "error_code": error_code, "remote_id": remote_id})
+
+    def _call(self, result: FastLaneResult, system: str, operation: str, key: str, payload: dict,
+              send: Callable[[], str | None]) -> str | None:
+        try:
+            remote_id = send()
+        except ApiError as exc:
+            self._audit(result, system, operation, key, payload, FAILED, exc.code or f"HTTP_{exc.status}")
+            raise
+        self._audit(result, system, operation, key, payload, SUCCEEDED, remote_id=remote_id)
+        return remote_id
+
+    def _set_external_id(self, contact_id: str, result: FastLaneResult) -> None:
+        payload = {self.external_id_field: result.uuid}
+
+        def send() -> str:
+            self.salesforce.request("PATCH", f"sobjects/Contact/{contact_id}", data=orjson.dumps(payload),
+                                    headers={"Content-Type": "application/json"})
+            return contact_id
+
+        self._call(result, CRM, SET_EXTERNAL_ID, f"{contact_id}:{self.external_id_field}", payload, send)
+
+    def _create(self, identity: dict[str, Any], result: FastLaneResult) -> str | None:
+        values = {**identity, "identity_id": result.uuid, "family_name": identity.get("surname")}
+        fields = {remote: values.get(SALESFORCE_LOGICAL_FIELDS[logical])
+                  for logical, remote in self.target.fields.items() if logical in SALESFORCE_LOGICAL_FIELDS}
+        body = {name: value for name, value in fields.items()
+                if value not in (None, "") and name != self.external_id_field}
+
+        def send() -> str | None:
+            response = self.salesforce.request(
+                "PATCH", f"sobjects/Contact/{self.external_id_field}/{result.uuid}",
+                data=orjson.dumps(body), headers={"Content-Type": "application/json"})
+            if response.content:
+                created = orjson.loads(response.content).get("id")
+                if created:
+                    return created
+            held = self._contacts(f"{self.external_id_field} = {soql_string(result.uuid)}")
+            return held[0]["Id"] if held else None
+
+        contact_id = self._call(result, CRM, CREATE_CONTACT, f"{PROVIDER}:{result.uuid}", fields, send)
+        if not contact_id:
+            raise _Deferred("created_contact_not_found")
+        return contact_id
+
+    def _write_contact_id(self, result: FastLaneResult) -> None:
+        payload = {self.contact_attribute: result.contact_id}
+
+        def send() -> str:
+            self.akamai.update_entity(result.uuid, payload)
+            return result.uuid
+
+        self._call(result, PROVIDER, SET_ATTRIBUTE, f"{result.uuid}:{self.contact_attribute}", payload, send)
+
+
+# ---- the worker ----------------------------------------------------------------------------------------------
+
+def uuids_to_link(events: Iterable[InboxEvent]) -> list[str]:
+    """Akamai identities created or updated, each once, in order of first appearance."""
+    return list(dict.fromkeys(e.subject for e in events
+                              if e.source == PROVIDER and e.kind in HANDLED_KINDS and e.subject))
+
+
+def outcome_event(result: FastLaneResult) -> InboxEvent:
+    """What the sensors see: identity and contact to fetch in the next targeted run (identifiers only)."""
+    return InboxEvent(id=f"{SOURCE}:{result.uuid}:{result.contact_id}:{result.action}", source=SOURCE,
+                      kind=result.action, subject=result.uuid,
+                      payload={"provider": PROVIDER, "crm": CRM, "contact_id": result.contact_id,
+                               "action": result.action})
+
+
+class FastLaneWorker:
+    """Follows the inbox from its own cursor; new events only (a first start begins at the end)."""
+
+    def __init__(self, inbox: Inbox, lane: FastLane, settings: FastLaneSettings = FastLaneSettings()) -> None:
+        self.inbox = inbox
+        self.lane = lane
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="fast-lane")
+        self.counts: dict[str, int] = {}
+
+    def step(self) -> int:
+        """Handle the events after the cursor once; returns how many events were read."""
+        cursor = self.inbox.consumer_seq(CONSUMER)
+        if cursor is None:  # history belongs to the batch path
+            self.inbox.set_consumer_seq(CONSUMER, self.inbox.last_seq())
+            return 0
+        events = self.inbox.after(cursor, limit=self.settings.batch_limit, sources=[PROVIDER])
+        if not events:
+            return 0
+        results = list(self._pool.map(self.lane.link, uuids_to_link(events)))
+        for result in results:
+            self.counts[result.action] = self.counts.get(result.action, 0) + 1
+            if result.audit:
+                self.inbox.record_audit(result.audit)
+            if result.wrote and result.contact_id:
+                self.inbox.put(outcome_event(result))
+            log.info("fast lane: identity %s %s%s", result.uuid, result.action,
+                     f" ({result.reason})" if result.reason else "")
+        # after the writes are recorded: a crash before this line repeats them, and they are idempotent
+        self.inbox.set_consumer_seq(CONSUMER, max(e.seq or 0 for e in events))
+        return len(events)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                busy = self.step()
+            except Exception:
+                log.exception("fast lane step failed")
+                busy = 0
+            if not busy:
+                stop.wait(self.settings.poll_interval_s)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def build_worker(inbox: Inbox, environ: Mapping[str, str] = os.environ) -> FastLaneWorker:
+    """A worker from the environment (Akamai, Salesforce and field-mapping settings, FAST_LANE_*)."""
+    settings = FastLaneSettings.from_env(environ)
+    budget = {"timeout_s": settings.call_budget_s, "retry_max_s": settings.call_budget_s}
+    akamai = AkamaiClient(dataclasses.replace(AkamaiSettings.from_env(environ), **budget))
+    salesforce = SalesforceClient(dataclasses.replace(SalesforceSettings.from_env(environ), **budget))
+    path, customer, environment = mapping_settings_from_env(environ)
+    mapping = load_mapping(path, customer, environment, akamai.settings.client_id)
+    return FastLaneWorker(inbox, FastLane(akamai, salesforce, mapping, settings), settings)

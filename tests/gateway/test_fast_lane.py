@@ -1,0 +1,246 @@
+"""The fast lane links a consenting Akamai identity to its CRM contact in seconds, acting only on evidence the dbt
+rules also accept, and leaves everything unclear to the targeted run that the same event triggers."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from gateway.fast_lane import (
+    CONSUMER,
+    FastLaneSettings,
+    build_worker,
+    first_names_differ,
+    uuids_to_link,
+)
+from gateway.inbox import Inbox, InboxEvent
+
+EXTERNAL_ID = "External_User_Id__c"
+
+
+def entity(uuid: str, email: str, given: str, family: str | None, consent: bool | None = True,
+           **extra) -> dict:
+    record = {"uuid": uuid, "email": email, "givenName": given,
+              "created": "2024-01-01 00:00:00.000000 +0000", "lastUpdated": "2024-01-01 00:00:00.000000 +0000",
+              "primaryAddress": {"city": "Leeds", "zip": "LS1 4AP", "country": "GB"}, **extra}
+    if family is not None:
+        record["familyName"] = family
+    if consent is not None:
+        record["consents"] = {"crmSync": {"granted": consent}}
+    return record
+
+
+def contact(contact_id: str, email: str, first: str, last: str, external_id: str | None = None) -> dict:
+    return {"attributes": {"type": "Contact"}, "Id": contact_id, "FirstName": first, "LastName": last,
+            "Email": email, EXTERNAL_ID: external_id,
+            "CreatedDate": "2023-05-01T10:00:00.000+0000", "LastModifiedDate": "2023-05-01T10:00:00.000+0000",
+            "SystemModstamp": "2023-05-01T10:00:00.000+0000", "IsDeleted": False}
+
+
+def uuid_of(n: int) -> str:
+    return f"11111111-0000-4000-8000-{n:012d}"
+
+
+# each test uses its own identities: the tenant is shared by the module
+ENTITIES = [
+    entity(uuid_of(1), "new.person@example.org", "Nadia", "Newcomer"),
+    entity(uuid_of(2), "robert.known@example.org", "Bob", "Known"),
+    entity(uuid_of(3), "family@example.org", "Michael", "Shared"),
+    entity(uuid_of(4), "twice@example.org", "Tess", "Twice"),
+    entity(uuid_of(5), "held@example.org", "Hal", "Held"),
+    entity(uuid_of(6), "noconsent@example.org", "Nora", "Optout", consent=False),
+    entity(uuid_of(7), "unset@example.org", "Uma", "Unset", consent=None),
+    entity(uuid_of(8), "nofamily@example.org", "Nell", None),
+    entity(uuid_of(9), "worker.new@example.org", "Wanda", "Worker"),
+    entity(uuid_of(10), "crm.down@example.org", "Dora", "Down"),
+    entity(uuid_of(11), "again@example.org", "Agnes", "Again"),
+]
+CONTACTS = [
+    contact("003000000000002AAA", "robert.known@example.org", "Robert", "Known"),
+    contact("003000000000003AAA", "family@example.org", "Jennifer", "Shared"),
+    contact("003000000000004AAA", "twice@example.org", "Tess", "Twice"),
+    contact("003000000000104AAA", "twice@example.org", "Tess", "Twice"),
+    contact("003000000000005AAA", "held@example.org", "Hal", "Held", external_id="someone-else"),
+]
+
+
+@pytest.fixture(scope="module")
+def tenant(tmp_path_factory):
+    from tests.fixtures_sandbox import launch_sandbox
+
+    sandbox = launch_sandbox(tmp_path_factory.mktemp("fast-lane"), users=[], contacts=CONTACTS,
+                             akamai_users=ENTITIES)
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def worker(tenant, tmp_path):
+    inbox = Inbox(tmp_path / "inbox.sqlite3")
+    built = build_worker(inbox, {**tenant.env, "FAST_LANE_CALL_BUDGET_S": "5"})
+    inbox.set_consumer_seq(CONSUMER, 0)
+    yield built
+    built.close()
+    inbox.close()
+
+
+def webhook(n: int, kind: str = "entityCreated") -> InboxEvent:
+    return InboxEvent(id=f"jti-{n}-{kind}", source="akamai", kind=kind, subject=uuid_of(n))
+
+
+def salesforce_contacts(tenant) -> dict[str, dict]:
+    return {c["Id"]: c for c in tenant.state("salesforce")["salesforce"]["Contact"] if not c.get("IsDeleted")}
+
+
+def akamai_entity(tenant, n: int) -> dict:
+    return next(u for u in tenant.state("akamai")["akamai"]["users"] if u["uuid"] == uuid_of(n))
+
+
+def test_a_new_identity_gets_a_new_contact_carrying_its_id_and_the_contact_id_comes_back(worker, tenant) -> None:
+    result = worker.lane.link(uuid_of(1))
+
+    assert (result.action, result.reason) == ("created", "")
+    created = salesforce_contacts(tenant)[result.contact_id]
+    assert created[EXTERNAL_ID] == uuid_of(1)
+    assert (created["FirstName"], created["LastName"], created["Email"]) == ("Nadia", "Newcomer",
+                                                                             "new.person@example.org")
+    assert created["MailingCity"] == "Leeds"  # fields come from the field mapping
+    assert akamai_entity(tenant, 1)["crmContactId"] == result.contact_id
+    assert [(a["system"], a["operation"], a["outcome"]) for a in result.audit] == [
+        ("salesforce", "create_contact", "succeeded"), ("akamai", "set_attribute", "succeeded")]
+
+
+def test_linking_again_finds_the_same_contact_instead_of_creating_a_second(worker, tenant) -> None:
+    first = worker.lane.link(uuid_of(11))
+    again = worker.lane.link(uuid_of(11))
+
+    assert (first.action, again.action) == ("created", "found")
+    assert again.contact_id == first.contact_id
+    assert again.audit == []
+    assert [c["Id"] for c in salesforce_contacts(tenant).values() if c[EXTERNAL_ID] == uuid_of(11)] == [
+        first.contact_id]
+
+
+def test_an_existing_contact_with_the_email_and_agreeing_names_is_linked_not_duplicated(worker, tenant) -> None:
+    result = worker.lane.link(uuid_of(2))  # Bob Known signs up; the CRM has Robert Known
+
+    assert (result.action, result.contact_id) == ("linked", "003000000000002AAA")
+    assert salesforce_contacts(tenant)["003000000000002AAA"][EXTERNAL_ID] == uuid_of(2)
+    assert akamai_entity(tenant, 2)["crmContactId"] == "003000000000002AAA"
+    assert [(a["system"], a["operation"], a["record_key"]) for a in result.audit] == [
+        ("salesforce", "set_external_id", f"003000000000002AAA:{EXTERNAL_ID}"),
+        ("akamai", "set_attribute", f"{uuid_of(2)}:crmContactId")]
+
+
+@pytest.mark.parametrize(("n", "reason"), [
+    (3, "first_names_differ"),  # Michael and Jennifer share a family mailbox
+    (4, "several_contacts_with_email"),
+    (5, "contact_holds_another_identity"),
+    (8, "no_family_name"),
+])
+def test_unclear_cases_are_left_to_the_batch_linking_and_nothing_is_written(worker, tenant, n, reason) -> None:
+    before = salesforce_contacts(tenant)
+
+    result = worker.lane.link(uuid_of(n))
+
+    assert (result.action, result.reason, result.audit) == ("deferred", reason, [])
+    assert salesforce_contacts(tenant) == before
+    assert not akamai_entity(tenant, n).get("crmContactId")
+
+
+@pytest.mark.parametrize("n", [6, 7])
+def test_identities_without_consent_are_not_sent_to_the_crm(worker, tenant, n) -> None:
+    before = salesforce_contacts(tenant)
+
+    result = worker.lane.link(uuid_of(n))
+
+    assert (result.action, result.reason) == ("skipped", "no_consent")
+    assert salesforce_contacts(tenant) == before
+
+
+def test_an_identity_that_is_gone_is_skipped(worker) -> None:
+    assert worker.lane.link("11111111-0000-4000-8000-0000000000ff").reason == "identity_gone"
+
+
+def test_the_worker_follows_the_inbox_records_its_writes_and_tells_the_sensors(worker, tenant) -> None:
+    inbox = worker.inbox
+    for event in (webhook(9), webhook(9, "entityUpdated"), webhook(3), webhook(6, "entityDeleted")):
+        inbox.put(event)
+
+    assert worker.step() == 4
+
+    contact_id = akamai_entity(tenant, 9)["crmContactId"]
+    audit = inbox.unimported_audit()
+    assert [(row["system"], row["record_key"], row["outcome"]) for row in audit] == [
+        ("salesforce", f"akamai:{uuid_of(9)}", "succeeded"), ("akamai", f"{uuid_of(9)}:crmContactId", "succeeded")]
+    assert audit[0]["remote_id"] == contact_id
+    told = inbox.after(0, sources=["fast_lane"])
+    assert [(e.subject, e.payload["contact_id"], e.kind) for e in told] == [(uuid_of(9), contact_id, "created")]
+    # the family mailbox is deferred; deletions are not the fast lane's business
+    assert worker.counts == {"created": 1, "deferred": 1}
+    assert worker.step() == 0  # the cursor moved past what was handled
+    assert inbox.consumer_seq(CONSUMER) == max(e.seq for e in inbox.after(0, sources=["akamai"]))
+
+
+def test_a_first_start_begins_at_the_end_of_the_inbox(tenant, tmp_path) -> None:
+    inbox = Inbox(tmp_path / "inbox.sqlite3")
+    inbox.put(webhook(1))
+    worker = build_worker(inbox, tenant.env)
+    try:
+        assert worker.step() == 0
+        assert inbox.consumer_seq(CONSUMER) == inbox.last_seq()
+    finally:
+        worker.close()
+        inbox.close()
+
+
+def test_a_crm_failure_is_audited_and_left_for_the_targeted_run(tenant, tmp_path) -> None:
+    inbox = Inbox(tmp_path / "inbox.sqlite3")
+    env = {**tenant.env, "SALESFORCE_CLIENT_SECRET": "wrong", "FAST_LANE_CALL_BUDGET_S": "1"}
+    worker = build_worker(inbox, env)
+    inbox.set_consumer_seq(CONSUMER, 0)
+    inbox.put(webhook(10))
+    try:
+        worker.step()
+        assert worker.counts == {"failed": 1}
+        assert inbox.after(0, sources=["fast_lane"]) == []
+        assert [e.subject for e in inbox.pending()] == [uuid_of(10)]  # the event still waits for the sensor
+        assert inbox.unimported_audit() == []  # the failure happened before anything was sent
+        assert not akamai_entity(tenant, 10).get("crmContactId")
+    finally:
+        worker.close()
+        inbox.close()
+
+
+def test_the_worker_loop_stops_when_asked(worker) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    stop.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+def test_uuids_are_taken_once_from_created_and_updated_akamai_events_only() -> None:
+    events = [webhook(1), webhook(2, "entityDeleted"), webhook(1, "entityUpdated"),
+              InboxEvent(id="b2c:x", source="b2c", kind="signUp", subject="oid")]
+    assert uuids_to_link(events) == [uuid_of(1)]
+
+
+@pytest.mark.parametrize(("left", "right", "differ"), [
+    ("Michael", "Jennifer", True), ("Anna", "Peter", True),
+    ("Bob", "Robert", False),  # nickname
+    ("José", "jose", False), ("Cora", "Clra", False),  # accent, typo
+    ("Chris", "Christopher", False),  # spelled out
+    ("Michelle", "Michael", False),  # alike enough that the email rule links them, as dbt does
+    ("", "Anna", False), (None, "Anna", False),  # a missing name neither agrees nor differs
+])
+def test_first_names_differ_as_the_dbt_email_rule_judges_them(left, right, differ) -> None:
+    assert first_names_differ(left, right) is differ
+
+
+def test_settings_come_from_the_environment() -> None:
+    settings = FastLaneSettings.from_env({"FAST_LANE_CREATE_CONTACTS": "false", "FAST_LANE_WORKERS": "2"})
+    assert (settings.create_contacts, settings.workers) == (False, 2)
+    with pytest.raises(ValueError, match="FAST_LANE_CREATE_CONTACTS"):
+        FastLaneSettings.from_env({"FAST_LANE_CREATE_CONTACTS": "perhaps"})
