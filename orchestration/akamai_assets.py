@@ -91,10 +91,10 @@ def akamai_contact_ids(context: dg.AssetExecutionContext, config: ReverseEtlConf
                        akamai: AkamaiResource, graph: GraphResource) -> dg.MaterializeResult:
     if not akamai.configured:
         context.log.warning("Akamai is not configured: no contact ids pushed")
-        result = SyncResult(system="akamai", run_id=context.run_id, dry_run=config.dry_run)
+        result = SyncResult(system="akamai", run_id=context.run.run_id, dry_run=config.dry_run)
     else:
         result = push_akamai(warehouse.path, akamai.settings(), _mapping(graph.client_id or akamai.client_id),
-                             context.run_id, dry_run=config.dry_run, max_attempts=config.max_attempts,
+                             context.run.run_id, dry_run=config.dry_run, max_attempts=config.max_attempts,
                              max_workers=config.max_workers)
     done = sync_materialization(CONTACT_IDS_KEY, result, config.min_success_rate)
     return dg.MaterializeResult(asset_key=CONTACT_IDS_KEY, metadata={**done.metadata, "configured": akamai.configured},

@@ -171,8 +171,9 @@ def _http_tuning() -> dict:
 
 def build_resources() -> dict:
     """Resources bound from the environment (secrets stay EnvVars: Dagster never shows their values)."""
-    from dagster_dbt import DbtCliResource
     from dagster_dlt import DagsterDltResource
+
+    from orchestration.linking_assets import LinkingDbtCliResource
 
     return {
         "warehouse": WarehouseResource(warehouse_path=_env("WAREHOUSE_PATH", "data/warehouse.duckdb")),
@@ -204,7 +205,7 @@ def build_resources() -> dict:
             entity_type=_env("AKAMAI_ENTITY_TYPE", "user"),
             **_http_tuning(),
         ),
-        "dbt": DbtCliResource(
+        "dbt": LinkingDbtCliResource(
             project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=_dbt_executable()
         ),
         "dlt": DagsterDltResource(),
