@@ -1,8 +1,9 @@
-"""Finding or creating the CRM contact of a consenting sign-up, for the B2C API connector.
+"""Finding or creating the CRM contact of a consenting sign-up, for the B2C API connector and the fast lane.
 
-Lookups go to the golden link table first (when enabled) and then to the CRM by email; a new contact is
-upserted by the external-ID field when the identity's objectId is known, so a retried sign-up or the later
-batch sync updates the same record instead of creating a second one.
+Lookups go to the golden link table first (when enabled), then to the contact already carrying the identity's
+id, then to the CRM by email — accepted only when the dbt email rule would accept it (see
+``choose_by_email``); a new contact is upserted by the external-ID field when the identity's id is known, so a
+retried sign-up or the later batch sync updates the same record instead of creating a second one.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import orjson
 from clients.http import ApiError
 from clients.salesforce import SalesforceClient
 from clients.settings import SalesforceSettings
+from gateway.name_rules import first_names_differ
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,31 @@ class ContactDirectory(Protocol):
 def soql_string(value: str) -> str:
     """A SOQL string literal (backslash and quote escaped)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def contacts_where(client: SalesforceClient, condition: str, limit: int = 3) -> list[dict]:
+    """Contacts (Id, names, the external-ID field) matching a SOQL condition, oldest first."""
+    field_name = client.settings.external_id_field
+    soql = (f"SELECT Id, FirstName, LastName, {field_name} FROM Contact WHERE {condition} "
+            f"ORDER BY CreatedDate LIMIT {limit}")
+    return [record for page in client.query_pages(soql) for record in page]
+
+
+def choose_by_email(same_email: list[dict], identity_id: str | None, given_name: str | None,
+                    external_id_field: str) -> tuple[dict | None, str]:
+    """The contact a fast path may link by email, or None with the reason the batch linking must decide:
+    the only contact with that address (several are CRM duplicates), held by no other identity, whose first
+    name does not clearly differ from the identity's (a shared family mailbox goes to review)."""
+    if not same_email:
+        return None, "no_contact_with_email"
+    if len(same_email) > 1:
+        return None, "several_contacts_with_email"
+    contact = same_email[0]
+    if contact.get(external_id_field) not in (None, "", identity_id):
+        return None, "contact_holds_another_identity"
+    if first_names_differ(given_name, contact.get("FirstName")):
+        return None, "first_names_differ"
+    return contact, ""
 
 
 class LinkTableLookup:
@@ -97,9 +124,17 @@ class SalesforceContactDirectory:
             linked = self.links.contact_id(identity.object_id)
             if linked:
                 return linked
-        existing = self._by_email(identity.email)
-        if existing:
-            return existing
+        if identity.object_id:
+            held = contacts_where(self.client, f"{self.external_id_field} = {soql_string(identity.object_id)}")
+            if held:
+                return held[0]["Id"]
+        same_email = contacts_where(self.client, f"Email = {soql_string(identity.email)}")
+        if same_email:
+            contact, reason = choose_by_email(same_email, identity.object_id, identity.given_name,
+                                              self.external_id_field)
+            if contact is None:
+                log.info("connector: no contact claimed (%s); the batch linking decides", reason)
+            return contact["Id"] if contact else None
         if not identity.surname:
             return None  # Salesforce requires LastName; the batch sync creates it with the mapped fallback
         fields = {"Email": identity.email, "LastName": identity.surname}
@@ -109,13 +144,6 @@ class SalesforceContactDirectory:
             return self._upsert(identity.object_id, fields)
         return self._create(fields)
 
-    def _by_email(self, email: str) -> str | None:
-        soql = f"SELECT Id FROM Contact WHERE Email = {soql_string(email)} ORDER BY CreatedDate LIMIT 1"
-        for page in self.client.query_pages(soql):
-            for record in page:
-                return record["Id"]
-        return None
-
     def _upsert(self, object_id: str, fields: dict) -> str | None:
         path = f"sobjects/Contact/{self.external_id_field}/{object_id}"
         response = self.client.request("PATCH", path, data=orjson.dumps(fields),
@@ -123,15 +151,9 @@ class SalesforceContactDirectory:
         if response.status_code in (200, 201) and response.content:
             return orjson.loads(response.content).get("id")
         if response.status_code in (200, 201, 204):
-            return self._by_external_id(object_id)
+            held = contacts_where(self.client, f"{self.external_id_field} = {soql_string(object_id)}")
+            return held[0]["Id"] if held else None
         raise ApiError(f"Contact upsert failed with HTTP {response.status_code}", status=response.status_code)
-
-    def _by_external_id(self, object_id: str) -> str | None:
-        soql = (f"SELECT Id FROM Contact WHERE {self.external_id_field} = {soql_string(object_id)} LIMIT 1")
-        for page in self.client.query_pages(soql):
-            for record in page:
-                return record["Id"]
-        return None
 
     def _create(self, fields: dict) -> str | None:
         response = self.client.request("POST", "sobjects/Contact", data=orjson.dumps(fields),

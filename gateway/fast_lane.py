@@ -21,30 +21,23 @@ batch path, it only gets there first.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import os
-import re
 import threading
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
-from rapidfuzz.distance import JaroWinkler
 
 from clients.akamai import AkamaiClient, AkamaiSettings
 from clients.http import ApiError
 from clients.salesforce import SalesforceClient
 from clients.settings import SalesforceSettings
-from gateway.crm_contacts import soql_string
+from gateway.crm_contacts import choose_by_email, contacts_where, soql_string
 from gateway.inbox import Inbox, InboxEvent
 from ingestion.akamai import CONSENT_KEY, CONTACT_ID_KEY, EntityPageBuilder, entity_attributes
 from ingestion.quality import Quarantine
@@ -61,7 +54,6 @@ from reverse_etl.state import FAILED, SUCCEEDED, payload_hash
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CONSUMER = "fast_lane"
 SOURCE = "fast_lane"  # the source of the events this worker stores for the sensors
 PROVIDER = "akamai"
@@ -97,48 +89,6 @@ class FastLaneSettings:
             workers=int(environ.get("FAST_LANE_WORKERS") or 4),
             call_budget_s=float(environ.get("FAST_LANE_CALL_BUDGET_S") or 10.0),
         )
-
-
-# ---- names (the same equivalences and thresholds as the dbt match rules) --------------------------------------
-
-@cache
-def _dbt_vars() -> dict[str, Any]:
-    return yaml.safe_load((REPO_ROOT / "dbt_project" / "dbt_project.yml").read_text())["vars"]
-
-
-@cache
-def _name_variants() -> dict[str, frozenset[str]]:
-    variants: dict[str, set[str]] = {}
-    with (REPO_ROOT / "dbt_project" / "seeds" / "nickname_equivalents.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            variants.setdefault(row["name"], set()).add(row["canonical_name"])
-    return {name: frozenset(values) for name, values in variants.items()}
-
-
-_NOT_NAME = re.compile(r"[^a-z0-9 ]+")
-
-
-def name_key(value: str | None) -> str:
-    """Case-folded, accent-free, letters, digits and single spaces: what the staging models compare."""
-    if not value:
-        return ""
-    decomposed = unicodedata.normalize("NFKD", value)
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-    return " ".join(_NOT_NAME.sub(" ", bare).split())
-
-
-def first_names_differ(left: str | None, right: str | None) -> bool:
-    """The email rule's veto (macro ``first_names_differ``): both present, no shared nickname, not a prefix of
-    each other, and less similar than ``given_name_conflict`` — two people sharing a (family) mailbox."""
-    a, b = name_key(left), name_key(right)
-    if not a or not b:
-        return False
-    variants = _name_variants()
-    if variants.get(a, frozenset()) & variants.get(b, frozenset()):
-        return False
-    if a.startswith(b) or b.startswith(a):
-        return False
-    return JaroWinkler.similarity(a, b) < float(_dbt_vars()["given_name_conflict"])
 
 
 # ---- one identity --------------------------------------------------------------------------------------------
@@ -228,14 +178,11 @@ class FastLane:
 
     def _find_by_email_or_create(self, identity: dict[str, Any], result: FastLaneResult) -> None:
         same_email = self._contacts(f"Email = {soql_string(identity['email'])}")
-        if len(same_email) > 1:
-            raise _Deferred("several_contacts_with_email")
         if same_email:
-            contact = same_email[0]
-            if contact.get(self.external_id_field) not in (None, "", result.uuid):
-                raise _Deferred("contact_holds_another_identity")
-            if first_names_differ(identity.get("given_name"), contact.get("FirstName")):
-                raise _Deferred("first_names_differ")  # a shared (family) mailbox: the review queue's case
+            contact, reason = choose_by_email(same_email, result.uuid, identity.get("given_name"),
+                                              self.external_id_field)
+            if contact is None:
+                raise _Deferred(reason)
             self._set_external_id(contact["Id"], result)
             result.action, result.contact_id = "linked", contact["Id"]
             return
@@ -247,9 +194,7 @@ class FastLane:
         result.action = "created"
 
     def _contacts(self, condition: str) -> list[dict[str, Any]]:
-        soql = (f"SELECT Id, FirstName, LastName, {self.external_id_field} FROM Contact WHERE {condition} "
-                "ORDER BY CreatedDate LIMIT 3")
-        return [record for page in self.salesforce.query_pages(soql) for record in page]
+        return contacts_where(self.salesforce, condition)
 
     def _audit(self, result: FastLaneResult, system: str, operation: str, key: str, payload: dict,
                outcome: str, error_code: str | None = None, remote_id: str | None = None) -> None:

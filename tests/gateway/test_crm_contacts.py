@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import uuid
 
+import orjson
 import pytest
 
+from clients.salesforce import SalesforceClient
+from clients.settings import SalesforceSettings
 from gateway.crm_contacts import SalesforceContactDirectory, SignUpIdentity, soql_string
 
 
@@ -28,10 +31,11 @@ def test_a_new_identity_with_an_object_id_is_upserted_by_external_id(sandbox, di
 
 
 def test_an_existing_contact_is_found_by_email_and_not_duplicated(sandbox, directory) -> None:
-    existing = next(c for c in contacts(sandbox) if c.get("Email") and not c.get("IsDeleted"))
+    email = f"known.{uuid.uuid4().hex[:8]}@example.org"
+    existing = _contact(sandbox, email, "Robert", "Known")
     before = len(contacts(sandbox))
-    identity = SignUpIdentity(email=existing["Email"], given_name=None, surname="Anyone", object_id=None)
-    assert directory.find_or_create(identity) == existing["Id"]
+    identity = SignUpIdentity(email=email, given_name="Bob", surname="Known", object_id=None)
+    assert directory.find_or_create(identity) == existing
     assert len(contacts(sandbox)) == before
 
 
@@ -53,3 +57,42 @@ def test_without_a_surname_no_contact_is_created_now(sandbox, directory) -> None
 
 def test_soql_strings_escape_quotes_and_backslashes() -> None:
     assert soql_string("o'brien\\x@example.org") == "'o\\'brien\\\\x@example.org'"
+
+
+def _contact(sandbox, email: str, first: str, last: str, external_id: str | None = None) -> str:
+    """A contact created through the sandbox's REST API (the shared sandbox: unique emails per test)."""
+    client = SalesforceClient(SalesforceSettings.from_env(sandbox.env))
+    fields = {"Email": email, "FirstName": first, "LastName": last}
+    if external_id:
+        fields["External_User_Id__c"] = external_id
+    response = client.request("POST", "sobjects/Contact", data=orjson.dumps(fields),
+                              headers={"Content-Type": "application/json"})
+    return orjson.loads(response.content)["id"]
+
+
+def test_a_shared_family_mailbox_is_not_claimed_at_sign_up(sandbox, directory) -> None:
+    email = f"family.{uuid.uuid4().hex[:8]}@example.org"
+    _contact(sandbox, email, "Jennifer", "Shared")
+    before = len(contacts(sandbox))
+    identity = SignUpIdentity(email=email, given_name="Michael", surname="Shared", object_id=str(uuid.uuid4()))
+    assert directory.find_or_create(identity) is None  # review, not a link, and no second contact either
+    assert len(contacts(sandbox)) == before
+
+
+def test_crm_duplicates_and_contacts_of_other_identities_are_left_to_the_batch_linking(sandbox, directory) -> None:
+    twice = f"twice.{uuid.uuid4().hex[:8]}@example.org"
+    _contact(sandbox, twice, "Tess", "Twice")
+    _contact(sandbox, twice, "Tess", "Twice")
+    held = f"held.{uuid.uuid4().hex[:8]}@example.org"
+    _contact(sandbox, held, "Hal", "Held", external_id=str(uuid.uuid4()))
+    for email in (twice, held):
+        identity = SignUpIdentity(email=email, given_name="Tess", surname="Twice", object_id=str(uuid.uuid4()))
+        assert directory.find_or_create(identity) is None
+
+
+def test_the_contact_already_carrying_the_identity_wins_over_an_email_match(sandbox, directory) -> None:
+    object_id = str(uuid.uuid4())
+    mine = _contact(sandbox, f"old.{object_id[:8]}@example.org", "Ada", "Lovelace", external_id=object_id)
+    identity = SignUpIdentity(email=f"new.{object_id[:8]}@example.org", given_name="Ada", surname="Lovelace",
+                              object_id=object_id)
+    assert directory.find_or_create(identity) == mine

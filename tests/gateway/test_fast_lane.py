@@ -6,13 +6,7 @@ import threading
 
 import pytest
 
-from gateway.fast_lane import (
-    CONSUMER,
-    FastLaneSettings,
-    build_worker,
-    first_names_differ,
-    uuids_to_link,
-)
+from gateway.fast_lane import CONSUMER, FastLaneSettings, build_worker, uuids_to_link
 from gateway.inbox import Inbox, InboxEvent
 
 EXTERNAL_ID = "External_User_Id__c"
@@ -225,18 +219,6 @@ def test_uuids_are_taken_once_from_created_and_updated_akamai_events_only() -> N
     events = [webhook(1), webhook(2, "entityDeleted"), webhook(1, "entityUpdated"),
               InboxEvent(id="b2c:x", source="b2c", kind="signUp", subject="oid")]
     assert uuids_to_link(events) == [uuid_of(1)]
-
-
-@pytest.mark.parametrize(("left", "right", "differ"), [
-    ("Michael", "Jennifer", True), ("Anna", "Peter", True),
-    ("Bob", "Robert", False),  # nickname
-    ("José", "jose", False), ("Cora", "Clra", False),  # accent, typo
-    ("Chris", "Christopher", False),  # spelled out
-    ("Michelle", "Michael", False),  # alike enough that the email rule links them, as dbt does
-    ("", "Anna", False), (None, "Anna", False),  # a missing name neither agrees nor differs
-])
-def test_first_names_differ_as_the_dbt_email_rule_judges_them(left, right, differ) -> None:
-    assert first_names_differ(left, right) is differ
 
 
 def test_settings_come_from_the_environment() -> None:
