@@ -150,6 +150,18 @@ def _open_inbox() -> Inbox:
     return Inbox(resolve_inbox_path(os.environ))
 
 
+def _targeted_run_waiting(context: dg.SensorEvaluationContext, trigger: str) -> bool:
+    """A run this sensor requested is queued and not started yet: new changes can wait for the next run."""
+    try:
+        instance = context.instance
+    except dg.DagsterInvariantViolationError:  # evaluated without an instance (unit tests): nothing is queued
+        return False
+    waiting = instance.get_run_records(
+        dg.RunsFilter(job_name=full_sync_job.name, tags={TRIGGER_TAG: trigger},
+                      statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]), limit=1)
+    return bool(waiting)
+
+
 @dg.sensor(
     name="inbox_sensor",
     job=full_sync_job,
@@ -159,6 +171,11 @@ def _open_inbox() -> Inbox:
 )
 def inbox_sensor(context: dg.SensorEvaluationContext):
     after_seq = int(context.cursor or 0)
+    # Runs share the warehouse one at a time: while one waits to start, a second queued run would only add its
+    # start-up cost. The events stay pending (cursor unchanged) and all go into the next run.
+    if _targeted_run_waiting(context, "inbox"):
+        yield dg.SkipReason("a targeted run is waiting to start; new events join the next one")
+        return
     inbox = _open_inbox()
     try:
         events = inbox.pending(after_seq=after_seq, limit=INBOX_BATCH_LIMIT)
@@ -237,6 +254,8 @@ def _salesforce_client(salesforce: SalesforceResource):
 def salesforce_changes_sensor(context: dg.SensorEvaluationContext, salesforce: SalesforceResource):
     if not salesforce.configured:
         return dg.SkipReason("Salesforce is not configured")
+    if _targeted_run_waiting(context, "salesforce_changes"):  # the next run takes these changes too
+        return dg.SkipReason("a targeted run is waiting to start; changes join the next one")
     if not context.cursor:
         # Start from now: earlier changes are the scheduled syncs' business, not a burst of targeted runs.
         start = datetime.now(UTC)

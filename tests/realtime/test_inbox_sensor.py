@@ -116,3 +116,20 @@ def test_run_config_fragments_merge_deeply() -> None:
     left = {"ops": {"a": {"config": {"x": 1}}}}
     right = {"ops": {"a": {"config": {"y": 2}}, "b": {"config": {}}}}
     assert realtime.deep_merge(left, right) == {"ops": {"a": {"config": {"x": 1, "y": 2}}, "b": {"config": {}}}}
+
+
+def test_while_a_targeted_run_waits_to_start_new_events_wait_for_the_next_run(
+        inbox: Inbox, stand_in_defs, recorded_run_config) -> None:
+    inbox.put(akamai_event(1))
+    with dg.instance_for_test() as instance:
+        instance.add_run(dg.DagsterRun(job_name="full_sync", run_id="a" * 32, status=dg.DagsterRunStatus.NOT_STARTED,
+                                       tags={"idlink/trigger": "inbox"}))
+        waiting = realtime.inbox_sensor.evaluate_tick(
+            dg.build_sensor_context(cursor="0", definitions=stand_in_defs, instance=instance))
+        assert waiting.run_requests == [] and "waiting to start" in waiting.skip_message
+        assert waiting.cursor in (None, "0") and len(inbox.pending()) == 1  # nothing consumed
+
+        instance.report_run_canceled(instance.get_run_by_id("a" * 32))  # no longer waiting
+        [request] = realtime.inbox_sensor.evaluate_tick(
+            dg.build_sensor_context(cursor="0", definitions=stand_in_defs, instance=instance)).run_requests
+    assert request.run_config["ops"]["raw_akamai__users"]["config"]["identity_ids"] == ["uuid-1"]
