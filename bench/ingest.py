@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import psutil
 import requests
@@ -67,7 +68,7 @@ class PeakMemory:
             self.peak = max(self.peak, self._sample())
             self._stop.wait(0.2)
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

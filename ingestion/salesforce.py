@@ -264,7 +264,8 @@ def salesforce_source(
 
     @dlt.resource(**hints)
     def contact(
-        system_modstamp: dlt.sources.incremental[datetime] = dlt.sources.incremental(
+        # dlt's idiom: the incremental cursor is declared as the argument's default
+        system_modstamp: dlt.sources.incremental[datetime] = dlt.sources.incremental(  # noqa: B008
             "system_modstamp", on_cursor_value_missing="include"
         ),
     ) -> Iterator[Any]:

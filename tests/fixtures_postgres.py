@@ -63,7 +63,7 @@ class TemporaryCluster:
 
     def stop(self) -> None:
         subprocess.run(_as_postgres_user([_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]),
-                       capture_output=True)
+                       capture_output=True, check=False)  # already stopped is fine
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

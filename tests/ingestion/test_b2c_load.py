@@ -97,7 +97,7 @@ def test_user_deleted_in_graph_becomes_a_tombstone_that_keeps_its_values(
     private_sandbox, settings, warehouse
 ):
     run_b2c(settings, warehouse)
-    user_id = sorted(graph_ids(private_sandbox))[0]
+    user_id = min(graph_ids(private_sandbox))
     name_before = scalar(warehouse, f"select display_name from {USERS} where id = ?", [user_id])
     assert GraphClient(settings).request("DELETE", f"users/{user_id}").status_code == 204
     run_b2c(settings, warehouse)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -55,13 +55,12 @@ def test_prefetch_reraises_the_producers_error_after_the_good_pages():
 
     received = []
     with pytest.raises(RuntimeError, match="page 2 failed"):
-        for page in prefetch(pages()):
-            received.append(page)
+        received.extend(prefetch(pages()))
     assert received == [1]
 
 
 def test_worker_page_step_turns_a_raw_graph_body_into_rows_and_quarantine():
-    now = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2025, 1, 1, tzinfo=UTC)
     raw = orjson.dumps({"value": [{"id": "u1", "displayName": "Ann", "extension_x_Consent": True}, "junk"]})
     ipc, quarantined, fetched = build_user_page(
         (raw, [("Consent", "extension_x_Consent")], "users/page-1", now)

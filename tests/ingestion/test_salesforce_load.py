@@ -54,7 +54,7 @@ def test_incremental_load_asks_only_for_changed_contacts(private_sandbox, settin
 
 def test_soft_deleted_contact_becomes_is_deleted(private_sandbox, settings, warehouse):
     run_salesforce(settings, warehouse)
-    contact_id = sorted(live_contact_ids(private_sandbox))[0]
+    contact_id = min(live_contact_ids(private_sandbox))
     assert SalesforceClient(settings).request("DELETE", f"sobjects/Contact/{contact_id}").status_code == 204
     run_salesforce(settings, warehouse)
     deleted, deleted_at, last_name = query(
