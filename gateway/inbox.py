@@ -16,8 +16,9 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +108,19 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 _STOP = object()
+
+
+@contextmanager
+def _immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE (the write lock up front, so concurrent writers queue instead of failing mid-way),
+    COMMIT on success, ROLLBACK on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class Inbox:
@@ -209,8 +223,7 @@ class Inbox:
         received_at = _now()
         results: list[bool] = []
         seen: set[str] = set()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate_transaction(conn):
             for event in events:
                 if event.id in seen:  # a duplicate within the same batch
                     results.append(False)
@@ -223,10 +236,6 @@ class Inbox:
                      orjson.dumps(event.payload).decode(), received_at),
                 )
                 results.append(cur.rowcount == 1)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return results
 
     # ---- reading (sensors) ---------------------------------------------------------------------------
@@ -287,9 +296,8 @@ class Inbox:
             return 0
         conn = self._reader()
         processed_at = _now()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            changed = 0
+        changed = 0
+        with _immediate_transaction(conn):
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -297,10 +305,6 @@ class Inbox:
                     f"UPDATE events SET processed_at = ? WHERE processed_at IS NULL AND event_id IN ({marks})",
                     (processed_at, *chunk),
                 ).rowcount
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return changed
 
     def stats(self) -> dict[str, Any]:
@@ -320,16 +324,10 @@ class Inbox:
         values = [(_now(), *(row.get(column) for column in self.AUDIT_COLUMNS)) for row in rows]
         if not values:
             return 0
-        conn = self._reader()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate_transaction(self._reader()) as conn:
             conn.executemany(
                 f"INSERT INTO audit_log (logged_at, {', '.join(self.AUDIT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 values)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return len(values)
 
     def unimported_audit(self, limit: int = 10_000) -> list[dict[str, Any]]:
@@ -339,14 +337,8 @@ class Inbox:
         return [dict(zip(("id", "logged_at", *self.AUDIT_COLUMNS), row)) for row in rows]
 
     def mark_audit_imported(self, ids: Iterable[int]) -> None:
-        conn = self._reader()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate_transaction(self._reader()) as conn:
             conn.executemany("UPDATE audit_log SET imported_at = ? WHERE id = ?", [(_now(), i) for i in ids])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     # ---- run failures (written by the run-failure sensor) --------------------------------------------
 
