@@ -32,7 +32,7 @@ cp "$RUN_DIR/sandbox.env" "$RUN_DIR/dev.env"
 $BIN/python -m gateway serve --host 127.0.0.1 --port "$GATEWAY_PORT" --inbox "$GATEWAY_INBOX_PATH" &
 pids+=($!)
 # The fast lane links new Akamai sign-ups within seconds; FAST_LANE=0 leaves them to the sensor-launched runs.
-if [ "${FAST_LANE:-1}" != "0" ]; then
+if [ "${FAST_LANE:-1}" != "0" ] && [ -n "${AKAMAI_BASE_URL:-}" ]; then
   $BIN/python -m gateway fast-lane --inbox "$GATEWAY_INBOX_PATH" &
   pids+=($!)
 fi
