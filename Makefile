@@ -36,7 +36,7 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 dev: setup $(DAGSTER_HOME)/dagster.yaml
 	bash deploy/dev.sh
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 bench: setup
