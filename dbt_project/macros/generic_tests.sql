@@ -12,3 +12,8 @@
     select {{ column_name }} from {{ model }}
     where {{ column_name }} < {{ min_value }} or {{ column_name }} > {{ max_value }}
 {% endtest %}
+
+{# Values longer than max_length characters. #}
+{% test max_length(model, column_name, max_length) %}
+    select {{ column_name }} from {{ model }} where length({{ column_name }}) > {{ max_length }}
+{% endtest %}

@@ -1,13 +1,16 @@
-{# Candidate pairs of the configured match rules (var match_rules), in two steps:
+{# Candidate pairs of the configured match rules (var match_rules), in steps:
 
-   candidate_pairs: every (identity, contact) pair that shares a blocking key of some rule, once, whichever keys
-   it shares (a branch skips pairs an earlier key already found). Blocking joins are equality joins only. Each
-   pair carries one flag per rule (`blocked_by_rule_<n>`: it shares one of that rule's keys) and its
-   similarity features (`pair_features`, `name_place_parts`), computed once per pair.
+   candidate_pair_ctes: every (identity, contact) pair that shares a blocking key of some rule, once, whichever
+   keys it shares. Each side is narrowed to the columns the keys and comparisons read and given a numeric row
+   key (`pair_row`, a hash of its primary key), so each blocking key is an equality join that carries two
+   numbers and pairs are deduplicated on numbers. Only then are the pairs joined back to
+   their rows, and each pair gets one flag per rule (`blocked_by_rule_<n>`: it shares one of that rule's keys,
+   compared on the real values) and its similarity features (`pair_features`, `name_place_parts`).
 
-   match_candidates: each pair's strongest rule that emits it. A rule emits a pair it blocks when all its
-   `require` comparisons hold, or when a `reject` comparison holds (then `rejected_reason` is set and the pair
-   must never be linked); a pair a stronger rule emitted is not emitted again, so every pair appears once. #}
+   match_candidates: each pair's strongest rule that emits it, found in one pass. A rule emits a pair it blocks
+   when all its `require` comparisons hold, or when a `reject` comparison holds (then `rejected_reason` is set
+   and the pair must never be linked); every pair appears once. A rule only emits pairs it blocks, so rows that
+   met through a hash collision alone (no shared key) are never emitted. #}
 
 {% macro rule_blocking_terms(rule) -%}
     {%- set keys = [] -%}
@@ -25,37 +28,85 @@
     {{ return(keys) }}
 {%- endmacro %}
 
-{% macro candidate_pairs(identities, contacts, rules=none) -%}
-    {%- set rules = rules if rules is not none else var('match_rules') -%}
-    {%- set earlier_keys = [] %}
-    select
-        features.*,
-{{ idlink.name_place_parts('features') }}
-    from (
+{# Columns one side ('identity' or 'contact') needs: every blocking column of every rule, then the features. #}
+{% macro pair_side_columns(rules, side) -%}
+    {%- set columns = [] -%}
     {%- for rule in rules -%}
-        {%- set rule_loop = loop -%}
-        {%- for key in idlink.rule_blocking_terms(rule) %}
-        select
-            i.identity_provider,
-            i.identity_id,
-            c.crm,
-            c.contact_id,
-            {%- for flagged in rules %}
-            coalesce({{ idlink.rule_blocking_terms(flagged) | join(' or ') }}, false) as blocked_by_rule_{{ loop.index }},
-            {%- endfor %}
-{{ idlink.pair_features('i', 'c') }}
-        from {{ identities }} as i
-        inner join {{ contacts }} as c
-            on {{ key }}
-        where not c.is_deleted
-            {%- for earlier in earlier_keys %}
-            and not coalesce({{ earlier }}, false)
-            {%- endfor %}
-        {%- do earlier_keys.append(key) %}
-        {% if not (loop.last and rule_loop.last) %}union all{% endif %}
+        {%- for key in rule['blocking'] -%}
+            {%- for column in key -%}
+                {%- set name = column[side] if column is mapping else column -%}
+                {%- if name not in columns -%}{%- do columns.append(name) -%}{%- endif -%}
+            {%- endfor -%}
         {%- endfor -%}
+    {%- endfor -%}
+    {%- for name in idlink.pair_feature_columns() -%}
+        {%- if name not in columns -%}{%- do columns.append(name) -%}{%- endif -%}
+    {%- endfor -%}
+    {{ return(columns) }}
+{%- endmacro %}
+
+{# CTEs identity_side, contact_side, block_hits, pair_features and candidate_pairs (one row per pair). #}
+{% macro candidate_pair_ctes(identities, contacts, rules=none) -%}
+    {%- set rules = rules if rules is not none else var('match_rules') -%}
+    {%- set identity_columns = idlink.pair_side_columns(rules, 'identity') | reject('in', ['identity_provider', 'identity_id']) | list -%}
+    {%- set contact_columns = idlink.pair_side_columns(rules, 'contact') | reject('in', ['crm', 'contact_id']) | list -%}
+    {%- set all_keys = [] -%}
+    {%- for rule in rules -%}{%- for key in idlink.rule_blocking_terms(rule) -%}{%- do all_keys.append(key) -%}{%- endfor -%}{%- endfor %}
+identity_side as not materialized (
+    select
+        {{ idlink.row_hash(['identity_provider', 'identity_id']) }} as pair_row,
+        identity_provider,
+        identity_id,
+        {{ identity_columns | join(', ') }}
+    from {{ identities }}
+),
+
+contact_side as not materialized (
+    select
+        {{ idlink.row_hash(['crm', 'contact_id']) }} as pair_row,
+        crm,
+        contact_id,
+        {{ contact_columns | join(', ') }}
+    from {{ contacts }}
+    where not is_deleted
+),
+
+-- one row per (pair, blocking key) it shares
+block_hits as (
+    {%- for key in all_keys %}
+    select i.pair_row as identity_row, c.pair_row as contact_row
+    from identity_side as i
+    inner join contact_side as c
+        on {{ key }}
+    {% if not loop.last %}union all{% endif %}
     {%- endfor %}
-    ) as features
+),
+
+pair_rows as (
+    select distinct identity_row, contact_row from block_hits
+),
+
+pair_features as (
+    select
+        i.identity_provider,
+        i.identity_id,
+        c.crm,
+        c.contact_id,
+        {%- for rule in rules %}
+        coalesce({{ idlink.rule_blocking_terms(rule) | join(' or ') }}, false) as blocked_by_rule_{{ loop.index }},
+        {%- endfor %}
+{{ idlink.pair_features('i', 'c') }}
+    from pair_rows as p
+    inner join identity_side as i on i.pair_row = p.identity_row
+    inner join contact_side as c on c.pair_row = p.contact_row
+),
+
+candidate_pairs as (
+    select
+        pair_features.*,
+{{ idlink.name_place_parts('pair_features') }}
+    from pair_features
+)
 {%- endmacro %}
 
 {# Whether `rule` emits the pair `p`: all its requirements hold, or one of its vetoes does. #}
@@ -72,37 +123,51 @@
 
 {% macro match_candidates(pairs, rules=none) -%}
     {%- set rules = rules if rules is not none else var('match_rules') -%}
-    {%- for rule in rules -%}
-        {%- set rule_rank = loop.index -%}
-        {%- set rejections = rule.get('reject', {}) -%}
-        {%- if rule['confidence'] is number -%}
-            {%- set confidence = rule['confidence'] -%}
-        {%- else -%}
-            {%- set confidence = idlink.score(rule['confidence'], 'p') -%}
-        {%- endif %}
+    {%- set ns = namespace(rejections=false) -%}
+    {%- for rule in rules -%}{%- if rule.get('reject', {}) -%}{%- set ns.rejections = true -%}{%- endif -%}{%- endfor %}
     select
         p.identity_provider,
         p.identity_id,
         p.crm,
         p.contact_id,
-        '{{ rule["name"] }}' as match_rule,
-        {{ rule_rank }} as rule_rank,
-        cast({{ confidence }} as double precision) as match_confidence,
-        '{{ rule.get("on_tie", "conflict") }}' as on_tie,
-        {% if rejections -%}
+        case p.rule_rank
+            {%- for rule in rules %}
+            when {{ loop.index }} then '{{ rule["name"] }}'
+            {%- endfor %}
+        end as match_rule,
+        p.rule_rank,
+        cast(case p.rule_rank
+            {%- for rule in rules %}
+            when {{ loop.index }} then {{ rule['confidence'] if rule['confidence'] is number else idlink.score(rule['confidence'], 'p') }}
+            {%- endfor %}
+        end as double precision) as match_confidence,
+        case p.rule_rank
+            {%- for rule in rules %}
+            when {{ loop.index }} then '{{ rule.get("on_tie", "conflict") }}'
+            {%- endfor %}
+        end as on_tie,
+        {% if ns.rejections -%}
         case
-            {%- for name, reason in rejections.items() %}
-            when {{ idlink.comparison(name, 'p') }} then '{{ reason }}'
+            {%- for rule in rules %}
+            {%- set rule_rank = loop.index %}
+            {%- for name, reason in rule.get('reject', {}).items() %}
+            when p.rule_rank = {{ rule_rank }} and {{ idlink.comparison(name, 'p') }} then '{{ reason }}'
+            {%- endfor %}
             {%- endfor %}
         end
         {%- else -%}
         cast(null as {{ dbt.type_string() }})
         {%- endif %} as rejected_reason
-    from {{ pairs }} as p
-    where {{ idlink.rule_emits(rule, rule_rank, 'p') }}
-        {%- for stronger in rules[:rule_rank - 1] %}
-        and not {{ idlink.rule_emits(stronger, loop.index, 'p') }}
-        {%- endfor %}
-        {% if not loop.last %}union all{% endif %}
-    {%- endfor %}
+    from (
+        select
+            pairs.*,
+            -- the strongest emitting rule (a CASE stops at the first that holds)
+            case
+                {%- for rule in rules %}
+                when {{ idlink.rule_emits(rule, loop.index, 'pairs') }} then {{ loop.index }}
+                {%- endfor %}
+            end as rule_rank
+        from {{ pairs }} as pairs
+    ) as p
+    where p.rule_rank is not null
 {%- endmacro %}

@@ -3,6 +3,12 @@
    column each), then each comparison is a cheap boolean over that feature row `p`. A feature is null when
    either side's value is missing, and missing values never agree or disagree. #}
 
+{# Columns of each side that pair_features reads. #}
+{% macro pair_feature_columns() -%}
+    {{ return(['email_valid', 'given_name_key', 'given_name_variants', 'family_name_key', 'street_key',
+               'postal_code_key', 'city_key', 'country_code']) }}
+{%- endmacro %}
+
 {% macro pair_features(i, c) -%}
         ({{ i }}.email_valid and {{ c }}.email_valid) as emails_valid,
         {{ i }}.given_name_key as given_name_i,
@@ -82,12 +88,12 @@
     {%- set w = var('name_place_weights') -%}
         case when {{ p }}.given_similarity is null then 0
             when {{ p }}.given_shared_variant or {{ p }}.given_similarity >= {{ var('name_place_given_agreement') }} then {{ w['given_agree'] }}
-            when {{ p }}.given_similarity >= 0.7 or {{ idlink.edit_distance(p ~ '.given_name_i', p ~ '.given_name_c') }} <= 2 then {{ w['given_typo'] }}
+            when {{ p }}.given_similarity >= 0.7 or {{ idlink.within_edits(p ~ '.given_name_i', p ~ '.given_name_c', 2) }} then {{ w['given_typo'] }}
             else {{ w['given_differ'] }} end as given_weight,
         case when {{ p }}.family_equal is null then 0
             when {{ p }}.family_equal then {{ w['family_equal'] }}
             when {{ p }}.family_similarity >= {{ var('family_name_agreement') }} then {{ w['family_agree'] }}
-            when {{ p }}.family_similarity >= 0.75 or {{ idlink.edit_distance(p ~ '.family_name_i', p ~ '.family_name_c') }} <= 2 then {{ w['family_typo'] }}
+            when {{ p }}.family_similarity >= 0.75 or {{ idlink.within_edits(p ~ '.family_name_i', p ~ '.family_name_c', 2) }} then {{ w['family_typo'] }}
             else {{ w['family_differ'] }} end as family_weight,
         case when {{ p }}.street_equal is null then 0
             when {{ p }}.street_equal then {{ w['street_equal'] }}
@@ -95,7 +101,7 @@
             else {{ w['street_differ'] }} end as street_weight,
         case when {{ p }}.postal_equal is null then 0
             when {{ p }}.postal_equal then {{ w['postal_equal'] }}
-            when {{ idlink.edit_distance(p ~ '.postal_code_i', p ~ '.postal_code_c') }} <= 1 then {{ w['postal_typo'] }}
+            when {{ idlink.within_edits(p ~ '.postal_code_i', p ~ '.postal_code_c', 1) }} then {{ w['postal_typo'] }}
             else {{ w['postal_differ'] }} end as postal_weight,
         case when {{ p }}.city_similarity is null then 0
             when {{ p }}.city_similarity >= {{ var('city_agreement') }} then {{ w['city_agree'] }}

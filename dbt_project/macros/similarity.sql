@@ -20,3 +20,21 @@
 {% macro default__edit_distance(a, b) -%}damerau_levenshtein({{ a }}, {{ b }}){%- endmacro %}
 
 {% macro postgres__edit_distance(a, b) -%}levenshtein(left({{ a }}, 255), left({{ b }}, 255)){%- endmacro %}
+
+{# Whether two strings are at most `n` edits apart (edit_distance <= n). DuckDB: plain Levenshtein is much
+   cheaper than Damerau-Levenshtein and bounds it (dl <= lev <= 2 * dl), so the Damerau distance is only
+   computed for the few pairs the bound leaves open. #}
+{% macro within_edits(a, b, n) -%}{{ return(adapter.dispatch('within_edits', 'idlink')(a, b, n)) }}{%- endmacro %}
+
+{% macro default__within_edits(a, b, n) -%}
+    (levenshtein({{ a }}, {{ b }}) <= {{ n }}
+     or (levenshtein({{ a }}, {{ b }}) <= {{ 2 * n }} and {{ idlink.edit_distance(a, b) }} <= {{ n }}))
+{%- endmacro %}
+
+{% macro postgres__within_edits(a, b, n) -%}({{ idlink.edit_distance(a, b) }} <= {{ n }}){%- endmacro %}
+
+{# A number standing for a row's key, to join and deduplicate on instead of text; equal keys give equal
+   numbers, different keys almost always different ones (callers must re-check the real key). #}
+{% macro row_hash(columns) -%}{{ return(adapter.dispatch('row_hash', 'idlink')(columns)) }}{%- endmacro %}
+{% macro default__row_hash(columns) -%}hash({{ columns | join(', ') }}){%- endmacro %}
+{% macro postgres__row_hash(columns) -%}hashtextextended({{ columns | join(" || '|' || ") }}, 0){%- endmacro %}

@@ -47,23 +47,32 @@
     }) }}
 {%- endmacro %}
 
-{# Value of one key of a JSON object held as text; null when the text is missing or not valid JSON. #}
-{% macro json_text_field(expr, key) -%}{{ return(adapter.dispatch('json_text_field', 'idlink')(expr, key)) }}{%- endmacro %}
+{# Values of several keys of a JSON object held as text, as a list in the order of `keys` (index from 1); null
+   when the text is missing or not valid JSON. One parse per row however many keys are read. #}
+{% macro json_text_fields(expr, keys) -%}{{ return(adapter.dispatch('json_text_fields', 'idlink')(expr, keys)) }}{%- endmacro %}
 
-{% macro default__json_text_field(expr, key) -%}
-    case when json_valid({{ expr }}) then json_extract_string({{ expr }}, '$."{{ key }}"') end
+{% macro default__json_text_fields(expr, keys) -%}
+    case when json_valid({{ expr }}) then json_extract_string({{ expr }}, [
+        {%- for key in keys %}'$."{{ key }}"'{{ ", " if not loop.last }}{% endfor -%}
+    ]) end
 {%- endmacro %}
 
-{% macro postgres__json_text_field(expr, key) -%}
-    case when {{ expr }} ~ '^\s*\{.*\}\s*$' then ({{ expr }})::json ->> '{{ key }}' end
+{% macro postgres__json_text_fields(expr, keys) -%}
+    case when {{ expr }} ~ '^\s*\{.*\}\s*$' then array[
+        {%- for key in keys %}({{ expr }})::json ->> '{{ key }}'{{ ", " if not loop.last }}{% endfor -%}
+    ] end
 {%- endmacro %}
 
-{# Consent from a custom attribute: explicit yes -> granted, explicit no -> withdrawn, anything else -> missing
-   (missing never counts as consent). #}
-{% macro consent_state(custom_attributes, provider) -%}
+{# The consent attribute configured for a provider. #}
+{% macro consent_attribute(provider) -%}
     {%- set configured = var('consent_attribute') -%}
-    {%- set attribute = configured[provider] if configured is mapping else configured -%}
-    {%- set value = "lower(trim(" ~ idlink.json_text_field(custom_attributes, attribute) ~ "))" -%}
+    {{ return(configured[provider] if configured is mapping else configured) }}
+{%- endmacro %}
+
+{# Consent from the custom attribute's text value: explicit yes -> granted, explicit no -> withdrawn, anything
+   else -> missing (missing never counts as consent). #}
+{% macro consent_state(value_text) -%}
+    {%- set value = "lower(trim(" ~ value_text ~ "))" -%}
     case
         when {{ value }} in ('true', '1', 'yes', 'y', 'granted') then 'granted'
         when {{ value }} in ('false', '0', 'no', 'n', 'withdrawn', 'revoked', 'denied') then 'withdrawn'

@@ -3,7 +3,6 @@
 
 {% macro person_match_keys(r) -%}
         {{ idlink.normalize_email(r ~ '.email_raw') }} as email,
-        coalesce({{ r }}.email_valid_raw, false) and {{ idlink.normalize_email(r ~ '.email_raw') }} is not null as email_valid,
         {{ idlink.normalize_name(r ~ '.given_name') }} as given_name_key,
         {{ idlink.normalize_name(r ~ '.family_name') }} as family_name_key,
         {{ idlink.normalize_phone(r ~ '.phone_raw') }} as phone_e164,
@@ -11,6 +10,11 @@
         {{ idlink.normalize_name(r ~ '.city') }} as city_key,
         {{ idlink.normalize_postal_code(r ~ '.postal_code') }} as postal_code_key,
         {{ idlink.blank_to_null('upper(' ~ r ~ '.country_code_raw)') }} as country_code
+{%- endmacro %}
+
+{# Valid email: ingestion says so and something is left after normalising (`k` is the keyed CTE). #}
+{% macro email_valid(k) -%}
+    coalesce({{ k }}.email_valid_raw, false) and {{ k }}.email is not null
 {%- endmacro %}
 
 {# Keys derived from the normalised columns (a second step, so the normalisation runs once per row). #}

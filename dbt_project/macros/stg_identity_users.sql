@@ -11,19 +11,19 @@ renamed as (
     select
         '{{ provider }}' as identity_provider,
         id as identity_id,
-        display_name,
-        given_name,
-        surname as family_name,
+        {{ idlink.bounded_text('display_name') }} as display_name,
+        {{ idlink.bounded_text('given_name') }} as given_name,
+        {{ idlink.bounded_text('surname') }} as family_name,
         -- the sign-in (verified) address wins over the profile mail attribute
         coalesce({{ idlink.blank_to_null('sign_in_email') }}, {{ idlink.blank_to_null('mail') }}) as email_raw,
         email_valid as email_valid_raw,
         phone_e164 as phone_raw,
-        street_address,
-        city,
-        postal_code,
+        {{ idlink.bounded_text('street_address') }} as street_address,
+        {{ idlink.bounded_text('city') }} as city,
+        {{ idlink.bounded_text('postal_code') }} as postal_code,
         country_code as country_code_raw,
-        {{ idlink.consent_state('custom_attributes', provider) }} as consent_state,
-        {{ idlink.blank_to_null(idlink.json_text_field('custom_attributes', var('contact_id_attribute'))) }} as carried_contact_id,
+        -- one JSON parse per row for both attributes
+        {{ idlink.json_text_fields('custom_attributes', [idlink.consent_attribute(provider), var('contact_id_attribute')]) }} as attribute_values,
         coalesce(account_enabled, true) as account_enabled,
         coalesce(is_deleted, false) as is_deleted,
         coalesce(quality_flags, '') as quality_flags,
@@ -40,6 +40,8 @@ nicknames as (
 keyed as (
     select
         renamed.*,
+        {{ idlink.consent_state('renamed.attribute_values[1]') }} as consent_state,
+        {{ idlink.blank_to_null('renamed.attribute_values[2]') }} as carried_contact_id,
 {{ idlink.person_match_keys('renamed') }}
     from renamed
 ),
@@ -52,7 +54,7 @@ final as (
         keyed.given_name,
         keyed.family_name,
         keyed.email,
-        keyed.email_valid,
+        {{ idlink.email_valid('keyed') }} as email_valid,
         keyed.given_name_key,
         keyed.family_name_key,
 {{ idlink.person_derived_keys('keyed') }},

@@ -16,20 +16,28 @@
 {%- endmacro %}
 
 {# Mailbox key: the address mail actually reaches. Dots are ignored by some providers, +tags by those that
-   support plus-addressing (both lists are vars). Input must already be a normalised email. #}
+   support plus-addressing (both lists are vars). Input must already be a normalised email. Most addresses
+   are their own mailbox key; they skip the string splitting. #}
 {% macro mailbox_key(email) -%}
     {%- set dotless = var('dotless_mailbox_domains') -%}
     {%- set plus = var('plus_addressing_domains') -%}
     {%- set domain = "case when split_part(" ~ email ~ ", '@', 2) = 'googlemail.com' then 'gmail.com' else split_part(" ~ email ~ ", '@', 2) end" -%}
     {%- set local = "split_part(" ~ email ~ ", '@', 1)" -%}
     case when {{ email }} like '%_@_%' then
-        case when split_part({{ email }}, '@', 2) in ({{ idlink.sql_list(dotless) }})
-             then replace(case when {{ idlink.honours_plus(email, plus) }}
-                               then split_part({{ local }}, '+', 1) else {{ local }} end, '.', '')
-             when {{ idlink.honours_plus(email, plus) }}
-             then split_part({{ local }}, '+', 1)
-             else {{ local }} end
-        || '@' || {{ domain }}
+        -- the address itself when there is nothing to strip (one '@', no '+', a domain without special rules);
+        -- any doubt takes the full computation
+        case when not ({{ email }} like '%@%@%' or strpos({{ email }}, '+') > 0
+                       {%- for d in (dotless + ['googlemail.com']) | unique %} or {{ email }} like '%@{{ d | replace("'", "''") }}'{% endfor %})
+             then {{ email }}
+             else
+                case when split_part({{ email }}, '@', 2) in ({{ idlink.sql_list(dotless) }})
+                     then replace(case when {{ idlink.honours_plus(email, plus) }}
+                                       then split_part({{ local }}, '+', 1) else {{ local }} end, '.', '')
+                     when {{ idlink.honours_plus(email, plus) }}
+                     then split_part({{ local }}, '+', 1)
+                     else {{ local }} end
+                || '@' || {{ domain }}
+        end
     end
 {%- endmacro %}
 
@@ -45,12 +53,29 @@
 {# Names and places: case-folded, accent-free, punctuation to spaces, whitespace collapsed. An oversized value
    (flagged by ingestion) is no name: it gets no key rather than matching on garbage. #}
 {% macro normalize_name(expr) -%}
-    {{ idlink.blank_to_null("case when length(" ~ expr ~ ") <= " ~ var('max_name_length', 200) ~ " then " ~ "trim(regexp_replace(lower(" ~ idlink.strip_accents(idlink.nfc(expr)) ~ "), '[^a-z0-9]+', ' ', 'g')) end") }}
+    {%- set slow = "trim(regexp_replace(lower(" ~ idlink.strip_accents(idlink.nfc(expr)) ~ "), '[^a-z0-9]+', ' ', 'g'))" -%}
+    {{ idlink.blank_to_null("case when length(" ~ expr ~ ") <= " ~ var('max_name_length') ~ " then " ~ idlink.when_matching(expr, '[A-Za-z0-9]+( [A-Za-z0-9]+)*', "lower(" ~ expr ~ ")", slow) ~ " end") }}
+{%- endmacro %}
+
+{# `fast` when `expr` fully matches `pattern`, else `otherwise`; both must give the same value for a matching
+   input. Most values are plain ASCII words, for which accent stripping, NFC and a global regex replace are
+   no-ops that cost several times more than one full match. Engines without the shortcut always take
+   `otherwise`. #}
+{% macro when_matching(expr, pattern, fast, otherwise) -%}{{ return(adapter.dispatch('when_matching', 'idlink')(expr, pattern, fast, otherwise)) }}{%- endmacro %}
+{% macro default__when_matching(expr, pattern, fast, otherwise) -%}{{ otherwise }}{%- endmacro %}
+{% macro duckdb__when_matching(expr, pattern, fast, otherwise) -%}
+    case when regexp_full_match({{ expr }}, '{{ pattern }}') then {{ fast }} else {{ otherwise }} end
+{%- endmacro %}
+
+{# A passed-through text field, or null when it is oversized (ingestion flags it): such a value is no name or
+   address, and copying it into every model that reads it costs more than the whole rest of the row. #}
+{% macro bounded_text(expr) -%}
+    case when length({{ expr }}) <= {{ var('max_name_length') }} then {{ expr }} end
 {%- endmacro %}
 
 {# Postal codes compare without spaces, dashes or case ("SW1A 1AA" = "sw1a1aa"). #}
 {% macro normalize_postal_code(expr) -%}
-    {{ idlink.blank_to_null("regexp_replace(upper(" ~ expr ~ "), '[^A-Z0-9]', '', 'g')") }}
+    {{ idlink.blank_to_null(idlink.when_matching(expr, '[A-Z0-9]*', expr, "regexp_replace(upper(" ~ expr ~ "), '[^A-Z0-9]', '', 'g')")) }}
 {%- endmacro %}
 
 {# Phones arrive as E.164 from ingestion (phonenumbers); only blanks are cleaned here. #}
@@ -65,6 +90,17 @@
 
 {% macro default__phonetic_key(expr) -%}
     left({{ expr }}, 1) || left(regexp_replace(substr({{ expr }}, 2), '[aeiouyhw ]+', '', 'g'), 3)
+{%- endmacro %}
+
+{# DuckDB: the same key, cheaper: an anchored match takes the prefix that holds the first three consonants, and
+   plain replaces drop the vowels from that short prefix (a global regex replace costs several times more). #}
+{% macro duckdb__phonetic_key(expr) -%}
+    {%- set prefix = "regexp_extract(substr(" ~ expr ~ ", 2), '^([aeiouyhw ]*[^aeiouyhw ]){0,3}')" -%}
+    {%- set ns = namespace(key=prefix) -%}
+    {%- for dropped in ['a', 'e', 'i', 'o', 'u', 'y', 'h', 'w', ' '] -%}
+        {%- set ns.key = "replace(" ~ ns.key ~ ", '" ~ dropped ~ "', '')" -%}
+    {%- endfor -%}
+    left({{ expr }}, 1) || {{ ns.key }}
 {%- endmacro %}
 
 {# House number: the first run of digits of a normalised street ("31 meganboulevard", "meganboulevard 31" -> "31"),

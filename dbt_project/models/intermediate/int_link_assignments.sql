@@ -6,21 +6,28 @@
 {%- set rules = var('match_rules') -%}
 {%- set survivor_rule = var('duplicate_survivor_rule') -%}
 {%- if survivor_rule == 'holds_identity_id_then_most_recent' -%}
-    {%- set survivor_order = "case when c.external_user_id = t.identity_id then 0 when i.carried_contact_id = t.contact_id then 1 else 2 end, c.last_modified_at desc nulls last, t.contact_id" -%}
+    {%- set survivor_order = "case when t.contact_external_user_id = t.identity_id then 0 when t.identity_carried_contact_id = t.contact_id then 1 else 2 end, t.contact_last_modified_at desc nulls last, t.contact_id" -%}
 {%- elif survivor_rule == 'most_recent' -%}
-    {%- set survivor_order = "c.last_modified_at desc nulls last, t.contact_id" -%}
+    {%- set survivor_order = "t.contact_last_modified_at desc nulls last, t.contact_id" -%}
 {%- elif survivor_rule == 'oldest' -%}
-    {%- set survivor_order = "c.created_at asc nulls last, t.contact_id" -%}
+    {%- set survivor_order = "t.contact_created_at asc nulls last, t.contact_id" -%}
 {%- else -%}
     {{ exceptions.raise_compiler_error("unknown duplicate_survivor_rule '" ~ survivor_rule ~ "'") }}
 {%- endif -%}
 with
 
-eligible_candidates as (
-    select cand.*
+-- with what the survivor order reads, joined once here rather than at every rank
+eligible_candidates as materialized (
+    select
+        cand.*,
+        i.carried_contact_id as identity_carried_contact_id,
+        c.external_user_id as contact_external_user_id,
+        c.last_modified_at as contact_last_modified_at,
+        c.created_at as contact_created_at
     from {{ ref('int_link_candidates') }} as cand
     inner join {{ ref('int_identities') }} as i
         on i.identity_provider = cand.identity_provider and i.identity_id = cand.identity_id
+    inner join {{ ref('int_contacts') }} as c on c.crm = cand.crm and c.contact_id = cand.contact_id
     where cand.rejected_reason is null
         and i.consent_state = 'granted'
         and not i.is_deleted
@@ -44,6 +51,10 @@ open_{{ r }} as (
 ),
 
 best_{{ r }} as (
+    {%- if rule['confidence'] is number %}
+    -- a constant confidence: every candidate of this rule is equally good
+    select * from open_{{ r }}
+    {%- else %}
     select *
     from (
         select
@@ -53,6 +64,7 @@ best_{{ r }} as (
         from open_{{ r }}
     ) as scored
     where match_confidence = identity_best and match_confidence = contact_best
+    {%- endif %}
 ),
 
 counted_{{ r }} as (
@@ -71,9 +83,6 @@ uncontested_{{ r }} as (
             partition by t.identity_provider, t.identity_id, t.crm order by {{ survivor_order }}
         ) as survivor_rank
     from counted_{{ r }} as t
-    inner join {{ ref('int_contacts') }} as c on c.crm = t.crm and c.contact_id = t.contact_id
-    inner join {{ ref('int_identities') }} as i
-        on i.identity_provider = t.identity_provider and i.identity_id = t.identity_id
     where t.identities_for_contact = 1
 ),
 

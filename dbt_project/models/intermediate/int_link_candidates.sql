@@ -2,10 +2,7 @@
 -- accepts the pair or vetoes it (rejected_reason set; never linked).
 with
 
--- materialized: the similarity features are computed once per pair, not again inside each rule's filter
-candidate_pairs as materialized (
-    {{ idlink.candidate_pairs(ref('int_identities'), ref('int_contacts')) }}
-),
+{{ idlink.candidate_pair_ctes(ref('int_identities'), ref('int_contacts')) }},
 
 candidate_rows as (
     {{ idlink.match_candidates('candidate_pairs') }}

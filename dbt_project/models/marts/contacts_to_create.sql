@@ -2,7 +2,10 @@
 with
 
 identities as (
-    select * from {{ ref('int_identities') }}
+    select
+        identity_provider, identity_id, email, given_name, family_name, phone_e164, street_address, city,
+        postal_code, country_code
+    from {{ ref('int_identities') }}
     where consent_state = 'granted' and not is_deleted
 ),
 

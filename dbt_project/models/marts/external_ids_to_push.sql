@@ -7,11 +7,11 @@ links as (
 ),
 
 identities as (
-    select * from {{ ref('int_identities') }}
+    select identity_provider, identity_id, carried_contact_id from {{ ref('int_identities') }}
 ),
 
 contacts as (
-    select * from {{ ref('int_contacts') }}
+    select crm, contact_id, external_user_id, is_deleted from {{ ref('int_contacts') }}
 ),
 
 crm_fields as (

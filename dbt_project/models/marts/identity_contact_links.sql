@@ -2,12 +2,9 @@
 -- (withdrawn: consent no longer granted; deleted: identity deleted), with when the link was first seen.
 with
 
-identities as (
-    select * from {{ ref('int_identities') }}
-),
-
 contacts as (
-    select * from {{ ref('int_contacts') }}
+    select crm, contact_id, external_user_id from {{ ref('int_contacts') }}
+    where not is_deleted
 ),
 
 previous as (
@@ -25,8 +22,10 @@ active as (
 
 -- identities that may not be linked any more; a link existed if the previous build had one or an id is
 -- still carried on either side
-ineligible as (
-    select * from identities where is_deleted or consent_state <> 'granted'
+ineligible as materialized (
+    select identity_provider, identity_id, carried_contact_id, is_deleted, consent_state
+    from {{ ref('int_identities') }}
+    where is_deleted or consent_state <> 'granted'
 ),
 
 ended_evidence as (
@@ -37,12 +36,10 @@ ended_evidence as (
     select i.identity_provider, i.identity_id, c.crm, c.contact_id, 'carried_id', 1.0, 2
     from ineligible as i
     inner join contacts as c on c.external_user_id = i.identity_id
-    where not c.is_deleted
     union all
     select i.identity_provider, i.identity_id, c.crm, c.contact_id, 'carried_id', 1.0, 3
     from ineligible as i
     inner join contacts as c on c.contact_id = i.carried_contact_id
-    where not c.is_deleted
 ),
 
 ended as (
@@ -58,7 +55,7 @@ ended as (
             ) as evidence_rank
         from ended_evidence
     ) as e
-    inner join identities as i on i.identity_provider = e.identity_provider and i.identity_id = e.identity_id
+    inner join ineligible as i on i.identity_provider = e.identity_provider and i.identity_id = e.identity_id
     where e.evidence_rank = 1
 ),
 
