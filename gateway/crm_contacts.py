@@ -46,11 +46,25 @@ def soql_string(value: str) -> str:
 
 
 def contacts_where(client: SalesforceClient, condition: str, limit: int = 3) -> list[dict]:
-    """Contacts (Id, names, the external-ID field) matching a SOQL condition, oldest first."""
+    """Contacts (Id, Email, names, the external-ID field) matching a SOQL condition, oldest first."""
     field_name = client.settings.external_id_field
-    soql = (f"SELECT Id, FirstName, LastName, {field_name} FROM Contact WHERE {condition} "
+    soql = (f"SELECT Id, Email, FirstName, LastName, {field_name} FROM Contact WHERE {condition} "
             f"ORDER BY CreatedDate LIMIT {limit}")
     return [record for page in client.query_pages(soql) for record in page]
+
+
+def candidate_contacts(client: SalesforceClient, identity_id: str | None, email: str
+                       ) -> tuple[list[dict], list[dict]]:
+    """(contacts carrying the identity's id, contacts with its email), from one query: each CRM round trip
+    counts inside a sign-up's budget. Email comparison is case-insensitive, as Salesforce's."""
+    field_name = client.settings.external_id_field
+    condition = f"Email = {soql_string(email)}"
+    if identity_id:
+        condition = f"{field_name} = {soql_string(identity_id)} OR {condition}"
+    found = contacts_where(client, condition, limit=6)
+    held = [c for c in found if identity_id and c.get(field_name) == identity_id]
+    same_email = [c for c in found if (c.get("Email") or "").lower() == email.lower()]
+    return held, same_email
 
 
 def choose_by_email(same_email: list[dict], identity_id: str | None, given_name: str | None,
@@ -124,11 +138,9 @@ class SalesforceContactDirectory:
             linked = self.links.contact_id(identity.object_id)
             if linked:
                 return linked
-        if identity.object_id:
-            held = contacts_where(self.client, f"{self.external_id_field} = {soql_string(identity.object_id)}")
-            if held:
-                return held[0]["Id"]
-        same_email = contacts_where(self.client, f"Email = {soql_string(identity.email)}")
+        held, same_email = candidate_contacts(self.client, identity.object_id, identity.email)
+        if held:
+            return held[0]["Id"]
         if same_email:
             contact, reason = choose_by_email(same_email, identity.object_id, identity.given_name,
                                               self.external_id_field)

@@ -37,7 +37,7 @@ from clients.akamai import AkamaiClient, AkamaiSettings
 from clients.http import ApiError
 from clients.salesforce import SalesforceClient
 from clients.settings import SalesforceSettings
-from gateway.crm_contacts import choose_by_email, contacts_where, soql_string
+from gateway.crm_contacts import candidate_contacts, choose_by_email, contacts_where, soql_string
 from gateway.inbox import Inbox, InboxEvent
 from ingestion.akamai import CONSENT_KEY, CONTACT_ID_KEY, EntityPageBuilder, entity_attributes
 from ingestion.quality import Quarantine
@@ -169,15 +169,15 @@ class FastLane:
         if not identity.get("email") or not identity.get("email_valid"):
             raise _Deferred("no_valid_email")
 
-        held = self._contacts(f"{self.external_id_field} = {soql_string(result.uuid)}")
+        held, same_email = candidate_contacts(self.salesforce, result.uuid, identity["email"])
         if held:
             result.action, result.contact_id = "found", held[0]["Id"]
         else:
-            self._find_by_email_or_create(identity, result)
+            self._find_by_email_or_create(identity, same_email, result)
         self._write_contact_id(result)
 
-    def _find_by_email_or_create(self, identity: dict[str, Any], result: FastLaneResult) -> None:
-        same_email = self._contacts(f"Email = {soql_string(identity['email'])}")
+    def _find_by_email_or_create(self, identity: dict[str, Any], same_email: list[dict],
+                                 result: FastLaneResult) -> None:
         if same_email:
             contact, reason = choose_by_email(same_email, result.uuid, identity.get("given_name"),
                                               self.external_id_field)
