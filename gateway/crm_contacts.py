@@ -67,6 +67,21 @@ def candidate_contacts(client: SalesforceClient, identity_id: str | None, email:
     return held, same_email
 
 
+def upsert_by_external_id(client: SalesforceClient, identity_id: str, fields: dict) -> str | None:
+    """Create or update the contact keyed by the identity's id; its Id (looked up when the answer has none)."""
+    field_name = client.settings.external_id_field
+    response = client.request("PATCH", f"sobjects/Contact/{field_name}/{identity_id}", data=orjson.dumps(fields),
+                              headers={"Content-Type": "application/json"})
+    if response.status_code in (200, 201) and response.content:
+        created = orjson.loads(response.content).get("id")
+        if created:
+            return created
+    if response.status_code in (200, 201, 204):
+        held = contacts_where(client, f"{field_name} = {soql_string(identity_id)}")
+        return held[0]["Id"] if held else None
+    raise ApiError(f"Contact upsert failed with HTTP {response.status_code}", status=response.status_code)
+
+
 def choose_by_email(same_email: list[dict], identity_id: str | None, given_name: str | None,
                     external_id_field: str) -> tuple[dict | None, str]:
     """The contact a fast path may link by email, or None with the reason the batch linking must decide:
@@ -157,15 +172,7 @@ class SalesforceContactDirectory:
         return self._create(fields)
 
     def _upsert(self, object_id: str, fields: dict) -> str | None:
-        path = f"sobjects/Contact/{self.external_id_field}/{object_id}"
-        response = self.client.request("PATCH", path, data=orjson.dumps(fields),
-                                       headers={"Content-Type": "application/json"})
-        if response.status_code in (200, 201) and response.content:
-            return orjson.loads(response.content).get("id")
-        if response.status_code in (200, 201, 204):
-            held = contacts_where(self.client, f"{self.external_id_field} = {soql_string(object_id)}")
-            return held[0]["Id"] if held else None
-        raise ApiError(f"Contact upsert failed with HTTP {response.status_code}", status=response.status_code)
+        return upsert_by_external_id(self.client, object_id, fields)
 
     def _create(self, fields: dict) -> str | None:
         response = self.client.request("POST", "sobjects/Contact", data=orjson.dumps(fields),

@@ -37,7 +37,7 @@ from clients.akamai import AkamaiClient, AkamaiSettings
 from clients.http import ApiError
 from clients.salesforce import SalesforceClient
 from clients.settings import SalesforceSettings
-from gateway.crm_contacts import candidate_contacts, choose_by_email, contacts_where, soql_string
+from gateway.crm_contacts import candidate_contacts, choose_by_email, upsert_by_external_id
 from gateway.inbox import Inbox, InboxEvent
 from ingestion.akamai import CONSENT_KEY, CONTACT_ID_KEY, EntityPageBuilder, entity_attributes
 from ingestion.quality import Quarantine
@@ -193,9 +193,6 @@ class FastLane:
         result.contact_id = self._create(identity, result)
         result.action = "created"
 
-    def _contacts(self, condition: str) -> list[dict[str, Any]]:
-        return contacts_where(self.salesforce, condition)
-
     def _audit(self, result: FastLaneResult, system: str, operation: str, key: str, payload: dict,
                outcome: str, error_code: str | None = None, remote_id: str | None = None) -> None:
         result.audit.append({"system": system, "operation": operation, "record_key": key,
@@ -229,18 +226,8 @@ class FastLane:
         body = {name: value for name, value in fields.items()
                 if value not in (None, "") and name != self.external_id_field}
 
-        def send() -> str | None:
-            response = self.salesforce.request(
-                "PATCH", f"sobjects/Contact/{self.external_id_field}/{result.uuid}",
-                data=orjson.dumps(body), headers={"Content-Type": "application/json"})
-            if response.content:
-                created = orjson.loads(response.content).get("id")
-                if created:
-                    return created
-            held = self._contacts(f"{self.external_id_field} = {soql_string(result.uuid)}")
-            return held[0]["Id"] if held else None
-
-        contact_id = self._call(result, CRM, CREATE_CONTACT, f"{PROVIDER}:{result.uuid}", fields, send)
+        contact_id = self._call(result, CRM, CREATE_CONTACT, f"{PROVIDER}:{result.uuid}", fields,
+                                lambda: upsert_by_external_id(self.salesforce, result.uuid, body))
         if not contact_id:
             raise _Deferred("created_contact_not_found")
         return contact_id
