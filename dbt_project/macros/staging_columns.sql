@@ -1,15 +1,56 @@
 {# Normalised columns shared by every identity provider's and CRM's staging model, so all of them produce
-   identical match keys. `r` is the renamed CTE (given_name, family_name, email_raw, email_valid_raw, phone_raw, country_code_raw). #}
+   identical match keys. `r` is the renamed CTE (given_name, family_name, email_raw, email_valid_raw, phone_raw,
+   street_address, city, postal_code, country_code_raw); given and family names and the city come from the
+   name_keys CTE (see below), joined as `given`, `family` and `place`. #}
 
 {% macro person_match_keys(r) -%}
         {{ idlink.normalize_email(r ~ '.email_raw') }} as email,
-        {{ idlink.normalize_name(r ~ '.given_name') }} as given_name_key,
-        {{ idlink.normalize_name(r ~ '.family_name') }} as family_name_key,
+        given.name_key as given_name_key,
+        given.variants as given_name_variants,
+        given.initial as given_initial,
+        family.name_key as family_name_key,
+        family.initial as family_initial,
+        family.phonetic as family_phonetic,
         {{ idlink.normalize_phone(r ~ '.phone_raw') }} as phone_e164,
         {{ idlink.normalize_name(r ~ '.street_address') }} as street_key,
-        {{ idlink.normalize_name(r ~ '.city') }} as city_key,
+        place.name_key as city_key,
         {{ idlink.normalize_postal_code(r ~ '.postal_code') }} as postal_code_key,
         {{ idlink.blank_to_null('upper(' ~ r ~ '.country_code_raw)') }} as country_code
+{%- endmacro %}
+
+{# The joins person_match_keys reads from: each name-like field of `r` to its row in name_keys. #}
+{% macro name_key_joins(r) -%}
+    left join name_keys as given on given.value = {{ r }}.given_name
+    left join name_keys as family on family.value = {{ r }}.family_name
+    left join name_keys as place on place.value = {{ r }}.city
+{%- endmacro %}
+
+{# Names and cities repeat (a million people share tens of thousands of names), so each distinct value is
+   normalised once, with everything derived from it: its key, initial, consonant skeleton and nickname
+   variants. Several times cheaper than doing it per row, above all the phonetic key. Streets are mostly
+   distinct and are normalised per row. #}
+{% macro name_keys(r) -%}
+    select
+        names.value,
+        names.name_key,
+        left(names.name_key, 1) as initial,
+        {{ idlink.phonetic_key('names.name_key') }} as phonetic,
+        coalesce(nick.variants, {{ idlink.single_item_list('names.name_key') }}) as variants
+    from (
+        select value, {{ idlink.normalize_name('value') }} as name_key
+        from (
+            select given_name as value from {{ r }}
+            union
+            select family_name from {{ r }}
+            union
+            select city from {{ r }}
+        ) as distinct_values
+        where value is not null
+    ) as names
+    left join (
+        {{ idlink.nickname_variants() }}
+    ) as nick
+        on nick.name = names.name_key
 {%- endmacro %}
 
 {# Valid email: ingestion says so and something is left after normalising (`k` is the keyed CTE). #}
@@ -17,13 +58,14 @@
     coalesce({{ k }}.email_valid_raw, false) and {{ k }}.email is not null
 {%- endmacro %}
 
-{# Keys derived from the normalised columns (a second step, so the normalisation runs once per row). #}
+{# Keys derived from the normalised email and street (a second step, so their normalisation runs once per row),
+   in column order with the name keys. #}
 {% macro person_derived_keys(k) -%}
         {{ idlink.mailbox_key(k ~ '.email') }} as mailbox_key,
-        coalesce(nick.variants, {{ idlink.single_item_list(k ~ '.given_name_key') }}) as given_name_variants,
-        left({{ k }}.given_name_key, 1) as given_initial,
-        left({{ k }}.family_name_key, 1) as family_initial,
-        {{ idlink.phonetic_key(k ~ '.family_name_key') }} as family_phonetic,
+        {{ k }}.given_name_variants,
+        {{ k }}.given_initial,
+        {{ k }}.family_initial,
+        {{ k }}.family_phonetic,
         {{ idlink.street_number(k ~ '.street_key') }} as street_number
 {%- endmacro %}
 

@@ -3,11 +3,11 @@
 {% macro stg_identity_users(provider) %}
 with
 
-source as (
+source as not materialized (
     {{ idlink.typed_columns_from(source('raw_' ~ provider, 'users'), idlink.identity_raw_columns()) }}
 ),
 
-renamed as (
+renamed as not materialized (
     select
         '{{ provider }}' as identity_provider,
         id as identity_id,
@@ -33,8 +33,8 @@ renamed as (
     where id is not null
 ),
 
-nicknames as (
-    {{ idlink.nickname_variants() }}
+name_keys as materialized (
+    {{ idlink.name_keys('renamed') }}
 ),
 
 keyed as (
@@ -44,6 +44,7 @@ keyed as (
         {{ idlink.blank_to_null('renamed.attribute_values[2]') }} as carried_contact_id,
 {{ idlink.person_match_keys('renamed') }}
     from renamed
+    {{ idlink.name_key_joins('renamed') }}
 ),
 
 final as (
@@ -74,8 +75,6 @@ final as (
         keyed.created_at,
         keyed.ingested_at
     from keyed
-    left join nicknames as nick
-        on nick.name = keyed.given_name_key
 )
 
 select * from final

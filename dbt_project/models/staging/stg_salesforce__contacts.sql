@@ -1,10 +1,10 @@
 with
 
-source as (
+source as not materialized (
     {{ idlink.typed_columns_from(source('raw_salesforce', 'contact'), idlink.contact_raw_columns()) }}
 ),
 
-renamed as (
+renamed as not materialized (
     select
         'salesforce' as crm,
         id as contact_id,
@@ -28,8 +28,8 @@ renamed as (
     where id is not null
 ),
 
-nicknames as (
-    {{ idlink.nickname_variants() }}
+name_keys as materialized (
+    {{ idlink.name_keys('renamed') }}
 ),
 
 keyed as (
@@ -37,6 +37,7 @@ keyed as (
         renamed.*,
 {{ idlink.person_match_keys('renamed') }}
     from renamed
+    {{ idlink.name_key_joins('renamed') }}
 ),
 
 final as (
@@ -66,8 +67,6 @@ final as (
         keyed.last_modified_at,
         keyed.ingested_at
     from keyed
-    left join nicknames as nick
-        on nick.name = keyed.given_name_key
 )
 
 select * from final
