@@ -27,8 +27,9 @@
 
 {# Names and cities repeat (a million people share tens of thousands of names), so each distinct value is
    normalised once, with everything derived from it: its key, initial, consonant skeleton and nickname
-   variants. Several times cheaper than doing it per row, above all the phonetic key. Streets are mostly
-   distinct and are normalised per row. #}
+   variants; above all the phonetic key costs far less so. Streets are mostly distinct and are normalised per
+   row. `r` is read twice (here and by the joins), so callers declare it and its source `not materialized`:
+   re-reading three columns is cheaper than materialising every column of the raw table. #}
 {% macro name_keys(r) -%}
     select
         names.value,
