@@ -63,8 +63,8 @@
 {%- endmacro %}
 
 {# `fast` when `expr` fully matches `pattern`, else `otherwise`; both must give the same value for a matching
-   input. Most values are plain ASCII words, for which accent stripping, NFC and a global regex replace are
-   no-ops that cost several times more than one full match. Engines without the shortcut always take
+   input. Most values are plain ASCII words, for which accent stripping and a global regex replace are no-ops
+   that cost several times more than one full match. Engines without the shortcut always take
    `otherwise`. #}
 {% macro when_matching(expr, pattern, fast, otherwise) -%}{{ return(adapter.dispatch('when_matching', 'idlink')(expr, pattern, fast, otherwise)) }}{%- endmacro %}
 {% macro default__when_matching(expr, pattern, fast, otherwise) -%}{{ otherwise }}{%- endmacro %}
@@ -90,22 +90,9 @@
 
 {# Consonant skeleton: first letter + the next three consonants (vowels, h, w, y and spaces dropped), e.g.
    "hawkins" -> "hwkn". A typo in a vowel or late in the name keeps the key, so it is a blocking key for
-   fuzzy matching; one regular expression keeps it cheap on millions of rows. #}
-{% macro phonetic_key(expr) -%}{{ return(adapter.dispatch('phonetic_key', 'idlink')(expr)) }}{%- endmacro %}
-
-{% macro default__phonetic_key(expr) -%}
+   fuzzy matching. Staging computes it once per distinct family name (macro name_keys). #}
+{% macro phonetic_key(expr) -%}
     left({{ expr }}, 1) || left(regexp_replace(substr({{ expr }}, 2), '[aeiouyhw ]+', '', 'g'), 3)
-{%- endmacro %}
-
-{# DuckDB: the same key, cheaper: an anchored match takes the prefix that holds the first three consonants, and
-   plain replaces drop the vowels from that short prefix (a global regex replace costs several times more). #}
-{% macro duckdb__phonetic_key(expr) -%}
-    {%- set prefix = "regexp_extract(substr(" ~ expr ~ ", 2), '^([aeiouyhw ]*[^aeiouyhw ]){0,3}')" -%}
-    {%- set ns = namespace(key=prefix) -%}
-    {%- for dropped in ['a', 'e', 'i', 'o', 'u', 'y', 'h', 'w', ' '] -%}
-        {%- set ns.key = "replace(" ~ ns.key ~ ", '" ~ dropped ~ "', '')" -%}
-    {%- endfor -%}
-    left({{ expr }}, 1) || {{ ns.key }}
 {%- endmacro %}
 
 {# House number: the first run of digits of a normalised street ("31 meganboulevard", "meganboulevard 31" -> "31"),
