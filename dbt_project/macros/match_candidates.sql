@@ -45,30 +45,29 @@
     {{ return(columns) }}
 {%- endmacro %}
 
+{# One side narrowed to its primary key, the numeric row key standing for it (`pair_row`) and `columns`
+   (the key's columns among them are not repeated). #}
+{% macro pair_side(relation, primary_key, columns, filter=none) -%}
+    select
+        {{ idlink.row_hash(primary_key) }} as pair_row,
+        {{ (primary_key + (columns | reject('in', primary_key) | list)) | join(', ') }}
+    from {{ relation }}
+    {%- if filter %}
+    where {{ filter }}
+    {%- endif %}
+{%- endmacro %}
+
 {# CTEs identity_side, contact_side, block_hits, pair_features and candidate_pairs (one row per pair). #}
 {% macro candidate_pair_ctes(identities, contacts, rules=none) -%}
     {%- set rules = rules if rules is not none else var('match_rules') -%}
-    {%- set identity_columns = idlink.pair_side_columns(rules, 'identity') | reject('in', ['identity_provider', 'identity_id']) | list -%}
-    {%- set contact_columns = idlink.pair_side_columns(rules, 'contact') | reject('in', ['crm', 'contact_id']) | list -%}
     {%- set all_keys = [] -%}
     {%- for rule in rules -%}{%- for key in idlink.rule_blocking_terms(rule) -%}{%- do all_keys.append(key) -%}{%- endfor -%}{%- endfor %}
 identity_side as not materialized (
-    select
-        {{ idlink.row_hash(['identity_provider', 'identity_id']) }} as pair_row,
-        identity_provider,
-        identity_id,
-        {{ identity_columns | join(', ') }}
-    from {{ identities }}
+    {{ idlink.pair_side(identities, ['identity_provider', 'identity_id'], idlink.pair_side_columns(rules, 'identity')) }}
 ),
 
 contact_side as not materialized (
-    select
-        {{ idlink.row_hash(['crm', 'contact_id']) }} as pair_row,
-        crm,
-        contact_id,
-        {{ contact_columns | join(', ') }}
-    from {{ contacts }}
-    where not is_deleted
+    {{ idlink.pair_side(contacts, ['crm', 'contact_id'], idlink.pair_side_columns(rules, 'contact'), 'not is_deleted') }}
 ),
 
 -- one row per (pair, blocking key) it shares
