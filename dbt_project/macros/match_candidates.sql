@@ -1,7 +1,8 @@
 {# Candidate pairs of the configured match rules (var match_rules), in steps:
 
    candidate_pair_ctes: every (identity, contact) pair that shares a blocking key of some rule, once, whichever
-   keys it shares. Each side is narrowed to the columns the keys and comparisons read and given a numeric row
+   keys it shares; a rule that rejects nothing only keeps pairs that meet the preconditions of its requirements
+   (`rule_block_filter`), which drops most chance pairs of weak keys early. Each side is narrowed to the columns the keys and comparisons read and given a numeric row
    key (`pair_row`, a hash of its primary key), so each blocking key is an equality join that carries two
    numbers and pairs are deduplicated on numbers. Only then are the pairs joined back to
    their rows, and each pair gets one flag per rule (`blocked_by_rule_<n>`: it shares one of that rule's keys,
@@ -26,6 +27,20 @@
         {%- do keys.append('(' ~ terms | join(' and ') ~ ')') -%}
     {%- endfor -%}
     {{ return(keys) }}
+{%- endmacro %}
+
+{# The condition a pair must meet on the blocking join of `rule`, or none: a rule that rejects nothing emits only
+   pairs meeting all its requirements, so pairs failing a precondition of one of them are dropped there. A rule
+   with a veto must see every pair it blocks. #}
+{% macro rule_block_filter(rule, i, c) -%}
+    {%- set conditions = [] -%}
+    {%- if not rule.get('reject', {}) -%}
+        {%- for name in rule.get('require', []) -%}
+            {%- set condition = idlink.comparison_precondition(name, i, c) -%}
+            {%- if condition and condition not in conditions -%}{%- do conditions.append(condition) -%}{%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(conditions | join(' and ') if conditions else none) }}
 {%- endmacro %}
 
 {# Columns one side ('identity' or 'contact') needs: every blocking column of every rule, then the features. #}
@@ -61,7 +76,12 @@
 {% macro candidate_pair_ctes(identities, contacts, rules=none) -%}
     {%- set rules = rules if rules is not none else var('match_rules') -%}
     {%- set all_keys = [] -%}
-    {%- for rule in rules -%}{%- for key in idlink.rule_blocking_terms(rule) -%}{%- do all_keys.append(key) -%}{%- endfor -%}{%- endfor %}
+    {%- for rule in rules -%}
+        {%- set filter = idlink.rule_block_filter(rule, 'i', 'c') -%}
+        {%- for key in idlink.rule_blocking_terms(rule) -%}
+            {%- do all_keys.append(key ~ (' and ' ~ filter if filter else '')) -%}
+        {%- endfor -%}
+    {%- endfor %}
 identity_side as not materialized (
     {{ idlink.pair_side(identities, ['identity_provider', 'identity_id'], idlink.pair_side_columns(rules, 'identity')) }}
 ),
@@ -70,7 +90,7 @@ contact_side as not materialized (
     {{ idlink.pair_side(contacts, ['crm', 'contact_id'], idlink.pair_side_columns(rules, 'contact'), 'not is_deleted') }}
 ),
 
--- one row per (pair, blocking key) it shares
+-- one row per (pair, blocking key) it shares, less those its rule's preconditions rule out
 block_hits as (
     {%- for key in all_keys %}
     select i.pair_row as identity_row, c.pair_row as contact_row

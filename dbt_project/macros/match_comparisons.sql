@@ -56,6 +56,35 @@
     {%- endif -%}
 {%- endmacro %}
 
+{# A condition on an identity row `i` and a contact row `c` that every pair meeting comparison `name` meets, or
+   none. It reads only pair_feature_columns and is checked on the blocking join itself, so most chance pairs of a
+   rule that rejects nothing (a shared phone, a shared postal code and house number) are dropped before their
+   rows are joined back. It must follow from the comparison, never narrow it: a pair it drops is one the rule
+   could not emit. #}
+{% macro comparison_precondition(name, i, c) -%}
+    {%- if name == 'emails_valid' -%}
+        {{ return('(' ~ i ~ '.email_valid and ' ~ c ~ '.email_valid)') }}
+    {%- elif name in ('names_agree', 'names_close', 'names_compatible') -%}
+        {{ return(idlink.family_names_within_typo(i ~ '.family_name_key', c ~ '.family_name_key')) }}
+    {%- elif name == 'name_and_place_agree' and var('name_place_weights')['family_differ'] <= 0 -%}
+        {#- it needs a positive family weight, which a family name more than a typo away never gives -#}
+        {{ return(idlink.family_names_within_typo(i ~ '.family_name_key', c ~ '.family_name_key')) }}
+    {%- else -%}
+        {{ return(none) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{# Family names present and at most a typo apart by the loosest of the family-name bars (agreeing, close, the
+   name + place typo weight), so anything that agrees or is close by any of them passes. #}
+{% macro family_names_within_typo(a, b) -%}
+    ({{ a }} = {{ b }}
+     or {{ idlink.name_similarity(a, b) }} >= {{ [var('family_name_agreement'), var('family_name_typo'), idlink.family_typo_similarity()] | min }}
+     or {{ idlink.within_edits(a, b, 2) }})
+{%- endmacro %}
+
+{# Below family_name_typo: in the name + place weights even a less similar family name counts as a typo. #}
+{% macro family_typo_similarity() -%}{{ return(0.75) }}{%- endmacro %}
+
 {# A shared canonical name (nicknames), or similar enough to be a typo, or one is a spelled-out form of the other. #}
 {% macro given_names_agree(p) -%}
     coalesce({{ p }}.given_shared_variant
@@ -93,7 +122,7 @@
         case when {{ p }}.family_equal is null then 0
             when {{ p }}.family_equal then {{ w['family_equal'] }}
             when {{ p }}.family_similarity >= {{ var('family_name_agreement') }} then {{ w['family_agree'] }}
-            when {{ p }}.family_similarity >= 0.75 or {{ idlink.within_edits(p ~ '.family_name_i', p ~ '.family_name_c', 2) }} then {{ w['family_typo'] }}
+            when {{ p }}.family_similarity >= {{ idlink.family_typo_similarity() }} or {{ idlink.within_edits(p ~ '.family_name_i', p ~ '.family_name_c', 2) }} then {{ w['family_typo'] }}
             else {{ w['family_differ'] }} end as family_weight,
         case when {{ p }}.street_equal is null then 0
             when {{ p }}.street_equal then {{ w['street_equal'] }}
