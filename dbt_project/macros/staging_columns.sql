@@ -92,3 +92,23 @@
 {% macro postgres__lists_overlap(a, b) -%}
     (regexp_split_to_array(trim(both '[]' from {{ a }}), '\s*,\s*') && regexp_split_to_array(trim(both '[]' from {{ b }}), '\s*,\s*'))
 {%- endmacro %}
+
+{# The columns int_identities and int_contacts keep of every provider's and CRM's staging model: writing a
+   million-row table costs about as much as computing it, so the intermediate tables carry only what linking
+   and the marts read. #}
+{% macro match_key_columns() -%}
+    {{ return(['email', 'email_valid', 'given_name_key', 'family_name_key', 'mailbox_key', 'given_name_variants',
+               'given_initial', 'family_initial', 'family_phonetic', 'street_number', 'phone_e164', 'street_key',
+               'city_key', 'postal_code_key', 'country_code']) }}
+{%- endmacro %}
+
+{% macro identity_link_columns() -%}
+    {{ (['identity_provider', 'identity_id'] + idlink.match_key_columns()
+        + ['consent_state', 'carried_contact_id', 'is_deleted',
+           'given_name', 'family_name', 'street_address', 'city', 'postal_code']) | join(',\n        ') }}
+{%- endmacro %}
+
+{% macro contact_link_columns() -%}
+    {{ (['crm', 'contact_id'] + idlink.match_key_columns()
+        + ['external_user_id', 'is_deleted', 'created_at', 'last_modified_at']) | join(',\n        ') }}
+{%- endmacro %}
