@@ -13,7 +13,10 @@
     where {{ column_name }} < {{ min_value }} or {{ column_name }} > {{ max_value }}
 {% endtest %}
 
-{# Values longer than max_length characters. #}
-{% test max_length(model, column_name, max_length) %}
-    select {{ column_name }} from {{ model }} where length({{ column_name }}) > {{ max_length }}
+{# Values longer than max_length characters, in one column or (as a model test) in any of `columns`: one scan for
+   all of them, which matters on a view. #}
+{% test max_length(model, max_length, column_name=none, columns=none) %}
+    {%- set checked = columns if columns else [column_name] %}
+    select {{ checked | join(', ') }} from {{ model }}
+    where {% for column in checked %}length({{ column }}) > {{ max_length }}{% if not loop.last %} or {% endif %}{% endfor %}
 {% endtest %}

@@ -2,11 +2,12 @@
 
    candidate_pair_ctes: every (identity, contact) pair that shares a blocking key of some rule, once, whichever
    keys it shares; a rule that rejects nothing only keeps pairs that meet the preconditions of its requirements
-   (`rule_block_filter`), which drops most chance pairs of weak keys early. Each side is narrowed to the columns the keys and comparisons read and given a numeric row
-   key (`pair_row`, a hash of its primary key), so each blocking key is an equality join that carries two
-   numbers and pairs are deduplicated on numbers. Only then are the pairs joined back to
-   their rows, and each pair gets one flag per rule (`blocked_by_rule_<n>`: it shares one of that rule's keys,
-   compared on the real values) and its similarity features (`pair_features`, `name_place_parts`).
+   (`rule_block_filter`), which drops most chance pairs of weak keys early. Each side is narrowed to the columns
+   the keys and comparisons read and given a numeric row key (`pair_row`, a hash of its primary key), so each
+   blocking key is an equality join that carries two numbers and pairs are deduplicated on numbers. Only then
+   are the pairs joined back to their rows, and each pair gets one flag per rule (`blocked_by_rule_<n>`: it
+   shares one of that rule's keys, compared on the real values) and its similarity features (`pair_features`,
+   `name_place_parts`).
 
    match_candidates: each pair's strongest rule that emits it, found in one pass. A rule emits a pair it blocks
    when all its `require` comparisons hold, or when a `reject` comparison holds (then `rejected_reason` is set
