@@ -64,10 +64,9 @@
 {% macro comparison_precondition(name, i, c) -%}
     {%- if name == 'emails_valid' -%}
         {{ return('(' ~ i ~ '.email_valid and ' ~ c ~ '.email_valid)') }}
-    {%- elif name in ('names_agree', 'names_close', 'names_compatible') -%}
-        {{ return(idlink.family_names_within_typo(i ~ '.family_name_key', c ~ '.family_name_key')) }}
-    {%- elif name == 'name_and_place_agree' and var('name_place_weights')['family_differ'] <= 0 -%}
-        {#- it needs a positive family weight, which a family name more than a typo away never gives -#}
+    {#- name + place needs a positive family weight, which a family name more than a typo away never gives -#}
+    {%- elif name in ('names_agree', 'names_close', 'names_compatible')
+            or (name == 'name_and_place_agree' and var('name_place_weights')['family_differ'] <= 0) -%}
         {{ return(idlink.family_names_within_typo(i ~ '.family_name_key', c ~ '.family_name_key')) }}
     {%- else -%}
         {{ return(none) }}

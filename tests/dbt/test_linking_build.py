@@ -136,6 +136,19 @@ def test_crm_duplicates_name_a_linked_survivor(con):
     assert rows and all(survivor == linked for survivor, linked in rows)
 
 
+def test_rules_without_a_veto_drop_family_name_strangers_at_the_blocking_join(built):
+    """The phone and name + place keys only pass pairs whose family names are at most a typo apart, so chance pairs
+    are never joined back; keys of rules with a veto (ids, email, mailbox) pass every pair they share."""
+    compiled = next((built[4] / "target" / "compiled").rglob("int_link_candidates.sql")).read_text()
+    block_hits = compiled.split("block_hits as (", 1)[1].split("pair_rows as", 1)[0]
+    branches = {branch.split(" on ", 1)[1].split(")", 1)[0].strip("( \n"): branch
+                for branch in block_hits.split("union all")}
+    filtered = {key for key, branch in branches.items() if "family_name_key" in branch.split(" on ", 1)[1]}
+    assert filtered == {key for key in branches
+                        if key.startswith(("i.phone_e164", "i.postal_code_key", "i.city_key"))}
+    assert len(filtered) == 5 and len(branches) == 9
+
+
 def test_every_active_link_missing_an_id_on_either_side_gets_a_push(con):
     missing = con.execute("""select count(*) from marts.identity_contact_links as l
         join intermediate.int_contacts as c using (crm, contact_id)
