@@ -42,6 +42,7 @@ test: setup lint
 bench: setup
 	$(BIN)/python bench/ingest.py --size 100000
 	$(BIN)/python bench/linking.py --size 1000000
+	$(BIN)/python bench/record_linkage.py
 	$(BIN)/python bench/reverse_etl.py --size 100000 --latency-ms 50
 	$(BIN)/python bench/realtime.py --start-stack
 

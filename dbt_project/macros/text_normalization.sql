@@ -21,38 +21,41 @@
 {%- endmacro %}
 
 {# Mailbox key: the address mail actually reaches. Dots are ignored by some providers, +tags by those that
-   support plus-addressing (both lists are vars). Input must already be a normalised email. Most addresses
-   are their own mailbox key; they skip the string splitting. #}
+   support plus-addressing (both lists are vars). Input must already be a normalised email; an address with
+   more than one '@' is no mailbox. Most addresses are their own mailbox key; they skip the string splitting.
+   Domains are tested with `like` on the address rather than compared after split_part: DuckDB fails to plan
+   a comparison of split_part's result when a column holds no address at all (a source without emails). #}
 {% macro mailbox_key(email) -%}
     {%- set dotless = var('dotless_mailbox_domains') -%}
     {%- set plus = var('plus_addressing_domains') -%}
-    {%- set domain = "case when split_part(" ~ email ~ ", '@', 2) = 'googlemail.com' then 'gmail.com' else split_part(" ~ email ~ ", '@', 2) end" -%}
     {%- set local = "split_part(" ~ email ~ ", '@', 1)" -%}
-    case when {{ email }} like '%_@_%' then
-        -- the address itself when there is nothing to strip (one '@', no '+', a domain without special rules);
-        -- any doubt takes the full computation
-        case when not ({{ email }} like '%@%@%' or strpos({{ email }}, '+') > 0
-                       {%- for d in (dotless + ['googlemail.com']) | unique %} or {{ email }} like '%@{{ d | replace("'", "''") }}'{% endfor %})
+    case when {{ email }} like '%_@_%' and {{ email }} not like '%@%@%' then
+        -- the address itself when there is nothing to strip (no '+', a domain without special rules); any doubt
+        -- takes the full computation
+        case when not (strpos({{ email }}, '+') > 0 or {{ idlink.email_domain_in(email, (dotless + ['googlemail.com']) | unique | list) }})
              then {{ email }}
              else
-                case when split_part({{ email }}, '@', 2) in ({{ idlink.sql_list(dotless) }})
+                case when {{ idlink.email_domain_in(email, dotless) }}
                      then replace(case when {{ idlink.honours_plus(email, plus) }}
                                        then split_part({{ local }}, '+', 1) else {{ local }} end, '.', '')
                      when {{ idlink.honours_plus(email, plus) }}
                      then split_part({{ local }}, '+', 1)
                      else {{ local }} end
-                || '@' || {{ domain }}
+                || '@' || case when {{ email }} like '%@googlemail.com' then 'gmail.com' else split_part({{ email }}, '@', 2) end
         end
     end
 {%- endmacro %}
 
-{# '*' in plus_addressing_domains: every domain's +tag is a sub-address. #}
-{% macro honours_plus(email, plus) -%}
-    {%- if '*' in plus -%}true{%- else -%}split_part({{ email }}, '@', 2) in ({{ idlink.sql_list(plus) }}){%- endif -%}
+{# Whether a single-'@' address is at one of `domains`. #}
+{% macro email_domain_in(email, domains) -%}
+    {%- if domains -%}
+    ({% for d in domains %}{{ email }} like '%@{{ d | replace("'", "''") }}'{{ " or " if not loop.last }}{% endfor %})
+    {%- else -%}false{%- endif -%}
 {%- endmacro %}
 
-{% macro sql_list(values) -%}
-    {%- for v in values -%}'{{ v | replace("'", "''") }}'{{ ", " if not loop.last }}{%- endfor -%}
+{# '*' in plus_addressing_domains: every domain's +tag is a sub-address. #}
+{% macro honours_plus(email, plus) -%}
+    {%- if '*' in plus -%}true{%- else -%}{{ idlink.email_domain_in(email, plus) }}{%- endif -%}
 {%- endmacro %}
 
 {# Names and places: case-folded, accent-free, punctuation to spaces, whitespace collapsed. An oversized value

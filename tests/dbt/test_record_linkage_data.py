@@ -1,0 +1,45 @@
+"""Linking on the public FEBRL 4 data set: names and addresses full of typos are all that connect the sides."""
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from tests.dbt.dbt_cli import run_dbt
+from tests.dbt.febrl import febrl4
+from tests.dbt.raw_loader import load_raw_tables
+
+# Measured recall of the name + place rule on this data; a change that loses links fails here.
+RECALL_FLOOR = 0.65
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    data = febrl4()
+    workdir = tmp_path_factory.mktemp("febrl")
+    warehouse = workdir / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        load_raw_tables(con, data.tables)
+    run = run_dbt(["build"], workdir / "target", {"WAREHOUSE_PATH": str(warehouse), "DBT_TARGET": "duckdb"})
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        links = con.execute("select identity_id, contact_id, match_rule from marts.identity_contact_links "
+                            "where status = 'active'").fetchall()
+    return data, run, links
+
+
+def test_sources_without_any_email_or_phone_build_and_pass_every_data_test(built):
+    _, run, _ = built
+    assert run.returncode == 0, run.output[-4000:]
+    assert not run.failures()
+
+
+def test_every_link_is_a_true_pair_found_by_name_and_place(built):
+    data, _, links = built
+    assert links
+    assert {(identity, contact) for identity, contact, _ in links} <= data.true_pairs
+    assert {rule for _, _, rule in links} == {"name_and_place"}
+
+
+def test_most_people_are_found_despite_typos(built):
+    data, _, links = built
+    found = {(identity, contact) for identity, contact, _ in links} & data.true_pairs
+    assert len(found) / len(data.true_pairs) >= RECALL_FLOOR
