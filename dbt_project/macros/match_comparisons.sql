@@ -6,7 +6,7 @@
 {# Columns of each side that pair_features reads. #}
 {% macro pair_feature_columns() -%}
     {{ return(['email_valid', 'given_name_key', 'given_name_variants', 'family_name_key', 'street_key',
-               'postal_code_key', 'city_key', 'country_code']) }}
+               'street_number', 'postal_code_key', 'city_key', 'country_code']) }}
 {%- endmacro %}
 
 {% macro pair_features(i, c) -%}
@@ -23,6 +23,8 @@
         {{ idlink.pair_feature(i, c, 'family_name_key', idlink.name_similarity(i ~ '.family_name_key', c ~ '.family_name_key')) }} as family_similarity,
         {{ idlink.pair_feature(i, c, 'street_key', i ~ '.street_key = ' ~ c ~ '.street_key') }} as street_equal,
         {{ idlink.pair_feature(i, c, 'street_key', idlink.name_similarity(i ~ '.street_key', c ~ '.street_key')) }} as street_similarity,
+        {{ idlink.pair_feature(i, c, 'street_key', 'case when ' ~ idlink.name_similarity(i ~ '.street_key', c ~ '.street_key') ~ ' < ' ~ idlink.street_typo_similarity() ~ ' then ' ~ idlink.street_part_agreement(i, c) ~ ' end') }} as street_part,
+        {{ idlink.pair_feature(i, c, 'given_name_key', idlink.pair_feature(i, c, 'family_name_key', idlink.names_swapped(i, c))) }} as names_swapped,
         {{ i }}.postal_code_key as postal_code_i,
         {{ c }}.postal_code_key as postal_code_c,
         {{ i }}.postal_code_key = {{ c }}.postal_code_key as postal_equal,
@@ -33,6 +35,40 @@
 {# `expr` when both sides have `column`, else null. #}
 {% macro pair_feature(i, c, column, expr) -%}
     case when {{ i }}.{{ column }} is not null and {{ c }}.{{ column }} is not null then {{ expr }} end
+{%- endmacro %}
+
+{# How two streets that are more than a typo apart still agree in part: 'partial' when one lacks the other's
+   house number or street name ("12" or "main street" against "12 main street"), 'other_number' when the street
+   names agree (a typo at most) but the house numbers differ, else 'none'. #}
+{% macro street_part_agreement(i, c) -%}
+    {%- set name_i = idlink.street_name(i) -%}
+    {%- set name_c = idlink.street_name(c) -%}
+    case
+        when {{ i }}.street_number = {{ c }}.street_number and ({{ name_i }} is null or {{ name_c }} is null) then 'partial'
+        when {{ name_i }} is null or {{ name_c }} is null then 'none'
+        when {{ name_i }} <> {{ name_c }} and {{ idlink.name_similarity(name_i, name_c) }} < {{ var('street_name_agreement') }} then 'none'
+        when {{ i }}.street_number is null or {{ c }}.street_number is null then 'partial'
+        else 'other_number'
+    end
+{%- endmacro %}
+
+{# A row's normalised street without its house number, or null when nothing else is left. #}
+{% macro street_name(r) -%}
+    nullif(trim(coalesce(replace({{ r }}.street_key, {{ r }}.street_number, ''), {{ r }}.street_key)), '')
+{%- endmacro %}
+
+{# Streets at least this similar are a typo apart. #}
+{% macro street_typo_similarity() -%}{{ return(0.85) }}{%- endmacro %}
+
+{# First and family names entered the wrong way round: one side's family name is the other's first name, the
+   other pair of names agrees, and the family names themselves do not. Exact on the first crossing keeps this a
+   cheap test on the blocking join (see comparison_precondition). #}
+{% macro names_swapped(i, c) -%}
+    {%- set bar = var('family_name_agreement') -%}
+    ({{ i }}.family_name_key = {{ c }}.given_name_key
+     and {{ i }}.family_name_key <> {{ c }}.family_name_key
+     and {{ idlink.name_similarity(i ~ '.given_name_key', c ~ '.family_name_key') }} >= {{ bar }}
+     and {{ idlink.name_similarity(i ~ '.family_name_key', c ~ '.family_name_key') }} < {{ bar }})
 {%- endmacro %}
 
 {% macro comparison(name, p) -%}
@@ -64,10 +100,13 @@
 {% macro comparison_precondition(name, i, c) -%}
     {%- if name == 'emails_valid' -%}
         {{ return('(' ~ i ~ '.email_valid and ' ~ c ~ '.email_valid)') }}
-    {#- name + place needs a positive family weight, which a family name more than a typo away never gives -#}
-    {%- elif name in ('names_agree', 'names_close', 'names_compatible')
-            or (name == 'name_and_place_agree' and var('name_place_weights')['family_differ'] <= 0) -%}
+    {%- elif name in ('names_agree', 'names_close', 'names_compatible') -%}
         {{ return(idlink.family_names_within_typo(i ~ '.family_name_key', c ~ '.family_name_key')) }}
+    {#- name + place needs a positive family weight, which only a family name at most a typo away or swapped names
+        give -#}
+    {%- elif name == 'name_and_place_agree' and var('name_place_weights')['family_differ'] <= 0 -%}
+        {{ return('(' ~ i ~ '.family_name_key = ' ~ c ~ '.given_name_key or '
+                  ~ idlink.family_names_within_typo(i ~ '.family_name_key', c ~ '.family_name_key') ~ ')') }}
     {%- else -%}
         {{ return(none) }}
     {%- endif -%}
@@ -115,17 +154,20 @@
 {% macro name_place_parts(p) -%}
     {%- set w = var('name_place_weights') -%}
         case when {{ p }}.given_similarity is null then 0
-            when {{ p }}.given_shared_variant or {{ p }}.given_similarity >= {{ var('name_place_given_agreement') }} then {{ w['given_agree'] }}
+            when {{ p }}.given_shared_variant or {{ p }}.given_similarity >= {{ var('name_place_given_agreement') }}
+                or {{ p }}.names_swapped then {{ w['given_agree'] }}
             when {{ p }}.given_similarity >= 0.7 or {{ idlink.within_edits(p ~ '.given_name_i', p ~ '.given_name_c', 2) }} then {{ w['given_typo'] }}
             else {{ w['given_differ'] }} end as given_weight,
         case when {{ p }}.family_equal is null then 0
             when {{ p }}.family_equal then {{ w['family_equal'] }}
-            when {{ p }}.family_similarity >= {{ var('family_name_agreement') }} then {{ w['family_agree'] }}
+            when {{ p }}.family_similarity >= {{ var('family_name_agreement') }} or {{ p }}.names_swapped then {{ w['family_agree'] }}
             when {{ p }}.family_similarity >= {{ idlink.family_typo_similarity() }} or {{ idlink.within_edits(p ~ '.family_name_i', p ~ '.family_name_c', 2) }} then {{ w['family_typo'] }}
             else {{ w['family_differ'] }} end as family_weight,
         case when {{ p }}.street_equal is null then 0
             when {{ p }}.street_equal then {{ w['street_equal'] }}
-            when {{ p }}.street_similarity >= 0.85 then {{ w['street_typo'] }}
+            when {{ p }}.street_similarity >= {{ idlink.street_typo_similarity() }} then {{ w['street_typo'] }}
+            when {{ p }}.street_part = 'partial' then {{ w['street_partial'] }}
+            when {{ p }}.street_part = 'other_number' then {{ w['street_other_number'] }}
             else {{ w['street_differ'] }} end as street_weight,
         case when {{ p }}.postal_equal is null then 0
             when {{ p }}.postal_equal then {{ w['postal_equal'] }}

@@ -9,7 +9,7 @@ from tests.dbt.febrl import febrl4
 from tests.dbt.raw_loader import load_raw_tables
 
 # Measured recall of the name + place rule on this data; a change that loses links fails here.
-RECALL_FLOOR = 0.65
+RECALL_FLOOR = 0.71
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_every_link_is_a_true_pair_found_by_name_and_place(built):
     assert {rule for _, _, rule in links} == {"name_and_place"}
 
 
-def test_most_people_are_found_despite_typos(built):
+def test_most_people_are_found_despite_typos_swapped_names_and_partial_streets(built):
     data, _, links = built
     found = {(identity, contact) for identity, contact, _ in links} & data.true_pairs
     assert len(found) / len(data.true_pairs) >= RECALL_FLOOR
