@@ -102,11 +102,12 @@
         {{ return('(' ~ i ~ '.email_valid and ' ~ c ~ '.email_valid)') }}
     {%- elif name in ('names_agree', 'names_close', 'names_compatible') -%}
         {{ return(idlink.family_names_within_typo(i ~ '.family_name_key', c ~ '.family_name_key')) }}
-    {#- name + place needs a positive family weight, which only a family name at most a typo away or swapped names
-        give -#}
+    {#- name + place needs a missing family name or a positive family weight, which only a family name at most a
+        typo away or swapped names give -#}
     {%- elif name == 'name_and_place_agree' and var('name_place_weights')['family_differ'] <= 0 -%}
         {{ return('(' ~ i ~ '.family_name_key = ' ~ c ~ '.given_name_key or '
-                  ~ idlink.family_names_within_typo(i ~ '.family_name_key', c ~ '.family_name_key') ~ ')') }}
+                  ~ idlink.family_names_within_typo(i ~ '.family_name_key', c ~ '.family_name_key')
+                  ~ ' or ' ~ i ~ '.family_name_key is null or ' ~ c ~ '.family_name_key is null)') }}
     {%- else -%}
         {{ return(none) }}
     {%- endif -%}
@@ -186,9 +187,14 @@
      + {{ p }}.city_weight + {{ p }}.country_weight)
 {%- endmacro %}
 
-{# Enough total weight, a family name that at least nearly agrees, and first names that do not clearly differ. #}
+{# Enough total weight, first names that do not clearly differ, and a family name that at least nearly agrees;
+   or, where one side has no family name, agreeing first names at the same street (a typo at most). #}
 {% macro name_and_place_agree(p) -%}
-    ({{ p }}.family_weight > 0 and {{ p }}.given_weight >= 0
+    {%- set w = var('name_place_weights') -%}
+    (({{ p }}.family_weight > 0
+      or ({{ p }}.family_equal is null and {{ p }}.given_weight >= {{ w['given_agree'] }}
+          and {{ p }}.street_weight >= {{ w['street_typo'] }}))
+     and {{ p }}.given_weight >= 0
      and {{ idlink.name_place_weight(p) }} >= {{ var('name_place_min_weight') }})
 {%- endmacro %}
 
