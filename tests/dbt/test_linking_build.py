@@ -145,8 +145,8 @@ def test_rules_without_a_veto_drop_family_name_strangers_at_the_blocking_join(bu
                 for branch in block_hits.split("union all")}
     filtered = {key for key, branch in branches.items() if "family_name_key" in branch.split(" on ", 1)[1]}
     assert filtered == {key for key in branches
-                        if key.startswith(("i.phone_e164", "i.postal_code_key", "i.city_key"))}
-    assert len(filtered) == 6 and len(branches) == 10
+                        if key.startswith(("i.phone_e164", "i.postal_code_key", "i.city_key", "i.street_key"))}
+    assert len(filtered) == 7 and len(branches) == 11
 
 
 def test_every_active_link_missing_an_id_on_either_side_gets_a_push(con):
