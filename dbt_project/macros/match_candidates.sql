@@ -6,8 +6,8 @@
    the keys and comparisons read and given a numeric row key (`pair_row`, a hash of its primary key), so each
    blocking key is an equality join that carries two numbers and pairs are deduplicated on numbers. Only then
    are the pairs joined back to their rows, and each pair gets one flag per rule (`blocked_by_rule_<n>`: it
-   shares one of that rule's keys, compared on the real values) and its similarity features (`pair_features`,
-   `name_place_parts`).
+   shares one of that rule's keys, compared on the real values), its similarity features (`pair_features`,
+   `name_place_parts`) and, when the family names are equal, how often that name occurs on either side.
 
    match_candidates: each pair's strongest rule that emits it, found in one pass. A rule emits a pair it blocks
    when all its `require` comparisons hold, or when a `reject` comparison holds (then `rejected_reason` is set
@@ -106,12 +106,26 @@ pair_rows as (
     select distinct identity_row, contact_row from block_hits
 ),
 
+-- how often each family name occurs among all identities and contacts: a name almost nobody else has is
+-- stronger evidence when it agrees
+family_name_counts as (
+    select family_name_key, count(*) as family_name_count
+    from (
+        select family_name_key from identity_side
+        union all
+        select family_name_key from contact_side
+    ) as names
+    where family_name_key is not null
+    group by family_name_key
+),
+
 pair_features as (
     select
         i.identity_provider,
         i.identity_id,
         c.crm,
         c.contact_id,
+        case when i.family_name_key = c.family_name_key then names.family_name_count end as family_name_count,
         {%- for rule in rules %}
         coalesce({{ idlink.rule_blocking_terms(rule) | join(' or ') }}, false) as blocked_by_rule_{{ loop.index }},
         {%- endfor %}
@@ -119,6 +133,7 @@ pair_features as (
     from pair_rows as p
     inner join identity_side as i on i.pair_row = p.identity_row
     inner join contact_side as c on c.pair_row = p.contact_row
+    left join family_name_counts as names on names.family_name_key = i.family_name_key
 ),
 
 candidate_pairs as (

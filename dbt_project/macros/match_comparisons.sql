@@ -160,6 +160,7 @@
             when {{ p }}.given_similarity >= 0.7 or {{ idlink.within_edits(p ~ '.given_name_i', p ~ '.given_name_c', 2) }} then {{ w['given_typo'] }}
             else {{ w['given_differ'] }} end as given_weight,
         case when {{ p }}.family_equal is null then 0
+            when {{ p }}.family_equal and {{ p }}.family_name_count <= {{ var('rare_family_name_count') }} then {{ w['family_equal'] + w['family_rare'] }}
             when {{ p }}.family_equal then {{ w['family_equal'] }}
             when {{ p }}.family_similarity >= {{ var('family_name_agreement') }} or {{ p }}.names_swapped then {{ w['family_agree'] }}
             when {{ p }}.family_similarity >= {{ idlink.family_typo_similarity() }} or {{ idlink.within_edits(p ~ '.family_name_i', p ~ '.family_name_c', 2) }} then {{ w['family_typo'] }}

@@ -9,7 +9,7 @@ from tests.dbt.febrl import febrl4
 from tests.dbt.raw_loader import load_raw_tables
 
 # Measured recall of the name + place rule on this data; a change that loses links fails here.
-RECALL_FLOOR = 0.74
+RECALL_FLOOR = 0.75
 
 
 @pytest.fixture(scope="module")
