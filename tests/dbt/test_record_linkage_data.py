@@ -1,12 +1,9 @@
 """Linking on the public FEBRL 4 data set: names and addresses full of typos are all that connect the sides."""
 from __future__ import annotations
 
-import duckdb
 import pytest
 
-from tests.dbt.dbt_cli import run_dbt
-from tests.dbt.febrl import febrl4
-from tests.dbt.raw_loader import load_raw_tables
+from tests.dbt.febrl import build, febrl4
 
 # Measured recall of the name + place rule on this data; a change that loses links fails here.
 RECALL_FLOOR = 0.75
@@ -15,15 +12,8 @@ RECALL_FLOOR = 0.75
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     data = febrl4()
-    workdir = tmp_path_factory.mktemp("febrl")
-    warehouse = workdir / "warehouse.duckdb"
-    with duckdb.connect(str(warehouse)) as con:
-        load_raw_tables(con, data.tables)
-    run = run_dbt(["build"], workdir / "target", {"WAREHOUSE_PATH": str(warehouse), "DBT_TARGET": "duckdb"})
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        links = con.execute("select identity_id, contact_id, match_rule from marts.identity_contact_links "
-                            "where status = 'active'").fetchall()
-    return data, run, links
+    result = build(data, tmp_path_factory.mktemp("febrl"), ["build"])
+    return data, result.run, result.links
 
 
 def test_sources_without_any_email_or_phone_build_and_pass_every_data_test(built):
