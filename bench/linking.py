@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         results = json.loads((Path(tmp) / "target" / "run_results.json").read_text())["results"]
         models_s = node_span(results, "model.")
+        # the slowest nodes, to see where the time goes
+        for result in sorted(results, key=lambda r: -r.get("execution_time", 0))[:8]:
+            log(f"  {result['unique_id']}: {result.get('execution_time', 0):.2f} s")
         log(f"models {models_s:.2f} s (dbt CPU {cpu_s:.1f} s), whole dbt process {total:.1f} s, "
             f"peak RSS {peak_mb:.0f} MB")
 

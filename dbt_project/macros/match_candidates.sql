@@ -44,7 +44,26 @@
     {{ return(conditions | join(' and ') if conditions else none) }}
 {%- endmacro %}
 
-{# Columns one side ('identity' or 'contact') needs: every blocking column of every rule, then the features. #}
+{# What the one-to-one assignment reads of both sides besides the rules' verdict: whether the identity may be
+   linked at all, and what several contacts of one identity are ordered by. Carried with each pair (`name`:
+   `expr` over the sides `i` and `c`, reading the side's columns `reads`), so the assignment need not join both
+   sides again. #}
+{% macro pair_context() -%}
+    {{ return([
+        {'name': 'identity_may_link', 'side': 'identity', 'reads': ['consent_state', 'is_deleted'],
+         'expr': idlink.linkable_identity('i')},
+        {'name': 'identity_carried_contact_id', 'side': 'identity', 'reads': ['carried_contact_id'],
+         'expr': 'i.carried_contact_id'},
+        {'name': 'contact_external_user_id', 'side': 'contact', 'reads': ['external_user_id'],
+         'expr': 'c.external_user_id'},
+        {'name': 'contact_last_modified_at', 'side': 'contact', 'reads': ['last_modified_at'],
+         'expr': 'c.last_modified_at'},
+        {'name': 'contact_created_at', 'side': 'contact', 'reads': ['created_at'], 'expr': 'c.created_at'},
+    ]) }}
+{%- endmacro %}
+
+{# Columns one side ('identity' or 'contact') needs: every blocking column of every rule, the features and the
+   pair context. #}
 {% macro pair_side_columns(rules, side) -%}
     {%- set columns = [] -%}
     {%- for rule in rules -%}
@@ -57,6 +76,9 @@
     {%- endfor -%}
     {%- for name in idlink.pair_feature_columns() -%}
         {%- if name not in columns -%}{%- do columns.append(name) -%}{%- endif -%}
+    {%- endfor -%}
+    {%- for context in idlink.pair_context() if context['side'] == side -%}
+        {%- for name in context['reads'] if name not in columns -%}{%- do columns.append(name) -%}{%- endfor -%}
     {%- endfor -%}
     {{ return(columns) }}
 {%- endmacro %}
@@ -126,6 +148,9 @@ pair_features as (
         c.crm,
         c.contact_id,
         case when i.family_name_key = c.family_name_key then names.family_name_count end as family_name_count,
+        {%- for context in idlink.pair_context() %}
+        {{ context['expr'] }} as {{ context['name'] }},
+        {%- endfor %}
         {%- for rule in rules %}
         coalesce({{ idlink.rule_blocking_terms(rule) | join(' or ') }}, false) as blocked_by_rule_{{ loop.index }},
         {%- endfor %}
@@ -171,6 +196,9 @@ candidate_pairs as (
             {%- endfor %}
         end as match_rule,
         p.rule_rank,
+        {%- for context in idlink.pair_context() %}
+        p.{{ context['name'] }},
+        {%- endfor %}
         cast(case p.rule_rank
             {%- for rule in rules %}
             when {{ loop.index }} then {{ rule['confidence'] if rule['confidence'] is number else idlink.score(rule['confidence'], 'p') }}

@@ -2,7 +2,9 @@
     stronger rule settled compete. Within a rank an identity keeps its best-scoring contacts and a contact its
     best-scoring identities; a contact claimed by several identities is contested (review), several contacts
     of one identity are CRM duplicates of one person (one survives) or, for rules that cannot tell
-    duplicates from look-alikes, a tie (review). Only consented, not deleted identities take part. -#}
+    duplicates from look-alikes, a tie (review). Identities that may not be linked (consent not granted,
+    deleted) compete too: a contact more likely theirs is not given to a weaker claimant, and an equal claim of
+    theirs makes the contact contested. Only the outcomes of identities that may be linked are kept. -#}
 {%- set rules = var('match_rules') -%}
 {%- set survivor_rule = var('duplicate_survivor_rule') -%}
 {%- if survivor_rule == 'holds_identity_id_then_most_recent' -%}
@@ -16,28 +18,18 @@
 {%- endif -%}
 with
 
--- with what the survivor order reads, joined once here rather than at every rank
-eligible_candidates as materialized (
-    select
-        cand.*,
-        i.carried_contact_id as identity_carried_contact_id,
-        c.external_user_id as contact_external_user_id,
-        c.last_modified_at as contact_last_modified_at,
-        c.created_at as contact_created_at
+-- candidates carry whether the identity may be linked and what the survivor order reads
+competing_candidates as materialized (
+    select cand.*
     from {{ ref('int_link_candidates') }} as cand
-    inner join {{ ref('int_identities') }} as i
-        on i.identity_provider = cand.identity_provider and i.identity_id = cand.identity_id
-    inner join {{ ref('int_contacts') }} as c on c.crm = cand.crm and c.contact_id = cand.contact_id
     where cand.rejected_reason is null
-        and i.consent_state = 'granted'
-        and not i.is_deleted
 ),
 
 {% for rule in rules %}
 {%- set r = loop.index %}
 open_{{ r }} as (
     select cand.*
-    from eligible_candidates as cand
+    from competing_candidates as cand
     where cand.rule_rank = {{ r }}
     {%- if r > 1 %}
         and not exists (
@@ -88,7 +80,7 @@ uncontested_{{ r }} as (
 
 outcomes_{{ r }} as (
     select
-        identity_provider, identity_id, crm, contact_id, match_rule, rule_rank, match_confidence,
+        identity_provider, identity_id, crm, contact_id, match_rule, rule_rank, match_confidence, identity_may_link,
         case
             when uncontested_contacts = 1 or (on_tie = 'duplicates' and survivor_rank = 1) then 'link'
             when on_tie = 'duplicates' then 'duplicate'
@@ -105,7 +97,7 @@ outcomes_{{ r }} as (
     from uncontested_{{ r }}
     union all
     select
-        identity_provider, identity_id, crm, contact_id, match_rule, rule_rank, match_confidence,
+        identity_provider, identity_id, crm, contact_id, match_rule, rule_rank, match_confidence, identity_may_link,
         'conflict' as outcome,
         'contested_contact' as reason,
         cast(null as {{ dbt.type_string() }}) as surviving_contact_id
@@ -148,11 +140,12 @@ later_duplicates as (
         'duplicate' as outcome,
         'crm_duplicate' as reason,
         linked.contact_id as surviving_contact_id
-    from eligible_candidates as cand
+    from competing_candidates as cand
     inner join ranked_outcomes as linked
         on linked.outcome = 'link' and linked.identity_provider = cand.identity_provider
             and linked.identity_id = cand.identity_id and linked.crm = cand.crm
-    where cand.contact_id <> linked.contact_id
+    where cand.identity_may_link
+        and cand.contact_id <> linked.contact_id
         and not exists (
             select 1 from settled_contacts_{{ rules | length }} as s
             where s.crm = cand.crm and s.contact_id = cand.contact_id)
@@ -163,7 +156,11 @@ later_duplicates as (
 ),
 
 final as (
-    select * from ranked_outcomes
+    select
+        identity_provider, identity_id, crm, contact_id, match_rule, rule_rank, match_confidence, outcome, reason,
+        surviving_contact_id
+    from ranked_outcomes
+    where identity_may_link
     union all
     select * from later_duplicates
 )

@@ -1,5 +1,5 @@
 -- One row per (identity, contact) pair some match rule proposes: its strongest emitting rule, which either
--- accepts the pair or vetoes it (rejected_reason set; never linked).
+-- accepts the pair or vetoes it (rejected_reason set; never linked), and what the assignment orders pairs by.
 with
 
 {{ idlink.candidate_pair_ctes(ref('int_identities'), ref('int_contacts')) }},
@@ -18,7 +18,8 @@ final as (
         rule_rank,
         match_confidence,
         on_tie,
-        rejected_reason
+        rejected_reason,
+        {{ idlink.pair_context() | map(attribute='name') | join(',\n        ') }}
     from candidate_rows
 )
 

@@ -6,7 +6,7 @@ identities as (
         identity_provider, identity_id, email, given_name, family_name, phone_e164, street_address, city,
         postal_code, country_code
     from {{ ref('int_identities') }}
-    where consent_state = 'granted' and not is_deleted
+    where {{ idlink.linkable_identity() }}
 ),
 
 crms as (

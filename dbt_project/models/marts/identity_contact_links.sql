@@ -25,7 +25,7 @@ active as (
 ineligible as materialized (
     select identity_provider, identity_id, carried_contact_id, is_deleted, consent_state
     from {{ ref('int_identities') }}
-    where is_deleted or consent_state <> 'granted'
+    where not ({{ idlink.linkable_identity() }})
 ),
 
 ended_evidence as (

@@ -14,11 +14,8 @@ vetoed as (
     select cand.identity_provider, cand.identity_id, cand.crm, cand.contact_id, cand.match_rule,
         cand.match_confidence, cand.rejected_reason as reason
     from {{ ref('int_link_candidates') }} as cand
-    inner join {{ ref('int_identities') }} as i
-        on i.identity_provider = cand.identity_provider and i.identity_id = cand.identity_id
     where cand.rejected_reason is not null
-        and i.consent_state = 'granted'
-        and not i.is_deleted
+        and cand.identity_may_link
         -- two anti-joins rather than one with an OR: each stays a hash join
         and not exists (
             select 1 from {{ ref('identity_contact_links') }} as l
