@@ -141,6 +141,10 @@ family_name_counts as (
     group by family_name_key
 ),
 
+nickname_pairs as (
+    {{ idlink.nickname_pairs() }}
+),
+
 pair_features as (
     select
         i.identity_provider,
@@ -154,11 +158,13 @@ pair_features as (
         {%- for rule in rules %}
         coalesce({{ idlink.rule_blocking_terms(rule) | join(' or ') }}, false) as blocked_by_rule_{{ loop.index }},
         {%- endfor %}
-{{ idlink.pair_features('i', 'c') }}
+{{ idlink.pair_features('i', 'c', 'nick') }}
     from pair_rows as p
     inner join identity_side as i on i.pair_row = p.identity_row
     inner join contact_side as c on c.pair_row = p.contact_row
     left join family_name_counts as names on names.family_name_key = i.family_name_key
+    left join nickname_pairs as nick
+        on nick.given_name_a = i.given_name_key and nick.given_name_b = c.given_name_key
 ),
 
 candidate_pairs as (

@@ -5,15 +5,16 @@
 
 {# Columns of each side that pair_features reads. #}
 {% macro pair_feature_columns() -%}
-    {{ return(['email_valid', 'given_name_key', 'given_name_variants', 'family_name_key', 'street_key',
-               'street_number', 'postal_code_key', 'city_key', 'country_code']) }}
+    {{ return(['email_valid', 'given_name_key', 'family_name_key', 'street_key', 'street_number', 'postal_code_key',
+               'city_key', 'country_code']) }}
 {%- endmacro %}
 
-{% macro pair_features(i, c) -%}
+{# `nick` is the pair's row in nickname_pairs (macro nickname_pairs), left-joined on both first names. #}
+{% macro pair_features(i, c, nick) -%}
         ({{ i }}.email_valid and {{ c }}.email_valid) as emails_valid,
         {{ i }}.given_name_key as given_name_i,
         {{ c }}.given_name_key as given_name_c,
-        {{ idlink.pair_feature(i, c, 'given_name_key', idlink.lists_overlap(i ~ '.given_name_variants', c ~ '.given_name_variants')) }} as given_shared_variant,
+        {{ idlink.pair_feature(i, c, 'given_name_key', i ~ '.given_name_key = ' ~ c ~ '.given_name_key or ' ~ nick ~ '.given_name_a is not null') }} as given_shared_variant,
         {{ idlink.pair_feature(i, c, 'given_name_key', idlink.name_similarity(i ~ '.given_name_key', c ~ '.given_name_key')) }} as given_similarity,
         {{ idlink.pair_feature(i, c, 'given_name_key', 'starts_with(' ~ i ~ '.given_name_key, ' ~ c ~ '.given_name_key) or starts_with(' ~ c ~ '.given_name_key, ' ~ i ~ '.given_name_key)') }} as given_prefix,
         {{ idlink.pair_feature(i, c, 'given_name_key', 'least(length(' ~ i ~ '.given_name_key), length(' ~ c ~ '.given_name_key))') }} as given_min_length,
@@ -123,6 +124,23 @@
 
 {# Below family_name_typo: in the name + place weights even a less similar family name counts as a typo. #}
 {% macro family_typo_similarity() -%}{{ return(0.75) }}{%- endmacro %}
+
+{# First names that may stand for the same person, both ways (given_name_a, given_name_b; never equal): their
+   canonical names in the nickname seed overlap ("bill" and "will" both stand for "william"). A name the seed
+   does not know stands for itself only. One row per pair, so a pair's features join it once. #}
+{% macro nickname_pairs() -%}
+    {%- set seed = ref('nickname_equivalents') -%}
+    with stands_for as (
+        select name, canonical_name from {{ seed }}
+        union
+        -- a canonical name the seed has no row for stands for itself
+        select canonical_name, canonical_name from {{ seed }}
+        where canonical_name not in (select name from {{ seed }})
+    )
+    select distinct a.name as given_name_a, b.name as given_name_b
+    from stands_for as a
+    inner join stands_for as b on b.canonical_name = a.canonical_name and b.name <> a.name
+{%- endmacro %}
 
 {# A shared canonical name (nicknames), or similar enough to be a typo, or one is a spelled-out form of the other. #}
 {% macro given_names_agree(p) -%}

@@ -6,7 +6,6 @@
 {% macro person_match_keys(r) -%}
         {{ idlink.normalize_email(r ~ '.email_raw') }} as email,
         given.name_key as given_name_key,
-        given.variants as given_name_variants,
         given.initial as given_initial,
         family.name_key as family_name_key,
         family.initial as family_initial,
@@ -26,8 +25,8 @@
 {%- endmacro %}
 
 {# Names and cities repeat (a million people share tens of thousands of names), so each distinct value is
-   normalised once, with everything derived from it: its key, initial, consonant skeleton and nickname
-   variants; above all the phonetic key costs far less so. Streets are mostly distinct and are normalised per
+   normalised once, with everything derived from it: its key, initial and consonant skeleton; above all the
+   phonetic key costs far less so. Streets are mostly distinct and are normalised per
    row. `r` is read twice (here and by the joins), so callers declare it and its source `not materialized`:
    re-reading three columns is cheaper than materialising every column of the raw table. #}
 {% macro name_keys(r) -%}
@@ -35,8 +34,7 @@
         names.value,
         names.name_key,
         left(names.name_key, 1) as initial,
-        {{ idlink.phonetic_key('names.name_key') }} as phonetic,
-        coalesce(nick.variants, {{ idlink.single_item_list('names.name_key') }}) as variants
+        {{ idlink.phonetic_key('names.name_key') }} as phonetic
     from (
         select value, {{ idlink.normalize_name('value') }} as name_key
         from (
@@ -48,10 +46,6 @@
         ) as distinct_values
         where value is not null
     ) as names
-    left join (
-        {{ idlink.nickname_variants() }}
-    ) as nick
-        on nick.name = names.name_key
 {%- endmacro %}
 
 {# Valid email: ingestion says so and something is left after normalising (`k` is the keyed CTE). #}
@@ -63,43 +57,19 @@
    in column order with the name keys. #}
 {% macro person_derived_keys(k) -%}
         {{ idlink.mailbox_key(k ~ '.email') }} as mailbox_key,
-        {{ k }}.given_name_variants,
         {{ k }}.given_initial,
         {{ k }}.family_initial,
         {{ k }}.family_phonetic,
         {{ idlink.street_number(k ~ '.street_key') }} as street_number
 {%- endmacro %}
 
-{# First name -> every name it may stand for (nickname seed), one row per name. #}
-{% macro nickname_variants() -%}
-    select name, {{ idlink.list_agg('canonical_name') }} as variants
-    from {{ ref('nickname_equivalents') }}
-    group by name
-{%- endmacro %}
-
-{% macro list_agg(expr) -%}{{ return(adapter.dispatch('list_agg', 'idlink')(expr)) }}{%- endmacro %}
-{% macro default__list_agg(expr) -%}list({{ expr }} order by {{ expr }}){%- endmacro %}
-{# Postgres keeps the list as text "[a,b]" (names are normalised to [a-z0-9 ], so commas cannot occur): the
-   same literal DuckDB prints, so unit-test fixtures are portable. #}
-{% macro postgres__list_agg(expr) -%}'[' || string_agg({{ expr }}, ',' order by {{ expr }}) || ']'{%- endmacro %}
-
-{% macro single_item_list(expr) -%}{{ return(adapter.dispatch('single_item_list', 'idlink')(expr)) }}{%- endmacro %}
-{% macro default__single_item_list(expr) -%}case when {{ expr }} is not null then [{{ expr }}] end{%- endmacro %}
-{% macro postgres__single_item_list(expr) -%}case when {{ expr }} is not null then '[' || {{ expr }} || ']' end{%- endmacro %}
-
-{% macro lists_overlap(a, b) -%}{{ return(adapter.dispatch('lists_overlap', 'idlink')(a, b)) }}{%- endmacro %}
-{% macro default__lists_overlap(a, b) -%}list_has_any({{ a }}, {{ b }}){%- endmacro %}
-{% macro postgres__lists_overlap(a, b) -%}
-    (regexp_split_to_array(trim(both '[]' from {{ a }}), '\s*,\s*') && regexp_split_to_array(trim(both '[]' from {{ b }}), '\s*,\s*'))
-{%- endmacro %}
-
 {# The columns int_identities and int_contacts keep of every provider's and CRM's staging model: writing a
    million-row table costs about as much as computing it, so the intermediate tables carry only what linking
    and the marts read. #}
 {% macro match_key_columns() -%}
-    {{ return(['email', 'email_valid', 'given_name_key', 'family_name_key', 'mailbox_key', 'given_name_variants',
-               'given_initial', 'family_initial', 'family_phonetic', 'street_number', 'phone_e164', 'street_key',
-               'city_key', 'postal_code_key', 'country_code']) }}
+    {{ return(['email', 'email_valid', 'given_name_key', 'family_name_key', 'mailbox_key', 'given_initial',
+               'family_initial', 'family_phonetic', 'street_number', 'phone_e164', 'street_key', 'city_key',
+               'postal_code_key', 'country_code']) }}
 {%- endmacro %}
 
 {% macro identity_link_columns() -%}
