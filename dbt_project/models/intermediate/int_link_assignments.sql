@@ -62,20 +62,23 @@ best_{{ r }} as (
 counted_{{ r }} as (
     select
         best_{{ r }}.*,
-        count(*) over (partition by crm, contact_id) as identities_for_contact,
-        count(*) over (partition by identity_provider, identity_id, crm) as contacts_for_identity
+        count(*) over (partition by crm, contact_id) as identities_for_contact
     from best_{{ r }}
 ),
 
+-- one window (one sort per identity's contacts) gives how many there are, which survives and its id
 uncontested_{{ r }} as (
     select
         t.*,
-        count(*) over (partition by t.identity_provider, t.identity_id, t.crm) as uncontested_contacts,
-        row_number() over (
-            partition by t.identity_provider, t.identity_id, t.crm order by {{ survivor_order }}
-        ) as survivor_rank
+        count(*) over survivors as uncontested_contacts,
+        row_number() over survivors as survivor_rank,
+        first_value(t.contact_id) over survivors as surviving_contact_id
     from counted_{{ r }} as t
     where t.identities_for_contact = 1
+    window survivors as (
+        partition by t.identity_provider, t.identity_id, t.crm order by {{ survivor_order }}
+        rows between unbounded preceding and unbounded following
+    )
 ),
 
 outcomes_{{ r }} as (
@@ -91,9 +94,7 @@ outcomes_{{ r }} as (
             when on_tie = 'duplicates' then 'crm_duplicate'
             else 'tie'
         end as reason,
-        first_value(contact_id) over (
-            partition by identity_provider, identity_id, crm order by survivor_rank
-        ) as surviving_contact_id
+        surviving_contact_id
     from uncontested_{{ r }}
     union all
     select
