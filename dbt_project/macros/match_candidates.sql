@@ -95,7 +95,8 @@
     {%- endif %}
 {%- endmacro %}
 
-{# CTEs identity_side, contact_side, block_hits, pair_features and candidate_pairs (one row per pair). #}
+{# CTEs identity_side, contact_side, block_hits, pair_rows, family_name_counts, nickname_pairs, pair_features and
+   candidate_pairs (one row per pair). #}
 {% macro candidate_pair_ctes(identities, contacts, rules=none) -%}
     {%- set rules = rules if rules is not none else var('match_rules') -%}
     {%- set all_keys = [] -%}
