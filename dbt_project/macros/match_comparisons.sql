@@ -126,20 +126,13 @@
 {% macro family_typo_similarity() -%}{{ return(0.75) }}{%- endmacro %}
 
 {# First names that may stand for the same person, both ways (given_name_a, given_name_b; never equal): their
-   canonical names in the nickname seed overlap ("bill" and "will" both stand for "william"). A name the seed
-   does not know stands for itself only. One row per pair, so a pair's features join it once. #}
+   canonical names in the nickname seed overlap ("bill" and "will" both stand for "william"). Every canonical name
+   is itself a name of the seed (a data test on the seed), so a name the seed does not know pairs with none. One row per pair, so a pair's features join it once. #}
 {% macro nickname_pairs() -%}
-    {%- set seed = ref('nickname_equivalents') -%}
-    with stands_for as (
-        select name, canonical_name from {{ seed }}
-        union
-        -- a canonical name the seed has no row for stands for itself
-        select canonical_name, canonical_name from {{ seed }}
-        where canonical_name not in (select name from {{ seed }})
-    )
     select distinct a.name as given_name_a, b.name as given_name_b
-    from stands_for as a
-    inner join stands_for as b on b.canonical_name = a.canonical_name and b.name <> a.name
+    from {{ ref('nickname_equivalents') }} as a
+    inner join {{ ref('nickname_equivalents') }} as b
+        on b.canonical_name = a.canonical_name and b.name <> a.name
 {%- endmacro %}
 
 {# A shared canonical name (nicknames), or similar enough to be a typo, or one is a spelled-out form of the other. #}
