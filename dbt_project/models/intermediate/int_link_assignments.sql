@@ -4,7 +4,8 @@
     of one identity are CRM duplicates of one person (one survives) or, for rules that cannot tell
     duplicates from look-alikes, a tie (review). Identities that may not be linked (consent not granted,
     deleted) compete too: a contact more likely theirs is not given to a weaker claimant, and an equal claim of
-    theirs makes the contact contested. Only the outcomes of identities that may be linked are kept. -#}
+    theirs makes the contact contested. Only the outcomes of identities that may be linked are kept.
+    A candidate alone on both sides is linked directly; the ranks above only see the others. -#}
 {%- set rules = var('match_rules') -%}
 {%- set survivor_rule = var('duplicate_survivor_rule') -%}
 {%- if survivor_rule == 'holds_identity_id_then_most_recent' -%}
@@ -19,17 +20,61 @@
 with
 
 -- candidates carry whether the identity may be linked and what the survivor order reads
-competing_candidates as materialized (
+competing_candidates as (
     select cand.*
     from {{ ref('int_link_candidates') }} as cand
     where cand.rejected_reason is null
+),
+
+-- identities (per crm) and contacts with more than one competing candidate
+contended_identities as (
+    select identity_provider, identity_id, crm
+    from competing_candidates
+    group by identity_provider, identity_id, crm
+    having count(*) > 1
+),
+
+contended_contacts as (
+    select crm, contact_id
+    from competing_candidates
+    group by crm, contact_id
+    having count(*) > 1
+),
+
+-- A candidate whose identity and contact have no other candidate is a link whatever its rank: nothing competes
+-- with it and it competes with nothing. Most candidates are such; only the rest need the rank-by-rank
+-- assignment, which sorts and so grows faster than linearly.
+unopposed_candidates as (
+    select cand.*
+    from competing_candidates as cand
+    where not exists (
+            select 1 from contended_identities as s
+            where s.identity_provider = cand.identity_provider and s.identity_id = cand.identity_id
+                and s.crm = cand.crm)
+        and not exists (
+            select 1 from contended_contacts as s
+            where s.crm = cand.crm and s.contact_id = cand.contact_id)
+),
+
+-- every candidate of an identity or contact with another candidate: whole groups of related candidates, so
+-- the assignment over them alone decides as it would over all
+contended_candidates as (
+    select cand.*
+    from competing_candidates as cand
+    where exists (
+            select 1 from contended_identities as s
+            where s.identity_provider = cand.identity_provider and s.identity_id = cand.identity_id
+                and s.crm = cand.crm)
+        or exists (
+            select 1 from contended_contacts as s
+            where s.crm = cand.crm and s.contact_id = cand.contact_id)
 ),
 
 {% for rule in rules %}
 {%- set r = loop.index %}
 open_{{ r }} as (
     select cand.*
-    from competing_candidates as cand
+    from contended_candidates as cand
     where cand.rule_rank = {{ r }}
     {%- if r > 1 %}
         and not exists (
@@ -141,7 +186,7 @@ later_duplicates as (
         'duplicate' as outcome,
         'crm_duplicate' as reason,
         linked.contact_id as surviving_contact_id
-    from competing_candidates as cand
+    from contended_candidates as cand
     inner join ranked_outcomes as linked
         on linked.outcome = 'link' and linked.identity_provider = cand.identity_provider
             and linked.identity_id = cand.identity_id and linked.crm = cand.crm
@@ -151,12 +196,19 @@ later_duplicates as (
             select 1 from settled_contacts_{{ rules | length }} as s
             where s.crm = cand.crm and s.contact_id = cand.contact_id)
         and not exists (
-            select 1 from {{ ref('int_link_candidates') }} as other
-            where other.rejected_reason is null and other.crm = cand.crm and other.contact_id = cand.contact_id
-                and (other.identity_provider <> cand.identity_provider or other.identity_id <> cand.identity_id))
+            select 1 from contended_contacts as other
+            where other.crm = cand.crm and other.contact_id = cand.contact_id)
 ),
 
 final as (
+    select
+        identity_provider, identity_id, crm, contact_id, match_rule, rule_rank, match_confidence,
+        'link' as outcome,
+        cast(null as {{ dbt.type_string() }}) as reason,
+        contact_id as surviving_contact_id
+    from unopposed_candidates
+    where identity_may_link
+    union all
     select
         identity_provider, identity_id, crm, contact_id, match_rule, rule_rank, match_confidence, outcome, reason,
         surviving_contact_id
