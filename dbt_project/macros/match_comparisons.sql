@@ -9,8 +9,10 @@
                'city_key', 'country_code']) }}
 {%- endmacro %}
 
-{# `nick` is the pair's row in nickname_pairs (macro nickname_pairs), left-joined on both first names. #}
-{% macro pair_features(i, c, nick) -%}
+{# `nick` is the pair's row in nickname_pairs (macro nickname_pairs), left-joined on both first names. The
+   family-name and place similarities are computed only where `late` holds (see settled_by_early_rules); elsewhere
+   they are null and never read. #}
+{% macro pair_features(i, c, nick, late='true') -%}
         ({{ i }}.email_valid and {{ c }}.email_valid) as emails_valid,
         {{ i }}.given_name_key as given_name_i,
         {{ c }}.given_name_key as given_name_c,
@@ -21,16 +23,48 @@
         {{ i }}.family_name_key as family_name_i,
         {{ c }}.family_name_key as family_name_c,
         {{ idlink.pair_feature(i, c, 'family_name_key', i ~ '.family_name_key = ' ~ c ~ '.family_name_key') }} as family_equal,
-        {{ idlink.pair_feature(i, c, 'family_name_key', idlink.name_similarity(i ~ '.family_name_key', c ~ '.family_name_key')) }} as family_similarity,
+        {{ idlink.late_feature(late, idlink.pair_feature(i, c, 'family_name_key', idlink.name_similarity(i ~ '.family_name_key', c ~ '.family_name_key'))) }} as family_similarity,
         {{ idlink.pair_feature(i, c, 'street_key', i ~ '.street_key = ' ~ c ~ '.street_key') }} as street_equal,
-        {{ idlink.pair_feature(i, c, 'street_key', idlink.name_similarity(i ~ '.street_key', c ~ '.street_key')) }} as street_similarity,
-        {{ idlink.pair_feature(i, c, 'street_key', 'case when ' ~ idlink.name_similarity(i ~ '.street_key', c ~ '.street_key') ~ ' < ' ~ idlink.street_typo_similarity() ~ ' then ' ~ idlink.street_part_agreement(i, c) ~ ' end') }} as street_part,
-        {{ idlink.names_swapped(i, c) }} as names_swapped,
+        {{ idlink.late_feature(late, idlink.pair_feature(i, c, 'street_key', idlink.name_similarity(i ~ '.street_key', c ~ '.street_key'))) }} as street_similarity,
+        {{ idlink.late_feature(late, idlink.pair_feature(i, c, 'street_key', 'case when ' ~ idlink.name_similarity(i ~ '.street_key', c ~ '.street_key') ~ ' < ' ~ idlink.street_typo_similarity() ~ ' then ' ~ idlink.street_part_agreement(i, c) ~ ' end')) }} as street_part,
+        {{ idlink.late_feature(late, idlink.names_swapped(i, c)) }} as names_swapped,
         {{ i }}.postal_code_key as postal_code_i,
         {{ c }}.postal_code_key as postal_code_c,
         {{ i }}.postal_code_key = {{ c }}.postal_code_key as postal_equal,
-        {{ idlink.pair_feature(i, c, 'city_key', idlink.name_similarity(i ~ '.city_key', c ~ '.city_key')) }} as city_similarity,
+        {{ idlink.late_feature(late, idlink.pair_feature(i, c, 'city_key', idlink.name_similarity(i ~ '.city_key', c ~ '.city_key'))) }} as city_similarity,
         {{ i }}.country_code = {{ c }}.country_code as country_equal
+{%- endmacro %}
+
+{# `expr` where `late` holds, else null. #}
+{% macro late_feature(late, expr) -%}
+    {%- if late == 'true' -%}{{ expr }}{%- else -%}case when {{ late }} then {{ expr }} end{%- endif -%}
+{%- endmacro %}
+
+{# Comparisons that read only email validity and the first-name features, never the late ones (pair_features). #}
+{% macro early_comparisons() -%}{{ return(['emails_valid', 'given_names_agree', 'first_names_differ']) }}{%- endmacro %}
+
+{# Whether a pair of an identity row `i` and a contact row `c` (the sides' names in rule_blocking_terms) is
+   certainly emitted by one of the leading rules that need no late feature: a rule with a constant confidence,
+   no requirement but valid emails and only early comparisons as vetoes emits every pair it blocks that meets
+   its requirement (a veto only sends it to review). Most pairs are such (a carried id, the same verified
+   email), and their family-name and place similarities are never read, so pair_features leaves them out.
+   'false' when the first rule needs them. #}
+{% macro settled_by_early_rules(rules) -%}
+    {%- set ns = namespace(terms=[], leading=true) -%}
+    {%- for rule in rules if ns.leading -%}
+        {%- set required = rule.get('require', []) -%}
+        {%- if rule['confidence'] is number and required | reject('in', ['emails_valid']) | list | length == 0
+               and rule.get('reject', {}).keys() | reject('in', idlink.early_comparisons()) | list | length == 0 -%}
+            {%- set term = 'coalesce(' ~ (idlink.rule_blocking_terms(rule) | join(' or ')) ~ ', false)' -%}
+            {%- if 'emails_valid' in required -%}
+                {%- set term = term ~ ' and coalesce(' ~ idlink.comparison_precondition('emails_valid', 'i', 'c') ~ ', false)' -%}
+            {%- endif -%}
+            {%- set ns.terms = ns.terms + ['(' ~ term ~ ')'] -%}
+        {%- else -%}
+            {%- set ns.leading = false -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return('(' ~ ns.terms | join(' or ') ~ ')' if ns.terms else 'false') }}
 {%- endmacro %}
 
 {# `expr` when both sides have `column`, else null. #}
