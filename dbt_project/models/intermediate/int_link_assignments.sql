@@ -5,7 +5,7 @@
     duplicates from look-alikes, a tie (review). Identities that may not be linked (consent not granted,
     deleted) compete too: a contact more likely theirs is not given to a weaker claimant, and an equal claim of
     theirs makes the contact contested. Only the outcomes of identities that may be linked are kept.
-    A candidate alone on both sides is linked directly; the ranks above only see the others. -#}
+    A candidate alone on both sides is linked directly; only the others go through the ranks. -#}
 {%- set rules = var('match_rules') -%}
 {%- set survivor_rule = var('duplicate_survivor_rule') -%}
 {%- if survivor_rule == 'holds_identity_id_then_most_recent' -%}
@@ -195,6 +195,7 @@ later_duplicates as (
         and not exists (
             select 1 from settled_contacts_{{ rules | length }} as s
             where s.crm = cand.crm and s.contact_id = cand.contact_id)
+        -- a contact with more than one candidate is claimed by another identity too
         and not exists (
             select 1 from contended_contacts as other
             where other.crm = cand.crm and other.contact_id = cand.contact_id)
