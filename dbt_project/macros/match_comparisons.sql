@@ -57,6 +57,7 @@
                and rule.get('reject', {}).keys() | reject('in', idlink.early_comparisons()) | list | length == 0 -%}
             {%- set term = 'coalesce(' ~ (idlink.rule_blocking_terms(rule) | join(' or ')) ~ ', false)' -%}
             {%- if 'emails_valid' in required -%}
+                {#- the precondition of valid emails is the comparison itself, so the term is exact -#}
                 {%- set term = term ~ ' and coalesce(' ~ idlink.comparison_precondition('emails_valid', 'i', 'c') ~ ', false)' -%}
             {%- endif -%}
             {%- set ns.terms = ns.terms + ['(' ~ term ~ ')'] -%}
@@ -161,7 +162,8 @@
 
 {# First names that may stand for the same person, both ways (given_name_a, given_name_b; never equal): their
    canonical names in the nickname seed overlap ("bill" and "will" both stand for "william"). Every canonical name
-   is itself a name of the seed (a data test on the seed), so a name the seed does not know pairs with none. One row per pair, so a pair's features join it once. #}
+   is itself a name of the seed (a data test on the seed), so a name the seed does not know pairs with none. One
+   row per pair, so a pair's features join it once. #}
 {% macro nickname_pairs() -%}
     select distinct a.name as given_name_a, b.name as given_name_b
     from {{ ref('nickname_equivalents') }} as a

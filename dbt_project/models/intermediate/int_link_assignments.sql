@@ -42,32 +42,28 @@ contended_contacts as (
 ),
 
 -- A candidate whose identity and contact have no other candidate is a link whatever its rank: nothing competes
--- with it and it competes with nothing. Most candidates are such; only the rest need the rank-by-rank
--- assignment, which sorts and so grows faster than linearly.
-unopposed_candidates as (
-    select cand.*
-    from competing_candidates as cand
-    where not exists (
-            select 1 from contended_identities as s
-            where s.identity_provider = cand.identity_provider and s.identity_id = cand.identity_id
-                and s.crm = cand.crm)
-        and not exists (
-            select 1 from contended_contacts as s
-            where s.crm = cand.crm and s.contact_id = cand.contact_id)
-),
-
--- every candidate of an identity or contact with another candidate: whole groups of related candidates, so
--- the assignment over them alone decides as it would over all
-contended_candidates as (
-    select cand.*
-    from competing_candidates as cand
-    where exists (
+-- with it and it competes with nothing. Most candidates are such; only the others, whole groups of related
+-- candidates, need the rank-by-rank assignment (which sorts, so grows faster than linearly), and it decides
+-- over them alone as it would over all.
+flagged_candidates as (
+    select
+        cand.*,
+        exists (
             select 1 from contended_identities as s
             where s.identity_provider = cand.identity_provider and s.identity_id = cand.identity_id
                 and s.crm = cand.crm)
         or exists (
             select 1 from contended_contacts as s
-            where s.crm = cand.crm and s.contact_id = cand.contact_id)
+            where s.crm = cand.crm and s.contact_id = cand.contact_id) as contended
+    from competing_candidates as cand
+),
+
+unopposed_candidates as (
+    select * from flagged_candidates where not contended
+),
+
+contended_candidates as (
+    select * from flagged_candidates where contended
 ),
 
 {% for rule in rules %}
