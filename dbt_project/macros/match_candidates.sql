@@ -159,7 +159,7 @@ pair_features as (
         {%- for rule in rules %}
         coalesce({{ idlink.rule_blocking_terms(rule) | join(' or ') }}, false) as blocked_by_rule_{{ loop.index }},
         {%- endfor %}
-{{ idlink.pair_features('i', 'c', 'nick', 'not ' ~ idlink.settled_by_early_rules(rules)) }}
+{{ idlink.pair_features('i', 'c', 'nick', idlink.settled_by_early_rules(rules)) }}
     from pair_rows as p
     inner join identity_side as i on i.pair_row = p.identity_row
     inner join contact_side as c on c.pair_row = p.contact_row

@@ -10,9 +10,9 @@
 {%- endmacro %}
 
 {# `nick` is the pair's row in nickname_pairs (macro nickname_pairs), left-joined on both first names. The
-   family-name and place similarities are computed only where `late` holds (see settled_by_early_rules); elsewhere
-   they are null and never read. #}
-{% macro pair_features(i, c, nick, late='true') -%}
+   family-name and place similarities are left null where `settled` holds (settled_by_early_rules): nothing reads
+   them there. #}
+{% macro pair_features(i, c, nick, settled='false') -%}
         ({{ i }}.email_valid and {{ c }}.email_valid) as emails_valid,
         {{ i }}.given_name_key as given_name_i,
         {{ c }}.given_name_key as given_name_c,
@@ -23,21 +23,21 @@
         {{ i }}.family_name_key as family_name_i,
         {{ c }}.family_name_key as family_name_c,
         {{ idlink.pair_feature(i, c, 'family_name_key', i ~ '.family_name_key = ' ~ c ~ '.family_name_key') }} as family_equal,
-        {{ idlink.late_feature(late, idlink.pair_feature(i, c, 'family_name_key', idlink.name_similarity(i ~ '.family_name_key', c ~ '.family_name_key'))) }} as family_similarity,
+        {{ idlink.late_feature(settled, idlink.pair_feature(i, c, 'family_name_key', idlink.name_similarity(i ~ '.family_name_key', c ~ '.family_name_key'))) }} as family_similarity,
         {{ idlink.pair_feature(i, c, 'street_key', i ~ '.street_key = ' ~ c ~ '.street_key') }} as street_equal,
-        {{ idlink.late_feature(late, idlink.pair_feature(i, c, 'street_key', idlink.name_similarity(i ~ '.street_key', c ~ '.street_key'))) }} as street_similarity,
-        {{ idlink.late_feature(late, idlink.pair_feature(i, c, 'street_key', 'case when ' ~ idlink.name_similarity(i ~ '.street_key', c ~ '.street_key') ~ ' < ' ~ idlink.street_typo_similarity() ~ ' then ' ~ idlink.street_part_agreement(i, c) ~ ' end')) }} as street_part,
-        {{ idlink.late_feature(late, idlink.names_swapped(i, c)) }} as names_swapped,
+        {{ idlink.late_feature(settled, idlink.pair_feature(i, c, 'street_key', idlink.name_similarity(i ~ '.street_key', c ~ '.street_key'))) }} as street_similarity,
+        {{ idlink.late_feature(settled, idlink.pair_feature(i, c, 'street_key', 'case when ' ~ idlink.name_similarity(i ~ '.street_key', c ~ '.street_key') ~ ' < ' ~ idlink.street_typo_similarity() ~ ' then ' ~ idlink.street_part_agreement(i, c) ~ ' end')) }} as street_part,
+        {{ idlink.late_feature(settled, idlink.names_swapped(i, c)) }} as names_swapped,
         {{ i }}.postal_code_key as postal_code_i,
         {{ c }}.postal_code_key as postal_code_c,
         {{ i }}.postal_code_key = {{ c }}.postal_code_key as postal_equal,
-        {{ idlink.late_feature(late, idlink.pair_feature(i, c, 'city_key', idlink.name_similarity(i ~ '.city_key', c ~ '.city_key'))) }} as city_similarity,
+        {{ idlink.late_feature(settled, idlink.pair_feature(i, c, 'city_key', idlink.name_similarity(i ~ '.city_key', c ~ '.city_key'))) }} as city_similarity,
         {{ i }}.country_code = {{ c }}.country_code as country_equal
 {%- endmacro %}
 
-{# `expr` where `late` holds, else null. #}
-{% macro late_feature(late, expr) -%}
-    {%- if late == 'true' -%}{{ expr }}{%- else -%}case when {{ late }} then {{ expr }} end{%- endif -%}
+{# `expr` unless `settled` holds, else null. #}
+{% macro late_feature(settled, expr) -%}
+    {%- if settled == 'false' -%}{{ expr }}{%- else -%}case when not {{ settled }} then {{ expr }} end{%- endif -%}
 {%- endmacro %}
 
 {# Comparisons that read only email validity and the first-name features, never the late ones (pair_features). #}
