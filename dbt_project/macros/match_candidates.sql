@@ -14,12 +14,19 @@
    and the pair must never be linked); every pair appears once. A rule only emits pairs it blocks, so rows that
    met through a hash collision alone (no shared key) are never emitted. #}
 
+{# One join condition per blocking key of `rule`: its columns equal on both sides; `{any: [a, b]}` holds when
+   either is equal, so keys that differ in one column are one join (equal on the rest, that one a filter)
+   rather than two that each find mostly the same pairs. #}
 {% macro rule_blocking_terms(rule) -%}
     {%- set keys = [] -%}
     {%- for key in rule['blocking'] -%}
         {%- set terms = [] -%}
         {%- for column in key -%}
-            {%- if column is mapping -%}
+            {%- if column is mapping and 'any' in column -%}
+                {%- set alternatives = [] -%}
+                {%- for name in column['any'] -%}{%- do alternatives.append("i." ~ name ~ " = c." ~ name) -%}{%- endfor -%}
+                {%- do terms.append('(' ~ alternatives | join(' or ') ~ ')') -%}
+            {%- elif column is mapping -%}
                 {%- do terms.append("i." ~ column['identity'] ~ " = c." ~ column['contact']) -%}
             {%- else -%}
                 {%- do terms.append("i." ~ column ~ " = c." ~ column) -%}
@@ -44,18 +51,19 @@
     {{ return(conditions | join(' and ') if conditions else none) }}
 {%- endmacro %}
 
-{# What the one-to-one assignment reads of both sides besides the rules' verdict: whether the identity may be
-   linked at all, and what several contacts of one identity are ordered by. Carried with each pair (`name`:
-   `expr` over the sides `i` and `c`, reading the side's columns `reads`), so the assignment need not join both
-   sides again. #}
+{# What the one-to-one assignment and the golden table read of both sides besides the rules' verdict: whether
+   the identity may be linked at all, whether each side already carries the other's id (what several contacts
+   of one identity are ordered by first, and what the reverse ETL still has to write), and the contact's dates.
+   Carried with each pair (`name`: `expr` over the sides `i` and `c`, reading the side's columns `reads`), so
+   later models need not join both sides again. #}
 {% macro pair_context() -%}
     {{ return([
         {'name': 'identity_may_link', 'side': 'identity', 'reads': ['consent_state', 'is_deleted'],
          'expr': idlink.linkable_identity('i')},
-        {'name': 'identity_carried_contact_id', 'side': 'identity', 'reads': ['carried_contact_id'],
-         'expr': 'i.carried_contact_id'},
-        {'name': 'contact_external_user_id', 'side': 'contact', 'reads': ['external_user_id'],
-         'expr': 'c.external_user_id'},
+        {'name': 'identity_holds_contact_id', 'side': 'identity', 'reads': ['carried_contact_id'],
+         'expr': 'coalesce(i.carried_contact_id = c.contact_id, false)'},
+        {'name': 'contact_holds_identity_id', 'side': 'contact', 'reads': ['external_user_id'],
+         'expr': 'coalesce(c.external_user_id = i.identity_id, false)'},
         {'name': 'contact_last_modified_at', 'side': 'contact', 'reads': ['last_modified_at'],
          'expr': 'c.last_modified_at'},
         {'name': 'contact_created_at', 'side': 'contact', 'reads': ['created_at'], 'expr': 'c.created_at'},
@@ -69,8 +77,9 @@
     {%- for rule in rules -%}
         {%- for key in rule['blocking'] -%}
             {%- for column in key -%}
-                {%- set name = column[side] if column is mapping else column -%}
-                {%- if name not in columns -%}{%- do columns.append(name) -%}{%- endif -%}
+                {%- set names = column['any'] if column is mapping and 'any' in column
+                    else [column[side] if column is mapping else column] -%}
+                {%- for name in names if name not in columns -%}{%- do columns.append(name) -%}{%- endfor -%}
             {%- endfor -%}
         {%- endfor -%}
     {%- endfor -%}
@@ -83,12 +92,23 @@
     {{ return(columns) }}
 {%- endmacro %}
 
+{# Blocking columns computed where a rule uses them rather than stored in the intermediate tables: storing a
+   column of a million rows costs more than deriving it in the few scans that read it. #}
+{% macro derived_pair_columns() -%}
+    {{ return({'given_initial': 'left(given_name_key, 1)', 'family_initial': 'left(family_name_key, 1)'}) }}
+{%- endmacro %}
+
 {# One side narrowed to its primary key, the numeric row key standing for it (`pair_row`) and `columns`
-   (the key's columns among them are not repeated). #}
+   (the key's columns among them are not repeated; derived ones computed). #}
 {% macro pair_side(relation, primary_key, columns, filter=none) -%}
+    {%- set derived = idlink.derived_pair_columns() -%}
+    {%- set selected = [] -%}
+    {%- for column in primary_key + (columns | reject('in', primary_key) | list) -%}
+        {%- do selected.append(derived[column] ~ ' as ' ~ column if column in derived else column) -%}
+    {%- endfor %}
     select
         {{ idlink.row_hash(primary_key) }} as pair_row,
-        {{ (primary_key + (columns | reject('in', primary_key) | list)) | join(', ') }}
+        {{ selected | join(', ') }}
     from {{ relation }}
     {%- if filter %}
     where {{ filter }}

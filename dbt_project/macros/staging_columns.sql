@@ -6,9 +6,7 @@
 {% macro person_match_keys(r) -%}
         {{ idlink.normalize_email(r ~ '.email_raw') }} as email,
         given.name_key as given_name_key,
-        given.initial as given_initial,
         family.name_key as family_name_key,
-        family.initial as family_initial,
         family.phonetic as family_phonetic,
         {{ idlink.normalize_phone(r ~ '.phone_raw') }} as phone_e164,
         {{ idlink.normalize_name(r ~ '.street_address') }} as street_key,
@@ -25,7 +23,7 @@
 {%- endmacro %}
 
 {# Names and cities repeat (a million people share tens of thousands of names), so each distinct value is
-   normalised once, with everything derived from it: its key, initial and consonant skeleton; above all the
+   normalised once, with everything derived from it: its key and consonant skeleton; above all the
    phonetic key costs far less so. Streets are mostly distinct and are normalised per
    row. `r` is read twice (here and by the joins), so callers declare it and its source `not materialized`:
    re-reading three columns is cheaper than materialising every column of the raw table. #}
@@ -33,7 +31,6 @@
     select
         names.value,
         names.name_key,
-        left(names.name_key, 1) as initial,
         {{ idlink.phonetic_key('names.name_key') }} as phonetic
     from (
         select value, {{ idlink.normalize_name('value') }} as name_key
@@ -57,19 +54,16 @@
    in column order with the name keys. #}
 {% macro person_derived_keys(k) -%}
         {{ idlink.mailbox_key(k ~ '.email') }} as mailbox_key,
-        {{ k }}.given_initial,
-        {{ k }}.family_initial,
         {{ k }}.family_phonetic,
         {{ idlink.street_number(k ~ '.street_key') }} as street_number
 {%- endmacro %}
 
 {# The columns int_identities and int_contacts keep of every provider's and CRM's staging model: writing a
    million-row table costs about as much as computing it, so the intermediate tables carry only what linking
-   and the marts read. #}
+   and the marts read, and no key that is a cheap function of another (initials: macro derived_pair_columns). #}
 {% macro match_key_columns() -%}
-    {{ return(['email', 'email_valid', 'given_name_key', 'family_name_key', 'mailbox_key', 'given_initial',
-               'family_initial', 'family_phonetic', 'street_number', 'phone_e164', 'street_key', 'city_key',
-               'postal_code_key', 'country_code']) }}
+    {{ return(['email', 'email_valid', 'given_name_key', 'family_name_key', 'mailbox_key', 'family_phonetic',
+               'street_number', 'phone_e164', 'street_key', 'city_key', 'postal_code_key', 'country_code']) }}
 {%- endmacro %}
 
 {% macro identity_link_columns() -%}

@@ -146,7 +146,22 @@ def test_rules_without_a_veto_drop_family_name_strangers_at_the_blocking_join(bu
     filtered = {key for key, branch in branches.items() if "family_name_key" in branch.split(" on ", 1)[1]}
     assert filtered == {key for key in branches
                         if key.startswith(("i.phone_e164", "i.postal_code_key", "i.city_key", "i.street_key"))}
-    assert len(filtered) == 7 and len(branches) == 11
+    assert len(filtered) == 6 and len(branches) == 10
+
+
+def test_the_golden_table_says_which_side_already_carries_the_other_id(con):
+    flags = con.execute("""select
+            l.identity_holds_contact_id, i.carried_contact_id is not distinct from l.contact_id,
+            l.contact_holds_identity_id,
+            case when c.contact_id is not null then c.external_user_id is not distinct from l.identity_id end
+        from marts.identity_contact_links as l
+        join intermediate.int_identities as i using (identity_provider, identity_id)
+        left join intermediate.int_contacts as c
+            on c.crm = l.crm and c.contact_id = l.contact_id and not c.is_deleted""").fetchall()
+    assert {(identity_holds, contact_holds) for identity_holds, _, contact_holds, _ in flags} >= {
+        (True, True), (True, False), (False, True), (False, False)}
+    assert all(identity_holds == carried and contact_holds == holds
+               for identity_holds, carried, contact_holds, holds in flags)
 
 
 def test_every_active_link_missing_an_id_on_either_side_gets_a_push(con):
@@ -166,7 +181,8 @@ def test_marts_expose_the_documented_columns(con):
 
     assert columns("identity_contact_links") == [
         "identity_provider", "identity_id", "crm", "contact_id", "match_rule", "match_confidence", "status",
-        "consent_state", "first_seen_at", "last_seen_at", "linked_at"]
+        "consent_state", "identity_holds_contact_id", "contact_holds_identity_id", "first_seen_at", "last_seen_at",
+        "linked_at"]
     assert columns("external_ids_to_push") == [
         "target_system", "target_id", "attribute", "value", "reason", "identity_provider", "identity_id", "crm",
         "contact_id"]

@@ -9,7 +9,7 @@
 {%- set rules = var('match_rules') -%}
 {%- set survivor_rule = var('duplicate_survivor_rule') -%}
 {%- if survivor_rule == 'holds_identity_id_then_most_recent' -%}
-    {%- set survivor_order = "case when t.contact_external_user_id = t.identity_id then 0 when t.identity_carried_contact_id = t.contact_id then 1 else 2 end, t.contact_last_modified_at desc nulls last, t.contact_id" -%}
+    {%- set survivor_order = "case when t.contact_holds_identity_id then 0 when t.identity_holds_contact_id then 1 else 2 end, t.contact_last_modified_at desc nulls last, t.contact_id" -%}
 {%- elif survivor_rule == 'most_recent' -%}
     {%- set survivor_order = "t.contact_last_modified_at desc nulls last, t.contact_id" -%}
 {%- elif survivor_rule == 'oldest' -%}
@@ -135,14 +135,18 @@ outcomes_{{ r }} as (
             when on_tie = 'duplicates' then 'crm_duplicate'
             else 'tie'
         end as reason,
-        surviving_contact_id
+        surviving_contact_id,
+        identity_holds_contact_id,
+        contact_holds_identity_id
     from uncontested_{{ r }}
     union all
     select
         identity_provider, identity_id, crm, contact_id, match_rule, rule_rank, match_confidence, identity_may_link,
         'conflict' as outcome,
         'contested_contact' as reason,
-        cast(null as {{ dbt.type_string() }}) as surviving_contact_id
+        cast(null as {{ dbt.type_string() }}) as surviving_contact_id,
+        identity_holds_contact_id,
+        contact_holds_identity_id
     from counted_{{ r }}
     where identities_for_contact > 1
 ),
@@ -181,7 +185,9 @@ later_duplicates as (
         cand.match_confidence,
         'duplicate' as outcome,
         'crm_duplicate' as reason,
-        linked.contact_id as surviving_contact_id
+        linked.contact_id as surviving_contact_id,
+        cand.identity_holds_contact_id,
+        cand.contact_holds_identity_id
     from contended_candidates as cand
     inner join ranked_outcomes as linked
         on linked.outcome = 'link' and linked.identity_provider = cand.identity_provider
@@ -202,13 +208,15 @@ final as (
         identity_provider, identity_id, crm, contact_id, match_rule, rule_rank, match_confidence,
         'link' as outcome,
         cast(null as {{ dbt.type_string() }}) as reason,
-        contact_id as surviving_contact_id
+        contact_id as surviving_contact_id,
+        identity_holds_contact_id,
+        contact_holds_identity_id
     from unopposed_candidates
     where identity_may_link
     union all
     select
         identity_provider, identity_id, crm, contact_id, match_rule, rule_rank, match_confidence, outcome, reason,
-        surviving_contact_id
+        surviving_contact_id, identity_holds_contact_id, contact_holds_identity_id
     from ranked_outcomes
     where identity_may_link
     union all

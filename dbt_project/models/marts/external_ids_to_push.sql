@@ -1,17 +1,9 @@
 -- Ids each side must carry (or stop carrying) so both systems point at each other; only rows whose target
--- does not hold the value already.
+-- does not hold the value already (the golden table says what each side holds).
 with
 
 links as (
     select * from {{ ref('identity_contact_links') }}
-),
-
-identities as (
-    select identity_provider, identity_id, carried_contact_id from {{ ref('int_identities') }}
-),
-
-contacts as (
-    select crm, contact_id, external_user_id, is_deleted from {{ ref('int_contacts') }}
 ),
 
 crm_fields as (
@@ -32,13 +24,12 @@ crm_side as (
         case when l.status = 'active' then 'link' else l.status end as reason,
         l.identity_provider, l.identity_id, l.crm, l.contact_id
     from links as l
-    inner join contacts as c on c.crm = l.crm and c.contact_id = l.contact_id
     inner join crm_fields as f on f.crm = l.crm
     left join actively_linked_contacts as relinked
         on l.status <> 'active' and relinked.crm = l.crm and relinked.contact_id = l.contact_id
-    where not c.is_deleted
-        and ((l.status = 'active' and c.external_user_id is distinct from l.identity_id)
-             or (l.status <> 'active' and c.external_user_id = l.identity_id and relinked.contact_id is null))
+    -- a deleted contact (holds unknown) gets nothing
+    where (l.status = 'active' and not l.contact_holds_identity_id)
+        or (l.status <> 'active' and l.contact_holds_identity_id and relinked.contact_id is null)
 ),
 
 -- the identity learns its contact id; on withdrawal it is cleared (a deleted identity has nothing to write on)
@@ -50,9 +41,8 @@ identity_side as (
         case when l.status = 'active' then 'link' else l.status end as reason,
         l.identity_provider, l.identity_id, l.crm, l.contact_id
     from links as l
-    inner join identities as i on i.identity_provider = l.identity_provider and i.identity_id = l.identity_id
-    where (l.status = 'active' and i.carried_contact_id is distinct from l.contact_id)
-        or (l.status = 'withdrawn' and i.carried_contact_id = l.contact_id)
+    where (l.status = 'active' and not l.identity_holds_contact_id)
+        or (l.status = 'withdrawn' and l.identity_holds_contact_id)
 ),
 
 final as (

@@ -15,7 +15,9 @@ active as (
     select
         identity_provider, identity_id, crm, contact_id, match_rule, match_confidence,
         'active' as status,
-        'granted' as consent_state
+        'granted' as consent_state,
+        identity_holds_contact_id,
+        contact_holds_identity_id
     from {{ ref('int_link_assignments') }}
     where outcome = 'link'
 ),
@@ -46,7 +48,11 @@ ended as (
     select
         e.identity_provider, e.identity_id, e.crm, e.contact_id, e.match_rule, e.match_confidence,
         case when i.is_deleted then 'deleted' else 'withdrawn' end as status,
-        i.consent_state
+        i.consent_state,
+        coalesce(i.carried_contact_id = e.contact_id, false) as identity_holds_contact_id,
+        -- unknown when the contact is deleted or gone: there is nothing left to write on
+        case when c.contact_id is not null then coalesce(c.external_user_id = e.identity_id, false) end
+            as contact_holds_identity_id
     from (
         select
             ended_evidence.*,
@@ -56,6 +62,7 @@ ended as (
         from ended_evidence
     ) as e
     inner join ineligible as i on i.identity_provider = e.identity_provider and i.identity_id = e.identity_id
+    left join contacts as c on c.crm = e.crm and c.contact_id = e.contact_id
     where e.evidence_rank = 1
 ),
 
@@ -75,6 +82,8 @@ final as (
         cast(l.match_confidence as double precision) as match_confidence,
         cast(l.status as {{ dbt.type_string() }}) as status,
         cast(l.consent_state as {{ dbt.type_string() }}) as consent_state,
+        cast(l.identity_holds_contact_id as boolean) as identity_holds_contact_id,
+        cast(l.contact_holds_identity_id as boolean) as contact_holds_identity_id,
         case when p.contact_id = l.contact_id then p.first_seen_at else {{ idlink.run_timestamp() }} end as first_seen_at,
         {{ idlink.run_timestamp() }} as last_seen_at,
         case when p.contact_id = l.contact_id and p.linked_at is not null then p.linked_at

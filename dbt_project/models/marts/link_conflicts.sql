@@ -4,6 +4,12 @@
 {%- set previous_relation = adapter.get_relation(this.database, this.schema, this.identifier) if execute else none -%}
 with
 
+linked as (
+    select identity_provider, identity_id, crm, contact_id
+    from {{ ref('int_link_assignments') }}
+    where outcome = 'link'
+),
+
 unsettled as (
     select identity_provider, identity_id, crm, contact_id, match_rule, match_confidence, reason
     from {{ ref('int_link_assignments') }}
@@ -16,14 +22,15 @@ vetoed as (
     from {{ ref('int_link_candidates') }} as cand
     where cand.rejected_reason is not null
         and cand.identity_may_link
-        -- two anti-joins rather than one with an OR: each stays a hash join
+        -- neither side linked (the assignment's links are the golden table's active rows; read from it, this
+        -- model need not wait for the golden table). Two anti-joins rather than one with an OR: each stays a
+        -- hash join.
         and not exists (
-            select 1 from {{ ref('identity_contact_links') }} as l
-            where l.status = 'active' and l.crm = cand.crm
-                and l.identity_provider = cand.identity_provider and l.identity_id = cand.identity_id)
+            select 1 from linked as l
+            where l.crm = cand.crm and l.identity_provider = cand.identity_provider and l.identity_id = cand.identity_id)
         and not exists (
-            select 1 from {{ ref('identity_contact_links') }} as l
-            where l.status = 'active' and l.crm = cand.crm and l.contact_id = cand.contact_id)
+            select 1 from linked as l
+            where l.crm = cand.crm and l.contact_id = cand.contact_id)
 ),
 
 conflicts as (
