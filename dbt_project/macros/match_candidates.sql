@@ -14,23 +14,33 @@
    and the pair must never be linked); every pair appears once. A rule only emits pairs it blocks, so rows that
    met through a hash collision alone (no shared key) are never emitted. #}
 
-{# One join condition per blocking key of `rule`: its columns equal on both sides; `{any: [a, b]}` holds when
-   either is equal, so keys that differ in one column are one join (equal on the rest, that one a filter)
-   rather than two that each find mostly the same pairs. #}
+{# The (identity column, contact column) pairs one entry of a blocking key compares, any of which may be
+   equal: a name (the same column on both sides), `{identity: col, contact: col}`, or `{any: [a, b]}` (either
+   equal, so keys that differ in one column are one join, equal on the rest and that one a filter, rather than
+   two that each find mostly the same pairs). #}
+{% macro blocking_column_pairs(column) -%}
+    {%- if column is mapping and 'any' in column -%}
+        {%- set pairs = [] -%}
+        {%- for name in column['any'] -%}{%- do pairs.append([name, name]) -%}{%- endfor -%}
+        {{ return(pairs) }}
+    {%- elif column is mapping -%}
+        {{ return([[column['identity'], column['contact']]]) }}
+    {%- else -%}
+        {{ return([[column, column]]) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{# One join condition per blocking key of `rule`: every entry of the key holds (macro blocking_column_pairs). #}
 {% macro rule_blocking_terms(rule) -%}
     {%- set keys = [] -%}
     {%- for key in rule['blocking'] -%}
         {%- set terms = [] -%}
         {%- for column in key -%}
-            {%- if column is mapping and 'any' in column -%}
-                {%- set alternatives = [] -%}
-                {%- for name in column['any'] -%}{%- do alternatives.append("i." ~ name ~ " = c." ~ name) -%}{%- endfor -%}
-                {%- do terms.append('(' ~ alternatives | join(' or ') ~ ')') -%}
-            {%- elif column is mapping -%}
-                {%- do terms.append("i." ~ column['identity'] ~ " = c." ~ column['contact']) -%}
-            {%- else -%}
-                {%- do terms.append("i." ~ column ~ " = c." ~ column) -%}
-            {%- endif -%}
+            {%- set alternatives = [] -%}
+            {%- for pair in idlink.blocking_column_pairs(column) -%}
+                {%- do alternatives.append("i." ~ pair[0] ~ " = c." ~ pair[1]) -%}
+            {%- endfor -%}
+            {%- do terms.append(alternatives[0] if alternatives | length == 1 else '(' ~ alternatives | join(' or ') ~ ')') -%}
         {%- endfor -%}
         {%- do keys.append('(' ~ terms | join(' and ') ~ ')') -%}
     {%- endfor -%}
@@ -61,13 +71,19 @@
         {'name': 'identity_may_link', 'side': 'identity', 'reads': ['consent_state', 'is_deleted'],
          'expr': idlink.linkable_identity('i')},
         {'name': 'identity_holds_contact_id', 'side': 'identity', 'reads': ['carried_contact_id'],
-         'expr': 'coalesce(i.carried_contact_id = c.contact_id, false)'},
+         'expr': idlink.holds_id('i.carried_contact_id', 'c.contact_id')},
         {'name': 'contact_holds_identity_id', 'side': 'contact', 'reads': ['external_user_id'],
-         'expr': 'coalesce(c.external_user_id = i.identity_id, false)'},
+         'expr': idlink.holds_id('c.external_user_id', 'i.identity_id')},
         {'name': 'contact_last_modified_at', 'side': 'contact', 'reads': ['last_modified_at'],
          'expr': 'c.last_modified_at'},
         {'name': 'contact_created_at', 'side': 'contact', 'reads': ['created_at'], 'expr': 'c.created_at'},
     ]) }}
+{%- endmacro %}
+
+{# Whether a side holds the other's id: the id it carries is that one. Carrying none holds nothing (false, not
+   unknown), so the id is still to be written. #}
+{% macro holds_id(carried, id) -%}
+    coalesce({{ carried }} = {{ id }}, false)
 {%- endmacro %}
 
 {# Columns one side ('identity' or 'contact') needs: every blocking column of every rule, the features and the
@@ -77,9 +93,10 @@
     {%- for rule in rules -%}
         {%- for key in rule['blocking'] -%}
             {%- for column in key -%}
-                {%- set names = column['any'] if column is mapping and 'any' in column
-                    else [column[side] if column is mapping else column] -%}
-                {%- for name in names if name not in columns -%}{%- do columns.append(name) -%}{%- endfor -%}
+                {%- for pair in idlink.blocking_column_pairs(column) -%}
+                    {%- set name = pair[0] if side == 'identity' else pair[1] -%}
+                    {%- if name not in columns -%}{%- do columns.append(name) -%}{%- endif -%}
+                {%- endfor -%}
             {%- endfor -%}
         {%- endfor -%}
     {%- endfor -%}

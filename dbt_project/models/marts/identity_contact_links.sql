@@ -49,9 +49,9 @@ ended as (
         e.identity_provider, e.identity_id, e.crm, e.contact_id, e.match_rule, e.match_confidence,
         case when i.is_deleted then 'deleted' else 'withdrawn' end as status,
         i.consent_state,
-        coalesce(i.carried_contact_id = e.contact_id, false) as identity_holds_contact_id,
+        {{ idlink.holds_id('i.carried_contact_id', 'e.contact_id') }} as identity_holds_contact_id,
         -- unknown when the contact is deleted or gone: there is nothing left to write on
-        case when c.contact_id is not null then coalesce(c.external_user_id = e.identity_id, false) end
+        case when c.contact_id is not null then {{ idlink.holds_id('c.external_user_id', 'e.identity_id') }} end
             as contact_holds_identity_id
     from (
         select
