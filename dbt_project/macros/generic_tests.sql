@@ -20,3 +20,9 @@
     select {{ checked | join(', ') }} from {{ model }}
     where {% for column in checked %}length({{ column }}) > {{ max_length }}{% if not loop.last %} or {% endif %}{% endfor %}
 {% endtest %}
+
+{# Rows where any of `columns` is null: one scan for all of them, which matters on a view. #}
+{% test not_null_columns(model, columns) %}
+    select {{ columns | join(', ') }} from {{ model }}
+    where {% for column in columns %}{{ column }} is null{% if not loop.last %} or {% endif %}{% endfor %}
+{% endtest %}

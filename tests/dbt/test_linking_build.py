@@ -173,6 +173,35 @@ def test_every_active_link_missing_an_id_on_either_side_gets_a_push(con):
     assert missing > 0 and pushes == missing
 
 
+def test_a_consented_identity_gets_a_contact_to_create_unless_it_is_linked_or_under_review(con):
+    rows = con.execute("""
+        select
+            exists (select 1 from marts.identity_contact_links as l
+                    where l.status = 'active' and l.identity_provider = i.identity_provider
+                        and l.identity_id = i.identity_id) as linked,
+            exists (select 1 from intermediate.int_link_assignments as a
+                    where a.outcome = 'conflict' and a.identity_provider = i.identity_provider
+                        and a.identity_id = i.identity_id) as under_review,
+            (select count(*) from marts.contacts_to_create as c
+             where c.identity_provider = i.identity_provider and c.identity_id = i.identity_id) as to_create
+        from intermediate.int_identities as i
+        where i.consent_state = 'granted' and not i.is_deleted""").fetchall()
+    assert {(linked, under_review) for linked, under_review, _ in rows} >= {
+        (True, False), (False, True), (False, False)}
+    assert all(to_create == (0 if linked or under_review else 1) for linked, under_review, to_create in rows)
+
+
+def test_external_ids_to_push_is_a_view_that_follows_the_golden_table(con):
+    assert con.execute("""select table_type from information_schema.tables
+        where table_schema = 'marts' and table_name = 'external_ids_to_push'""").fetchone() == ("VIEW",)
+    # every row still names a link of the golden table
+    orphans = con.execute("""select count(*) from marts.external_ids_to_push as p
+        where not exists (select 1 from marts.identity_contact_links as l
+            where l.identity_provider = p.identity_provider and l.identity_id = p.identity_id
+                and l.crm = p.crm and l.contact_id = p.contact_id)""").fetchone()[0]
+    assert orphans == 0
+
+
 def test_marts_expose_the_documented_columns(con):
     def columns(table: str) -> list[str]:
         return [r[0] for r in con.execute(

@@ -15,14 +15,11 @@ crms as (
     {%- endfor %}
 ),
 
-linked as (
-    select identity_provider, identity_id, crm from {{ ref('identity_contact_links') }}
-    where status = 'active'
-),
-
-under_review as (
-    select distinct identity_provider, identity_id, crm from {{ ref('int_link_assignments') }}
-    where outcome = 'conflict'
+-- (identity, crm) with a link or an open review item. The assignment's links are exactly the golden table's
+-- active rows; read from it, this model runs beside the golden table instead of after it.
+settled_or_in_review as (
+    select identity_provider, identity_id, crm from {{ ref('int_link_assignments') }}
+    where outcome in ('link', 'conflict')
 ),
 
 final as (
@@ -41,11 +38,8 @@ final as (
     from identities as i
     cross join crms
     where not exists (
-            select 1 from linked as l
-            where l.identity_provider = i.identity_provider and l.identity_id = i.identity_id and l.crm = crms.crm)
-        and not exists (
-            select 1 from under_review as r
-            where r.identity_provider = i.identity_provider and r.identity_id = i.identity_id and r.crm = crms.crm)
+        select 1 from settled_or_in_review as s
+        where s.identity_provider = i.identity_provider and s.identity_id = i.identity_id and s.crm = crms.crm)
 )
 
 select * from final
