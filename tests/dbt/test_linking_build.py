@@ -202,6 +202,17 @@ def test_external_ids_to_push_is_a_view_that_follows_the_golden_table(con):
     assert orphans == 0
 
 
+def test_the_push_list_null_check_finds_a_row_missing_any_required_column(built, con):
+    compiled = next((built[4] / "target" / "compiled").rglob("idlink_not_null_columns_extern*.sql")).read_text()
+    relation = '"warehouse"."marts"."external_ids_to_push"'
+    assert relation in compiled
+    for column in ("target_id", "reason", "contact_id"):
+        one_row_missing_it = (f"(select * replace (cast(null as varchar) as {column}) "
+                              f"from marts.external_ids_to_push limit 1)")
+        assert len(con.execute(compiled.replace(relation, one_row_missing_it)).fetchall()) == 1
+    assert con.execute(compiled).fetchall() == []
+
+
 def test_marts_expose_the_documented_columns(con):
     def columns(table: str) -> list[str]:
         return [r[0] for r in con.execute(
