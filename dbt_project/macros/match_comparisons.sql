@@ -75,14 +75,16 @@
 
 {# How two streets that are more than a typo apart still agree in part: 'partial' when one lacks the other's
    house number or street name ("12" or "main street" against "12 main street"), 'other_number' when the street
-   names agree (a typo at most) but the house numbers differ, else 'none'. #}
+   names agree (a typo at most) but the house numbers differ, 'other_street' when the house numbers agree but the
+   street names clearly differ (a replaced or second address line), else 'none'. #}
 {% macro street_part_agreement(i, c) -%}
     {%- set name_i = idlink.street_name(i) -%}
     {%- set name_c = idlink.street_name(c) -%}
     case
         when {{ i }}.street_number = {{ c }}.street_number and ({{ name_i }} is null or {{ name_c }} is null) then 'partial'
         when {{ name_i }} is null or {{ name_c }} is null then 'none'
-        when {{ name_i }} <> {{ name_c }} and {{ idlink.name_similarity(name_i, name_c) }} < {{ var('street_name_agreement') }} then 'none'
+        when {{ name_i }} <> {{ name_c }} and {{ idlink.name_similarity(name_i, name_c) }} < {{ var('street_name_agreement') }}
+            then case when {{ i }}.street_number = {{ c }}.street_number then 'other_street' else 'none' end
         when {{ i }}.street_number is null or {{ c }}.street_number is null then 'partial'
         else 'other_number'
     end
@@ -138,12 +140,13 @@
         {{ return('(' ~ i ~ '.email_valid and ' ~ c ~ '.email_valid)') }}
     {%- elif name in ('names_agree', 'names_close', 'names_compatible') -%}
         {{ return(idlink.family_names_within_typo(i ~ '.family_name_key', c ~ '.family_name_key')) }}
-    {#- name + place needs a missing family name or a positive family weight, which only a family name at most a
-        typo away or swapped names give -#}
+    {#- name + place needs a missing family name, a positive family weight (which only a family name at most a
+        typo away or swapped names give) or the same street -#}
     {%- elif name == 'name_and_place_agree' and var('name_place_weights')['family_differ'] <= 0 -%}
         {{ return('(' ~ i ~ '.family_name_key = ' ~ c ~ '.given_name_key or '
                   ~ idlink.family_names_within_typo(i ~ '.family_name_key', c ~ '.family_name_key')
-                  ~ ' or ' ~ i ~ '.family_name_key is null or ' ~ c ~ '.family_name_key is null)') }}
+                  ~ ' or ' ~ i ~ '.family_name_key is null or ' ~ c ~ '.family_name_key is null'
+                  ~ ' or ' ~ i ~ '.street_key = ' ~ c ~ '.street_key)') }}
     {%- else -%}
         {{ return(none) }}
     {%- endif -%}
@@ -217,6 +220,7 @@
             when {{ p }}.street_similarity >= {{ idlink.street_typo_similarity() }} then {{ w['street_typo'] }}
             when {{ p }}.street_part = 'partial' then {{ w['street_partial'] }}
             when {{ p }}.street_part = 'other_number' then {{ w['street_other_number'] }}
+            when {{ p }}.street_part = 'other_street' then {{ w['street_other_street'] }}
             else {{ w['street_differ'] }} end as street_weight,
         case when {{ p }}.postal_equal is null then 0
             when {{ p }}.postal_equal then {{ w['postal_equal'] }}
@@ -236,12 +240,15 @@
 {%- endmacro %}
 
 {# Enough total weight, first names that do not clearly differ, and a family name that at least nearly agrees;
-   or, where one side has no family name, agreeing first names at the same street (a typo at most). #}
+   or else agreeing first names and: where one side has no family name, the same street (a typo at most); where
+   the family names differ (a changed or replaced name), the very same address (street with house number and
+   postal code), which a namesake stranger or another member of the household does not share. #}
 {% macro name_and_place_agree(p) -%}
     {%- set w = var('name_place_weights') -%}
     (({{ p }}.family_weight > 0
-      or ({{ p }}.family_equal is null and {{ p }}.given_weight >= {{ w['given_agree'] }}
-          and {{ p }}.street_weight >= {{ w['street_typo'] }}))
+      or ({{ p }}.given_weight >= {{ w['given_agree'] }}
+          and (({{ p }}.family_equal is null and {{ p }}.street_weight >= {{ w['street_typo'] }})
+               or coalesce({{ p }}.street_equal and {{ p }}.postal_equal, false))))
      and {{ p }}.given_weight >= 0
      and {{ idlink.name_place_weight(p) }} >= {{ var('name_place_min_weight') }})
 {%- endmacro %}
