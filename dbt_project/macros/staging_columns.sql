@@ -12,7 +12,7 @@
         {{ idlink.normalize_name(r ~ '.street_address') }} as street_key,
         place.name_key as city_key,
         {{ idlink.normalize_postal_code(r ~ '.postal_code') }} as postal_code_key,
-        {{ idlink.blank_to_null('upper(' ~ r ~ '.country_code_raw)') }} as country_code
+        upper({{ idlink.blank_to_null(r ~ '.country_code_raw') }}) as country_code
 {%- endmacro %}
 
 {# The joins person_match_keys reads from: each name-like field of `r` to its row in name_keys. #}

@@ -13,11 +13,19 @@
 {# unaccent replaces precomposed characters only, so the text is composed first. #}
 {% macro postgres__strip_accents(expr) -%}unaccent({{ idlink.nfc(expr) }}){%- endmacro %}
 
-{# Empty or blank text becomes null so "missing" never equals "missing". #}
-{% macro blank_to_null(expr) -%}nullif(trim({{ expr }}), ''){%- endmacro %}
+{# Text without its leading and trailing spaces (all that trim removes, in DuckDB and Postgres alike). Most values
+   have none, and trim copies every value it is given, which costs a million-row staging model as much as
+   lower-casing it. `expr` appears three times, so pass a column or a cheap expression. #}
+{% macro trim_spaces(expr) -%}
+    case when {{ expr }} like ' %' or {{ expr }} like '% ' then trim({{ expr }}) else {{ expr }} end
+{%- endmacro %}
 
+{# Empty or blank text becomes null so "missing" never equals "missing" (`expr`: as for trim_spaces). #}
+{% macro blank_to_null(expr) -%}nullif({{ idlink.trim_spaces(expr) }}, ''){%- endmacro %}
+
+{# Lower-casing and composing (NFC) never add a space at either end, so the trimmed input needs no second trim. #}
 {% macro normalize_email(expr) -%}
-    {{ idlink.blank_to_null('lower(' ~ idlink.nfc('trim(' ~ expr ~ ')') ~ ')') }}
+    nullif(lower({{ idlink.nfc(idlink.trim_spaces(expr)) }}), '')
 {%- endmacro %}
 
 {# Mailbox key: the address mail actually reaches. Dots are ignored by some providers, +tags by those that
@@ -59,10 +67,11 @@
 {%- endmacro %}
 
 {# Names and places: case-folded, accent-free, punctuation to spaces, whitespace collapsed. An oversized value
-   (flagged by ingestion) is no name: it gets no key rather than matching on garbage. #}
+   (flagged by ingestion) is no name: it gets no key rather than matching on garbage. Neither form has a space at
+   either end (the fast one matches no such value), so only an empty result is turned into null. #}
 {% macro normalize_name(expr) -%}
     {%- set slow = "trim(regexp_replace(lower(" ~ idlink.strip_accents(expr) ~ "), '[^a-z0-9]+', ' ', 'g'))" -%}
-    {{ idlink.blank_to_null("case when length(" ~ expr ~ ") <= " ~ var('max_name_length') ~ " then " ~ idlink.when_matching(expr, '[A-Za-z0-9]+( [A-Za-z0-9]+)*', "lower(" ~ expr ~ ")", slow) ~ " end") }}
+    nullif(case when length({{ expr }}) <= {{ var('max_name_length') }} then {{ idlink.when_matching(expr, '[A-Za-z0-9]+( [A-Za-z0-9]+)*', "lower(" ~ expr ~ ")", slow) }} end, '')
 {%- endmacro %}
 
 {# `fast` when `expr` fully matches `pattern`, else `otherwise`; both must give the same value for a matching
@@ -81,9 +90,9 @@
     case when length({{ expr }}) <= {{ var('max_name_length') }} then {{ expr }} end
 {%- endmacro %}
 
-{# Postal codes compare without spaces, dashes or case ("SW1A 1AA" = "sw1a1aa"). #}
+{# Postal codes compare without spaces, dashes or case ("SW1A 1AA" = "sw1a1aa"); nothing else is left to trim. #}
 {% macro normalize_postal_code(expr) -%}
-    {{ idlink.blank_to_null(idlink.when_matching(expr, '[A-Z0-9]*', expr, "regexp_replace(upper(" ~ expr ~ "), '[^A-Z0-9]', '', 'g')")) }}
+    nullif({{ idlink.when_matching(expr, '[A-Z0-9]*', expr, "regexp_replace(upper(" ~ expr ~ "), '[^A-Z0-9]', '', 'g')") }}, '')
 {%- endmacro %}
 
 {# Phones arrive as E.164 from ingestion (phonenumbers); only blanks are cleaned here. #}

@@ -129,6 +129,18 @@ def test_accents_case_gmail_dots_and_tags_still_link_the_same_person(con):
                      "edge-nfc": "003EDGE0000000002:email"}
 
 
+def test_staging_trims_spaces_at_either_end_and_turns_blank_text_into_null(built, con):
+    compiled = next((built[4] / "target" / "compiled").rglob("stg_salesforce__contacts.sql")).read_text()
+    relation = '"warehouse"."raw_salesforce"."contact"'
+    assert relation in compiled
+    spaced = ("(select * replace ('  Anna.B@Example.org ' as email, '   ' as phone_e164, ' 003A ' as external_user_id, "
+              "'  ' as mailing_postal_code, ' de ' as country_code, ' Calder  St 12' as mailing_street) "
+              "from raw_salesforce.contact limit 1)")
+    row = con.execute(f"select email, phone_e164, external_user_id, postal_code_key, country_code, street_key "
+                      f"from ({compiled.replace(relation, spaced)})").fetchone()
+    assert row == ("anna.b@example.org", None, "003A", None, "DE", "calder st 12")
+
+
 def test_crm_duplicates_name_a_linked_survivor(con):
     rows = con.execute("""select d.surviving_contact_id, l.contact_id from marts.crm_duplicate_contacts as d
         left join marts.identity_contact_links as l
