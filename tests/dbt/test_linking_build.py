@@ -141,6 +141,25 @@ def test_staging_trims_spaces_at_either_end_and_turns_blank_text_into_null(built
     assert row == ("anna.b@example.org", None, "003A", None, "DE", "calder st 12")
 
 
+def test_mailbox_keys_drop_gmail_dots_and_tags_and_need_exactly_one_inner_at_sign(built, con):
+    compiled = next((built[4] / "target" / "compiled").rglob("stg_salesforce__contacts.sql")).read_text()
+    relation = '"warehouse"."raw_salesforce"."contact"'
+    expected = {
+        "J.O.S.E.Muller+Shop@googlemail.com": "josemuller@gmail.com",
+        "ann.lee+news@example.org": "ann.lee@example.org",
+        "ann.lee@example.org": "ann.lee@example.org",
+        "a@b@example.org": None,
+        "@example.org": None,
+        "ann@": None,
+    }
+    addresses = ", ".join(f"('{address}')" for address in expected)
+    one_row_per_address = (f"(select c.* replace (v.address as email) from (select * from raw_salesforce.contact "
+                           f"limit 1) as c, (values {addresses}) as v(address))")
+    keys = dict(con.execute(f"select email, mailbox_key from ({compiled.replace(relation, one_row_per_address)})"
+                            ).fetchall())
+    assert keys == {address.lower(): key for address, key in expected.items()}
+
+
 def test_crm_duplicates_name_a_linked_survivor(con):
     rows = con.execute("""select d.surviving_contact_id, l.contact_id from marts.crm_duplicate_contacts as d
         left join marts.identity_contact_links as l
