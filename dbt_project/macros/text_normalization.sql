@@ -14,8 +14,8 @@
 {% macro postgres__strip_accents(expr) -%}unaccent({{ idlink.nfc(expr) }}){%- endmacro %}
 
 {# Text without its leading and trailing spaces (all that trim removes, in DuckDB and Postgres alike). Most values
-   have none, and trim copies every value it is given, which costs a million-row staging model as much as
-   lower-casing it. `expr` appears three times, so pass a column or a cheap expression. #}
+   have none, and trim copies every value it is given, which costs a million-row staging model more than
+   lower-casing it does. `expr` appears three times, so pass a column or a cheap expression. #}
 {% macro trim_spaces(expr) -%}
     case when {{ expr }} like ' %' or {{ expr }} like '% ' then trim({{ expr }}) else {{ expr }} end
 {%- endmacro %}
@@ -90,7 +90,8 @@
     case when length({{ expr }}) <= {{ var('max_name_length') }} then {{ expr }} end
 {%- endmacro %}
 
-{# Postal codes compare without spaces, dashes or case ("SW1A 1AA" = "sw1a1aa"); nothing else is left to trim. #}
+{# Postal codes compare without spaces, dashes or case ("SW1A 1AA" = "sw1a1aa"); as no space is left, only an empty
+   result becomes null. #}
 {% macro normalize_postal_code(expr) -%}
     nullif({{ idlink.when_matching(expr, '[A-Z0-9]*', expr, "regexp_replace(upper(" ~ expr ~ "), '[^A-Z0-9]', '', 'g')") }}, '')
 {%- endmacro %}

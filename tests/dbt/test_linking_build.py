@@ -129,21 +129,24 @@ def test_accents_case_gmail_dots_and_tags_still_link_the_same_person(con):
                      "edge-nfc": "003EDGE0000000002:email"}
 
 
-def test_staging_trims_spaces_at_either_end_and_turns_blank_text_into_null(built, con):
+def _contact_staging_over(built, raw_rows: str) -> str:
+    """The compiled Salesforce staging model reading `raw_rows` (a subquery) in place of the raw contact table."""
     compiled = next((built[4] / "target" / "compiled").rglob("stg_salesforce__contacts.sql")).read_text()
     relation = '"warehouse"."raw_salesforce"."contact"'
     assert relation in compiled
+    return compiled.replace(relation, raw_rows)
+
+
+def test_staging_trims_spaces_at_either_end_and_turns_blank_text_into_null(built, con):
     spaced = ("(select * replace ('  Anna.B@Example.org ' as email, '   ' as phone_e164, ' 003A ' as external_user_id, "
               "'  ' as mailing_postal_code, ' de ' as country_code, ' Calder  St 12' as mailing_street) "
               "from raw_salesforce.contact limit 1)")
     row = con.execute(f"select email, phone_e164, external_user_id, postal_code_key, country_code, street_key "
-                      f"from ({compiled.replace(relation, spaced)})").fetchone()
+                      f"from ({_contact_staging_over(built, spaced)})").fetchone()
     assert row == ("anna.b@example.org", None, "003A", None, "DE", "calder st 12")
 
 
 def test_mailbox_keys_drop_gmail_dots_and_tags_and_need_exactly_one_inner_at_sign(built, con):
-    compiled = next((built[4] / "target" / "compiled").rglob("stg_salesforce__contacts.sql")).read_text()
-    relation = '"warehouse"."raw_salesforce"."contact"'
     expected = {
         "J.O.S.E.Muller+Shop@googlemail.com": "josemuller@gmail.com",
         "ann.lee+news@example.org": "ann.lee@example.org",
@@ -155,7 +158,7 @@ def test_mailbox_keys_drop_gmail_dots_and_tags_and_need_exactly_one_inner_at_sig
     addresses = ", ".join(f"('{address}')" for address in expected)
     one_row_per_address = (f"(select c.* replace (v.address as email) from (select * from raw_salesforce.contact "
                            f"limit 1) as c, (values {addresses}) as v(address))")
-    keys = dict(con.execute(f"select email, mailbox_key from ({compiled.replace(relation, one_row_per_address)})"
+    keys = dict(con.execute(f"select email, mailbox_key from ({_contact_staging_over(built, one_row_per_address)})"
                             ).fetchall())
     assert keys == {address.lower(): key for address, key in expected.items()}
 
