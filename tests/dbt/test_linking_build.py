@@ -129,12 +129,16 @@ def test_accents_case_gmail_dots_and_tags_still_link_the_same_person(con):
                      "edge-nfc": "003EDGE0000000002:email"}
 
 
-def _contact_staging_over(built, raw_rows: str) -> str:
-    """The compiled Salesforce staging model reading `raw_rows` (a subquery) in place of the raw contact table."""
-    compiled = next((built[4] / "target" / "compiled").rglob("stg_salesforce__contacts.sql")).read_text()
-    relation = '"warehouse"."raw_salesforce"."contact"'
+def _compiled_reading(built, node_file: str, relation: str, rows: str) -> str:
+    """The compiled SQL of a node (its file name, a glob) reading `rows` (a subquery) in place of `relation`."""
+    compiled = next((built[4] / "target" / "compiled").rglob(node_file)).read_text()
     assert relation in compiled
-    return compiled.replace(relation, raw_rows)
+    return compiled.replace(relation, rows)
+
+
+def _contact_staging_over(built, raw_rows: str) -> str:
+    """The compiled Salesforce staging model reading `raw_rows` in place of the raw contact table."""
+    return _compiled_reading(built, "stg_salesforce__contacts.sql", '"warehouse"."raw_salesforce"."contact"', raw_rows)
 
 
 def test_staging_trims_spaces_at_either_end_and_turns_blank_text_into_null(built, con):
@@ -237,14 +241,15 @@ def test_external_ids_to_push_is_a_view_that_follows_the_golden_table(con):
 
 
 def test_the_push_list_null_check_finds_a_row_missing_any_required_column(built, con):
-    compiled = next((built[4] / "target" / "compiled").rglob("idlink_not_null_columns_extern*.sql")).read_text()
-    relation = '"warehouse"."marts"."external_ids_to_push"'
-    assert relation in compiled
+    def null_check_over(rows: str) -> str:
+        return _compiled_reading(built, "idlink_not_null_columns_extern*.sql",
+                                 '"warehouse"."marts"."external_ids_to_push"', rows)
+
     for column in ("target_id", "reason", "contact_id"):
         one_row_missing_it = (f"(select * replace (cast(null as varchar) as {column}) "
                               f"from marts.external_ids_to_push limit 1)")
-        assert len(con.execute(compiled.replace(relation, one_row_missing_it)).fetchall()) == 1
-    assert con.execute(compiled).fetchall() == []
+        assert len(con.execute(null_check_over(one_row_missing_it)).fetchall()) == 1
+    assert con.execute(null_check_over("marts.external_ids_to_push")).fetchall() == []
 
 
 def test_marts_expose_the_documented_columns(con):
