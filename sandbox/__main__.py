@@ -15,7 +15,11 @@ import time
 from pathlib import Path
 from typing import IO
 
+from sandbox import synthetic
 from sandbox.context import SandboxConfig, SandboxContext
+from sandbox.seed import SeedFileError, seed_context  # SeedFileError is a ValueError; named for readers
+from sandbox.server import bind_socket, serve
+from sandbox.tls import make_tls_files
 
 
 def _non_negative_int(text: str) -> int:
@@ -91,10 +95,6 @@ def _lock_state_dir(state_dir: Path) -> IO[str] | None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from sandbox.seed import SeedFileError, seed_context  # SeedFileError is a ValueError; named for readers
-    from sandbox.server import bind_socket, serve
-    from sandbox.tls import make_tls_files
-
     config = SandboxConfig(
         seed=args.seed,
         fault_rate=args.fault_rate,
@@ -137,8 +137,6 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from sandbox import synthetic
-
     data = synthetic.generate(args.size, seed=args.seed, extensions_app_id=args.extensions_app_id)
     paths = synthetic.write_dataset(data, args.out)
     print(

@@ -1,23 +1,22 @@
 """Filling a sandbox with records: JSONL seed files in each API's native shape, or synthetic data generated
 in-process for the systems that have no seed file.
 
-Each system module exposes a loader (``sandbox.graph.load_users``, ``sandbox.salesforce.load_contacts``,
+Each system module exposes a loader (``sandbox.microsoft.load_users``, ``sandbox.salesforce.load_contacts``,
 ``sandbox.akamai.load_entities``); this module only reads files and routes records to them.
 """
 
 from __future__ import annotations
 
-import gc
 import importlib
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from sandbox.context import SandboxContext
+from sandbox import synthetic
+from sandbox.context import SandboxContext, gc_paused
 
 
 class SeedFileError(ValueError):
@@ -32,27 +31,10 @@ class SeedTarget:
 
 
 SEED_TARGETS: tuple[SeedTarget, ...] = (
-    SeedTarget("users", "sandbox.graph", "load_users"),
+    SeedTarget("users", "sandbox.microsoft", "load_users"),
     SeedTarget("contacts", "sandbox.salesforce", "load_contacts"),
     SeedTarget("akamai_users", "sandbox.akamai", "load_entities"),
 )
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector around a bulk load.
-
-    Seeding allocates millions of small dicts that never form cycles; with the collector on, every few
-    thousand allocations trigger a collection and the oldest generation is rescanned again and again, which
-    costs more than the loading itself. Nesting is fine: only the outermost pause turns the collector back on.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -91,8 +73,6 @@ def _loader(target: SeedTarget):
 
 
 def _generate(ctx: SandboxContext, size: int) -> Any:
-    from sandbox import synthetic  # imported on demand: it pulls in faker, which takes a while to load
-
     config = ctx.config
     return synthetic.generate(
         size, seed=config.seed, extensions_app_id=config.extensions_app_id, tenant=config.tenant_id

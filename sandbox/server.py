@@ -27,9 +27,9 @@ from sandbox.context import SandboxContext
 from sandbox.faults import FaultInjectionMiddleware, is_admin_path
 from sandbox.tls import TlsFiles
 
+# One package per simulated system (plus the admin routes), in routing order.
 SYSTEM_MODULES = [
-    "sandbox.identity_platform",
-    "sandbox.graph",
+    "sandbox.microsoft",
     "sandbox.salesforce",
     "sandbox.akamai",
     "sandbox.admin",

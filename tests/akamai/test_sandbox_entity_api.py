@@ -146,7 +146,7 @@ def test_env_points_clients_at_the_tenant(ctx):
 
 
 def test_keyset_bound_is_only_taken_from_a_top_level_id_conjunct():
-    from sandbox.akamai_filter import lower_id_bound
+    from sandbox.akamai.query_filter import lower_id_bound
 
     assert lower_id_bound("id > 5") == 5
     assert lower_id_bound("(email = 'a@b.c') and id >= 7") == 6

@@ -11,8 +11,8 @@ import requests
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from sandbox import graph, identity_platform
 from sandbox.context import SandboxConfig, SandboxContext
+from sandbox.microsoft import graph, identity_platform
 
 BASE = "https://testserver"
 CONFIG = SandboxConfig(base_url=BASE)

@@ -8,8 +8,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from sandbox import graph, identity_platform
 from sandbox.context import SandboxConfig, SandboxContext
+from sandbox.microsoft import graph, identity_platform
 
 BASE = "https://testserver"
 EXT = graph.extension_prefix(SandboxConfig.extensions_app_id)

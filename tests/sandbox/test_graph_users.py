@@ -9,8 +9,9 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from sandbox import admin, graph, identity_platform
+from sandbox import admin
 from sandbox.context import SandboxConfig, SandboxContext
+from sandbox.microsoft import graph, identity_platform
 
 BASE = "https://testserver"
 CONFIG = SandboxConfig(base_url=BASE)

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from sandbox.salesforce_harness import InProcessSalesforce
+from sandbox.salesforce.harness import InProcessSalesforce
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_token_requests_do_not_count_against_the_api_limit():
 
 
 def test_unexpected_failures_answer_unknown_exception_without_details(sf, monkeypatch, caplog):
-    from sandbox import salesforce_sobjects
+    from sandbox.salesforce import sobjects as salesforce_sobjects
 
     def broken(version):
         raise RuntimeError("secret detail jane@example.com")

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from sandbox import salesforce_bulk
-from sandbox.salesforce_harness import InProcessSalesforce
+from sandbox.salesforce import bulk as salesforce_bulk
+from sandbox.salesforce.harness import InProcessSalesforce
 
 EXT = "External_User_Id__c"
 FINAL_STATES = ("JobComplete", "Failed", "Aborted")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.salesforce_harness import InProcessSalesforce
+from sandbox.salesforce.harness import InProcessSalesforce
 
 EXT = "External_User_Id__c"
 UPSERT = f"composite/sobjects/Contact/{EXT}"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox import salesforce_query
-from sandbox.salesforce_harness import InProcessSalesforce
+from sandbox.salesforce import query as salesforce_query
+from sandbox.salesforce.harness import InProcessSalesforce
 
 
 def contact(i: int, **extra):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from sandbox import salesforce
-from sandbox.salesforce_harness import InProcessSalesforce
-from sandbox.salesforce_ids import to_18
+from sandbox.salesforce.harness import InProcessSalesforce
+from sandbox.salesforce.ids import to_18
 
 EXT = "External_User_Id__c"
 

@@ -5,7 +5,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sandbox.soql import BoolOp, Comparison, FieldSpec, InList, Like, Not, SoqlError, compile_query, parse
+from sandbox.salesforce.soql import (
+    BoolOp,
+    Comparison,
+    FieldSpec,
+    InList,
+    Like,
+    Not,
+    SoqlError,
+    compile_query,
+    parse,
+)
 
 SCHEMA = {
     s.name.lower(): s

@@ -26,7 +26,7 @@ from sandbox.synthetic import (
     load_truth,
     write_dataset,
 )
-from sandbox.synthetic_pools import COUNTRIES, COUNTRY_NAMES, related_first_names
+from sandbox.synthetic.pools import COUNTRIES, COUNTRY_NAMES, related_first_names
 
 SIZE = 6000
 APP = DEFAULT_EXTENSIONS_APP_ID.replace("-", "")

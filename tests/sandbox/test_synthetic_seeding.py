@@ -8,11 +8,13 @@ import string
 
 import pytest
 
-from sandbox import akamai, graph, salesforce, synthetic_pools
+from sandbox import akamai, salesforce
 from sandbox.context import SandboxConfig, SandboxContext
-from sandbox.salesforce_ids import to_18
-from sandbox.salesforce_store import _seed_id
+from sandbox.microsoft import graph
+from sandbox.salesforce.ids import to_18
+from sandbox.salesforce.store import _seed_id
 from sandbox.synthetic import generate
+from sandbox.synthetic import pools as synthetic_pools
 
 
 @pytest.fixture

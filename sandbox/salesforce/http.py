@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.context import SandboxContext
-from sandbox.salesforce_ids import ORG_PREFIX, USER_PREFIX, random_id
-from sandbox.salesforce_schema import ValidationFailed
-from sandbox.salesforce_store import ContactStore, http_status_of
+from sandbox.salesforce.ids import ORG_PREFIX, USER_PREFIX, random_id
+from sandbox.salesforce.schema import ValidationFailed
+from sandbox.salesforce.store import ContactStore, http_status_of
 
 LOG = logging.getLogger(__name__)
 SUPPORTED_VERSIONS = tuple(f"{v}.0" for v in range(55, 63))

@@ -1,6 +1,6 @@
 """Webhooks v3 of the simulated Identity Cloud tenant: signing keys, Security Event Tokens, delivery.
 
-The SET format is documented in ``sandbox/akamai.py``. Delivery runs on background threads so the Entity
+The SET format is documented in ``sandbox/akamai/__init__.py``. Delivery runs on background threads so the Entity
 API answers without waiting for the listener; a delivery that gets a non-2xx answer or no answer at all is
 retried on a shortened version of Identity Cloud's schedule (``first_retry_s`` doubling up to
 ``max_retry_s``) until acknowledged or ``max_attempts`` is spent, after which it stays in the failed list.

@@ -6,9 +6,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.salesforce_http import ApiError, Org, json_body, json_response
-from sandbox.salesforce_schema import FIELDS_BY_LOWER, describe_contact
-from sandbox.salesforce_store import MultipleMatches
+from sandbox.salesforce.http import ApiError, Org, json_body, json_response
+from sandbox.salesforce.schema import FIELDS_BY_LOWER, describe_contact
+from sandbox.salesforce.store import MultipleMatches
 
 SUPPORTED_OBJECTS = ("Contact",)
 

@@ -5,7 +5,7 @@ query string works too), HTTP Basic ``client_id:client_secret`` (or ``client_id`
 fields), every answer JSON with ``"stat": "ok"`` or
 ``{"stat": "error", "code": <int>, "error": <name>, "error_description": <text>, "request_id": …}``:
 
-``/entity.find``    ``type_name``, ``filter`` (see ``sandbox/akamai_filter.py``; e.g. ``id > 100``,
+``/entity.find``    ``type_name``, ``filter`` (see ``sandbox/akamai/query_filter.py``; e.g. ``id > 100``,
                     ``uuid = '…'``, ``lastUpdated >= '2024-01-01 00:00:00 +0000'``), ``attributes`` (JSON list
                     of attribute paths), ``sort_on`` (JSON list, ``-`` prefix = descending, default ``["id"]``),
                     ``max_results`` (1..1000, default 100), ``show_total_count`` ->
@@ -80,9 +80,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from sandbox.akamai_filter import FilterError, compile_filter, lower_id_bound
-from sandbox.akamai_webhooks import ISSUER, DeliveryPolicy, SigningKeys, WebhookSender
-from sandbox.context import SandboxContext
+from sandbox.akamai.query_filter import FilterError, compile_filter, lower_id_bound
+from sandbox.akamai.webhooks import ISSUER, DeliveryPolicy, SigningKeys, WebhookSender
+from sandbox.context import SandboxContext, gc_paused
 
 PREFIX = "/akamai"
 SYSTEM = "akamai"
@@ -475,8 +475,6 @@ def load_entities(ctx: SandboxContext, entities: Iterable[dict]) -> int:
     Same rules as ``AkamaiTenant.add``, in one pass fit for a million seed records: entities are copied as JSON
     (not with ``copy.deepcopy``) and input already in id order is not sorted again.
     """
-    from sandbox.seed import gc_paused
-
     t = tenant(ctx)
     batch = list(entities)
     for entity in batch:

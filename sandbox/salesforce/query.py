@@ -18,10 +18,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.salesforce_http import ApiError, Org, json_response
-from sandbox.salesforce_ids import QUERY_LOCATOR_PREFIX
-from sandbox.salesforce_schema import SOQL_SCHEMA
-from sandbox.soql import SoqlError, compile_query, parse
+from sandbox.salesforce.http import ApiError, Org, json_response
+from sandbox.salesforce.ids import QUERY_LOCATOR_PREFIX
+from sandbox.salesforce.schema import SOQL_SCHEMA
+from sandbox.salesforce.soql import SoqlError, compile_query, parse
 
 DEFAULT_BATCH_SIZE = 2000
 MIN_BATCH_SIZE = 200

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.synthetic_evidence import Signals, evidence, normalise_city, normalise_email, normalise_postal
-from sandbox.synthetic_noise import (
+from sandbox.synthetic.evidence import Signals, evidence, normalise_city, normalise_email, normalise_postal
+from sandbox.synthetic.noise import (
     INTERNATIONAL_STYLES,
     NATIONAL_STYLES,
     abbreviate_street,
@@ -33,7 +33,7 @@ from sandbox.synthetic_noise import (
     transliterate_german,
     typo,
 )
-from sandbox.synthetic_pools import (
+from sandbox.synthetic.pools import (
     COUNTRIES,
     COUNTRY_NAMES,
     GMAIL_DOMAINS,

@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox import salesforce_bulk, salesforce_composite, salesforce_query, salesforce_sobjects
 from sandbox.context import SandboxContext
-from sandbox.salesforce_http import (
+from sandbox.salesforce import bulk, composite, query, sobjects
+from sandbox.salesforce.http import (
     UNLIMITED_DISPLAY,
     Org,
     api_endpoint,
@@ -23,7 +23,7 @@ from sandbox.salesforce_http import (
     token_endpoint,
     versions,
 )
-from sandbox.salesforce_schema import EXTERNAL_ID_FIELD
+from sandbox.salesforce.schema import EXTERNAL_ID_FIELD
 
 API_VERSION = "62.0"
 DATA = "/services/data/v{version}"
@@ -47,9 +47,9 @@ def load_contacts(ctx: SandboxContext, contacts: Iterable[Mapping[str, Any]]) ->
 
 async def limits(request: Request, org: Org) -> Response:
     maximum = org.daily_limit or UNLIMITED_DISPLAY
-    jobs = salesforce_bulk.jobs_of(org)
+    jobs = bulk.jobs_of(org)
     with org.ctx.lock:
-        open_jobs = sum(1 for job in jobs.by_id.values() if job.state not in salesforce_bulk.FINAL_STATES)
+        open_jobs = sum(1 for job in jobs.by_id.values() if job.state not in bulk.FINAL_STATES)
     return json_response({
         "DailyApiRequests": {"Max": maximum, "Remaining": max(0, maximum - org.api_requests)},
         "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
@@ -69,22 +69,22 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
     api = api_endpoint(ctx)
     table: list[tuple[str, Callable, list[str]]] = [
         (f"{DATA}/limits", limits, ["GET"]),
-        (f"{DATA}/query", salesforce_query.query_handler(include_deleted=False), ["GET"]),
-        (f"{DATA}/queryAll", salesforce_query.query_handler(include_deleted=True), ["GET"]),
-        (f"{DATA}/query/{{locator}}", salesforce_query.query_more, ["GET"]),
-        (f"{DATA}/queryAll/{{locator}}", salesforce_query.query_more, ["GET"]),
-        (f"{DATA}/sobjects", salesforce_sobjects.describe_global, ["GET"]),
-        (f"{DATA}/sobjects/{{sobject}}", salesforce_sobjects.object_info, ["GET"]),
-        (f"{DATA}/sobjects/{{sobject}}", salesforce_sobjects.create, ["POST"]),
-        (f"{DATA}/sobjects/{{sobject}}/describe", salesforce_sobjects.describe, ["GET"]),
-        (f"{DATA}/sobjects/{{sobject}}/{{record_id}}", salesforce_sobjects.get_record, ["GET"]),
-        (f"{DATA}/sobjects/{{sobject}}/{{record_id}}", salesforce_sobjects.update, ["PATCH"]),
-        (f"{DATA}/sobjects/{{sobject}}/{{record_id}}", salesforce_sobjects.delete, ["DELETE"]),
-        (f"{DATA}/composite/sobjects", salesforce_composite.create_many, ["POST"]),
-        (f"{DATA}/composite/sobjects", salesforce_composite.update_many, ["PATCH"]),
-        (f"{DATA}/composite/sobjects", salesforce_composite.delete_many, ["DELETE"]),
-        (f"{DATA}/composite/sobjects/{{sobject}}/{{field}}", salesforce_composite.upsert_many, ["PATCH"]),
-        *salesforce_bulk.endpoints(),
+        (f"{DATA}/query", query.query_handler(include_deleted=False), ["GET"]),
+        (f"{DATA}/queryAll", query.query_handler(include_deleted=True), ["GET"]),
+        (f"{DATA}/query/{{locator}}", query.query_more, ["GET"]),
+        (f"{DATA}/queryAll/{{locator}}", query.query_more, ["GET"]),
+        (f"{DATA}/sobjects", sobjects.describe_global, ["GET"]),
+        (f"{DATA}/sobjects/{{sobject}}", sobjects.object_info, ["GET"]),
+        (f"{DATA}/sobjects/{{sobject}}", sobjects.create, ["POST"]),
+        (f"{DATA}/sobjects/{{sobject}}/describe", sobjects.describe, ["GET"]),
+        (f"{DATA}/sobjects/{{sobject}}/{{record_id}}", sobjects.get_record, ["GET"]),
+        (f"{DATA}/sobjects/{{sobject}}/{{record_id}}", sobjects.update, ["PATCH"]),
+        (f"{DATA}/sobjects/{{sobject}}/{{record_id}}", sobjects.delete, ["DELETE"]),
+        (f"{DATA}/composite/sobjects", composite.create_many, ["POST"]),
+        (f"{DATA}/composite/sobjects", composite.update_many, ["PATCH"]),
+        (f"{DATA}/composite/sobjects", composite.delete_many, ["DELETE"]),
+        (f"{DATA}/composite/sobjects/{{sobject}}/{{field}}", composite.upsert_many, ["PATCH"]),
+        *bulk.endpoints(),
     ]
     result: list[BaseRoute] = [
         Route("/services/oauth2/token", token_endpoint(ctx), methods=["POST"]),
@@ -94,7 +94,7 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
         result.extend(_both(path, api(handler), methods))
     # external-id paths take the rest of the URL as the value; registered last so fixed paths win
     result.append(Route(f"{DATA}/sobjects/{{sobject}}/{{field}}/{{value:path}}",
-                        api(salesforce_sobjects.get_by_external_id), methods=["GET"]))
+                        api(sobjects.get_by_external_id), methods=["GET"]))
     result.append(Route(f"{DATA}/sobjects/{{sobject}}/{{field}}/{{value:path}}",
-                        api(salesforce_sobjects.upsert), methods=["PATCH"]))
+                        api(sobjects.upsert), methods=["PATCH"]))
     return result

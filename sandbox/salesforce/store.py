@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.context import SandboxContext
-from sandbox.salesforce_ids import CONTACT_PREFIX, SUFFIX_ALPHABET, IdGenerator, to_18
-from sandbox.salesforce_schema import (
+from sandbox.context import SandboxContext, gc_paused
+from sandbox.salesforce.ids import CONTACT_PREFIX, SUFFIX_ALPHABET, IdGenerator, to_18
+from sandbox.salesforce.schema import (
     BOOLEAN_DEFAULTS,
     CANONICAL_TIMESTAMP,
     CONTACT_FIELDS,
@@ -32,7 +32,7 @@ from sandbox.salesforce_schema import (
     full_name,
     normalise_timestamp,
 )
-from sandbox.soql import format_datetime
+from sandbox.salesforce.soql import format_datetime
 
 
 class ModstampClock:
@@ -280,8 +280,6 @@ class ContactStore:
         timestamps are recognised without parsing, and the unique indexes are filled in the same pass (bulk,
         without the per-write bookkeeping of transactions).
         """
-        from sandbox.seed import gc_paused
-
         loaded = 0
         with self.ctx.lock, gc_paused():
             records = self.records

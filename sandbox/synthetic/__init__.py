@@ -16,7 +16,7 @@ Distribution (shares are of people unless stated):
   ~12% personal vs work email with the same phone, ~14% different emails and only names + address
   (1-2 typos in names and street, abbreviations, now and then a mistyped postal code so only city + country
   agree; the FEBRL-like case), ~6% nothing usable (moved, no phone).
-  The label in ``truth`` is recomputed from the written values (``synthetic_evidence``), not from the plan.
+  The label in ``truth`` is recomputed from the written values (``evidence``), not from the plan.
 - CRM duplicates: 7% of people with a contact have two or three contacts (different modification dates; when
   the person has an identity, one duplicate may already carry its id).
 - Noise on one side or the other: email case/spaces; nicknames (``nicknames`` data), accents on one side only
@@ -34,7 +34,7 @@ Distribution (shares are of people unless stated):
   ``malformed_email``, ``oversized_field`` (a 100 kB name), ``control_characters``, ``emoji``,
   ``empty_strings``. Every one is listed in ``defects`` with the record's id.
 - Countries US, GB, DE, FR, ES, NL, IE, CA, AU with their own names, streets, cities, postal codes and valid
-  phone numbers (pools built from faker once per process, as broad as ``size`` needs; see ``synthetic_pools``).
+  phone numbers (pools built from faker once per process, as broad as ``size`` needs; see ``pools``).
 
 Akamai entity shape (``akamai_users``)::
 
@@ -66,7 +66,7 @@ from typing import NamedTuple
 
 import orjson
 
-from sandbox.synthetic_build import Builder
+from sandbox.synthetic.build import Builder
 
 DEFAULT_EXTENSIONS_APP_ID = "b2c0e5a1-5e1d-4c2b-9a7f-3c1d2e4f5a6b"
 DEFAULT_TENANT = "idlinksandbox.onmicrosoft.com"

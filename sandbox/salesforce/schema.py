@@ -9,7 +9,8 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from sandbox.soql import FieldSpec, format_datetime
+from sandbox.salesforce.ids import to_18
+from sandbox.salesforce.soql import FieldSpec, format_datetime
 
 EXTERNAL_ID_FIELD = "External_User_Id__c"
 
@@ -189,8 +190,6 @@ def _coerce(f: Field, value: Any) -> Any:
         raise _wrong_type(f)
     text = str(value)
     if f.type == "reference":
-        from sandbox.salesforce_ids import to_18
-
         full = to_18(text)
         if full is None:
             raise ValidationFailed([FieldError("MALFORMED_ID", f"{f.label}: id value of incorrect type", (f.name,))])

@@ -9,7 +9,7 @@ import functools
 import random
 import unicodedata
 
-from sandbox.synthetic_pools import GMAIL_DOMAINS, STREET_ABBREVIATIONS, PhoneTemplate, nickname_map
+from sandbox.synthetic.pools import GMAIL_DOMAINS, STREET_ABBREVIATIONS, PhoneTemplate, nickname_map
 
 # Keys next to each other on a QWERTY keyboard: the substitutions people actually make.
 _NEIGHBOURS = {

@@ -21,14 +21,15 @@ import os
 import random
 import tempfile
 from dataclasses import dataclass, fields
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import phonenumbers
 from nicknames import NickNamer
 
-if TYPE_CHECKING:  # faker and phonenumbers take a while to import: loaded only when pools are built
-    import phonenumbers
+if TYPE_CHECKING:  # faker takes a while to import: loaded only when pools are built, not read from the cache
     from faker import Faker
 
 POOL_SEED = 20240101  # pools are a fixed property of the generator, independent of the dataset seed
@@ -152,7 +153,7 @@ def _breadth(scale: int) -> Breadth:
 
 
 def _faker(locale: str) -> Faker:
-    from faker import Faker
+    from faker import Faker  # see the TYPE_CHECKING import above
 
     fake = Faker(locale, providers=list(FAKER_PROVIDERS))
     fake.seed_instance(POOL_SEED)
@@ -192,8 +193,6 @@ def _format_postcode(iso2: str, code: str) -> str:
 
 
 def _template(number: phonenumbers.PhoneNumber) -> PhoneTemplate:
-    import phonenumbers
-
     def slotted(text: str) -> str:
         chars, left = list(text), PHONE_FREE_DIGITS
         for i in range(len(chars) - 1, -1, -1):
@@ -211,8 +210,6 @@ def _template(number: phonenumbers.PhoneNumber) -> PhoneTemplate:
 
 def _phone_templates(iso2: str, kind: int, rng: random.Random, wanted: int) -> tuple[PhoneTemplate, ...]:
     """Valid prefixes found by varying the library's example number; kept only if any suffix stays valid."""
-    import phonenumbers
-
     example = phonenumbers.example_number_for_type(iso2, kind)
     digits = str(example.national_number)
     keep = 2 if len(digits) > 8 else 1
@@ -252,8 +249,6 @@ def _person_names(fake: Faker, attribute: str, n: int) -> tuple[str, ...]:
 
 
 def _build_country_pool(iso2: str, scale: int) -> CountryPool:
-    import phonenumbers
-
     locale, _, idd = COUNTRIES[iso2]
     breadth = _breadth(scale)
     fake = _faker(locale)
@@ -308,8 +303,6 @@ def cache_dir() -> Path | None:
 
 @functools.cache
 def _cache_key() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     parts = [str(CACHE_FORMAT), str(POOL_SEED), hashlib.sha256(Path(__file__).read_bytes()).hexdigest()]
     for dist in ("faker", "phonenumbers"):
         try:

@@ -1,6 +1,6 @@
 """Microsoft Graph v1.0 ``/users`` as an Azure AD B2C tenant serves it.
 
-Routes (every one needs a bearer token from :mod:`sandbox.identity_platform`):
+Routes (every one needs a bearer token from :mod:`sandbox.microsoft.identity_platform`):
 
 - ``GET    /v1.0/users`` — ``$select`` (unknown property → 400), ``$top`` 1..999 (default 100), paging by an
   opaque ``$skiptoken`` inside ``@odata.nextLink``; records created while paging appear on later pages,
@@ -37,9 +37,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox.context import SandboxContext
+from sandbox.context import SandboxContext, gc_paused
 from sandbox.faults import graph_error
-from sandbox.identity_platform import authenticate
+from sandbox.microsoft.identity_platform import authenticate
 
 SYSTEM = "b2c"
 COLLECTION = "users"
@@ -259,8 +259,6 @@ def load_users(ctx: SandboxContext, users: list[Any]) -> int:
 
     Returns how many records were loaded; raises ValueError naming the positions of refused records.
     """
-    from sandbox.seed import gc_paused
-
     users_store = store(ctx)
     refused: list[int] = []
     loaded = 0

@@ -12,8 +12,8 @@ import functools
 import re
 from typing import NamedTuple
 
-from sandbox.synthetic_noise import strip_accents
-from sandbox.synthetic_pools import GMAIL_DOMAINS
+from sandbox.synthetic.noise import strip_accents
+from sandbox.synthetic.pools import GMAIL_DOMAINS
 
 EVIDENCE_ORDER = ("id", "email", "mailbox", "phone", "name_place", "none")
 _SPACES = re.compile(r"\s+")

@@ -18,10 +18,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.salesforce_http import ApiError, Org, json_body, json_response
-from sandbox.salesforce_ids import BULK_JOB_PREFIX, IdGenerator
-from sandbox.salesforce_schema import FIELDS_BY_LOWER, FieldError, ValidationFailed
-from sandbox.salesforce_store import CLOCK, MultipleMatches
+from sandbox.salesforce.http import ApiError, Org, json_body, json_response
+from sandbox.salesforce.ids import BULK_JOB_PREFIX, IdGenerator
+from sandbox.salesforce.schema import FIELDS_BY_LOWER, FieldError, ValidationFailed
+from sandbox.salesforce.store import CLOCK, MultipleMatches
 
 DATA = "/services/data/v{version}"
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
