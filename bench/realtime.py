@@ -180,8 +180,8 @@ class InProcessSensorLoop:
     def __init__(self, interval_s: float = 1.0) -> None:
         import dagster as dg
 
-        from orchestration import realtime
         from orchestration.definitions import build_definitions
+        from orchestration.defs import realtime
 
         defs = build_definitions()  # after the stack's environment is set
 

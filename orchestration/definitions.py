@@ -1,32 +1,20 @@
-"""The Dagster code location: every stage's definitions merged, with resources bound from the environment.
+"""The Dagster code location: everything under `orchestration/defs/`, loaded with Dagster's defs-folder loader.
 
-Each module under `orchestration/` exports a module-level `defs`; nothing here touches the network, the
-warehouse or the dbt parser at import time.
+Each module of `defs/` contributes one `Definitions` object (its assets, checks, jobs, sensors or schedules);
+`defs/resources.py` binds the resources from the environment each time the folder is loaded. Nothing here
+touches the network, the warehouse or the dbt parser at import time. `dg check defs` and `dg list defs` read the
+same folder (`[tool.dg]` in pyproject.toml).
 """
+from pathlib import Path
+
 import dagster as dg
 
-from orchestration import (
-    akamai_assets,
-    ingestion_assets,
-    jobs,
-    linking_assets,
-    realtime,
-    reverse_etl_assets,
-)
-from orchestration.resources import build_resources
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def build_definitions() -> dg.Definitions:
-    """Merge the stages; resources read the environment now (tests call this after setting it)."""
-    return dg.Definitions.merge(
-        ingestion_assets.defs,
-        akamai_assets.defs,
-        linking_assets.defs,
-        reverse_etl_assets.defs,
-        jobs.defs,
-        realtime.defs,
-        dg.Definitions(resources=build_resources()),
-    )
+    """Load the defs folder; resources read the environment now (tests call this after setting it)."""
+    return dg.load_from_defs_folder(project_root=PROJECT_ROOT)
 
 
 defs = build_definitions()

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             import dagster as dg
 
             from orchestration.definitions import defs
-            from orchestration.resources import WarehouseResource
+            from orchestration.defs.resources import WarehouseResource
 
             warehouse_path = WarehouseResource(warehouse_path=os.environ.get("WAREHOUSE_PATH", "data/warehouse.duckdb")).path
             instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()

@@ -6,8 +6,8 @@ import duckdb
 import pytest
 from dagster_dlt import DagsterDltResource
 
-from orchestration import akamai_assets
-from orchestration.resources import AkamaiResource, GraphResource, WarehouseResource
+from orchestration.defs import akamai as akamai_assets
+from orchestration.defs.resources import AkamaiResource, GraphResource, WarehouseResource
 from sandbox import akamai as sandbox_akamai
 from sandbox.context import SandboxConfig
 from tests.akamai.support import make_warehouse

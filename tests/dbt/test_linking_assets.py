@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.linking_assets import defs, linking_dbt_assets
+from orchestration.defs.linking import defs, linking_dbt_assets
 
 
 def test_every_model_seed_and_snapshot_is_a_linking_asset_keyed_by_its_name():

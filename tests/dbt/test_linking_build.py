@@ -305,7 +305,7 @@ def test_rebuild_after_withdrawal_keeps_history_and_first_seen(built):
 
 
 def test_link_summary_reports_counts_only(con):
-    from orchestration.linking_assets import link_summary
+    from orchestration.defs.linking import link_summary
 
     summary = link_summary(con)
     active = con.execute(

@@ -9,14 +9,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.ingestion_assets import (
+from orchestration.defs.ingestion import (
     B2C_USERS_KEY,
     SALESFORCE_CONTACT_KEY,
     b2c_users,
     salesforce_contacts,
     targeted_run_config,
 )
-from orchestration.resources import build_resources
+from orchestration.defs.resources import build_resources
 from tests.ingestion.helpers import scalar
 
 

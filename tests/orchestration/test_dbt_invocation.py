@@ -8,8 +8,13 @@ from pathlib import Path
 import pytest
 from packaging import version
 
-from orchestration.linking_assets import LinkingDbtCliResource, dbt_target_path
-from orchestration.resources import DBT_PROJECT_DIR, _dbt_executable, build_resources
+from orchestration.defs.linking import dbt_target_path
+from orchestration.defs.resources import (
+    DBT_PROJECT_DIR,
+    LinkingDbtCliResource,
+    _dbt_executable,
+    build_resources,
+)
 
 
 def test_the_dbt_version_is_known_without_starting_dbt(monkeypatch) -> None:
@@ -67,7 +72,7 @@ def test_a_second_build_on_the_same_warehouse_parses_partially(tmp_path: Path, m
 def test_the_manifest_is_stale_only_when_a_project_file_is_newer(tmp_path: Path) -> None:
     import os
 
-    from orchestration.linking_assets import manifest_is_stale
+    from orchestration.defs.linking import manifest_is_stale
 
     project = tmp_path / "dbt_project"
     (project / "models").mkdir(parents=True)

@@ -1,4 +1,9 @@
 """The Dagster code location: what a data engineer sees in the UI and what the jobs select."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -58,8 +63,27 @@ def test_dbt_tests_are_visible_as_asset_checks(defs):
 
 def test_secrets_are_bound_from_the_environment_not_from_code(monkeypatch):
     monkeypatch.setenv("SALESFORCE_CLIENT_SECRET", "from-the-environment")
-    from orchestration.resources import build_resources
+    from orchestration.defs.resources import build_resources
 
     resource = build_resources()["salesforce"]
     assert isinstance(resource.client_secret, dg.EnvVar)
     assert resource.client_secret.env_var_name == "SALESFORCE_CLIENT_SECRET"
+
+
+def test_dagster_project_tooling_checks_and_lists_the_defs_folder():
+    """`dg check defs` / `dg list defs` read orchestration/defs/ through pyproject's [tool.dg] section and find
+    the same jobs, sensors and schedules as the code location."""
+    repo = Path(__file__).resolve().parents[2]
+    dg_cli = Path(sys.executable).parent / "dg"
+    check = subprocess.run([dg_cli, "check", "defs"], cwd=repo, capture_output=True, text=True, timeout=300,
+                           check=False)
+    assert check.returncode == 0, check.stderr[-2000:]
+    listed = subprocess.run([dg_cli, "list", "defs", "--json"], cwd=repo, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    found = json.loads(listed.stdout)
+    assert {job["name"] for job in found["jobs"]} == {"ingest_and_link", "full_sync"}
+    assert {sensor["name"] for sensor in found["sensors"]} == {
+        "inbox_sensor", "salesforce_changes_sensor", "run_failure_alert"}
+    assert {schedule["name"] for schedule in found["schedules"]} == {"incremental_sync", "nightly_reconciliation"}
+    assert "raw_b2c/users" in {asset["asset_key"] for asset in found["assets"]}

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from gateway.inbox import Inbox
-from orchestration import realtime
+from orchestration.defs import realtime
 
 
 def _stand_in(key: list[str] | str, group: str, deps=()) -> dg.AssetsDefinition:
@@ -60,6 +60,6 @@ def recorded_run_config(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
         calls.append(("akamai", list(uuids)))
         return {"ops": {"raw_akamai__users": {"config": {"identity_ids": list(uuids)}}}}
 
-    monkeypatch.setattr(realtime, "_targeted_run_config", targeted)
-    monkeypatch.setattr(realtime, "_akamai_run_config", akamai)
+    monkeypatch.setattr(realtime, "targeted_run_config", targeted)
+    monkeypatch.setattr(realtime, "akamai_run_config", akamai)
     return calls

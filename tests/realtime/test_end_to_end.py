@@ -15,7 +15,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.inbox import Inbox
-from orchestration import realtime
+from orchestration.defs import realtime
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +86,7 @@ def test_an_akamai_identity_reaches_the_crm_and_gets_its_contact_id_back(sandbox
     monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("GATEWAY_INBOX_PATH", str(tmp_path / "inbox.sqlite3"))
     from orchestration.definitions import build_definitions
-    from orchestration.resources import build_resources
+    from orchestration.defs.resources import build_resources
 
     defs = build_definitions()
     job = defs.resolve_job_def("full_sync")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dagster as dg
 
 from gateway.inbox import Inbox, InboxEvent
-from orchestration import realtime
+from orchestration.defs import realtime
 
 
 def akamai_event(n: int, kind: str = "entityCreated") -> InboxEvent:

@@ -5,8 +5,8 @@ import dagster as dg
 import orjson
 
 from clients.salesforce import SalesforceClient
-from orchestration import realtime
-from orchestration.resources import SalesforceResource
+from orchestration.defs import realtime
+from orchestration.defs.resources import SalesforceResource
 
 
 def resource_for(sandbox) -> SalesforceResource:

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from gateway.inbox import Inbox
-from orchestration import realtime
+from orchestration.defs import realtime
 
 
 def test_the_schedules_run_full_sync_every_15_minutes_and_reconcile_nightly() -> None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.resources import GraphResource, SalesforceResource, WarehouseResource
-from orchestration.reverse_etl_assets import (
+from orchestration.defs.resources import GraphResource, SalesforceResource, WarehouseResource
+from orchestration.defs.reverse_etl import (
     B2C_KEY,
     SALESFORCE_KEY,
     b2c_contact_ids,

@@ -258,7 +258,7 @@ def test_redaction_keeps_record_ids_that_explain_the_error():
 
 def test_writes_made_outside_a_run_join_the_sync_log_once_with_their_own_time(con, tmp_path, monkeypatch):
     from gateway.inbox import Inbox
-    from orchestration.reverse_etl_assets import FAST_LANE_RUN_ID, record_fast_lane_writes
+    from orchestration.defs.reverse_etl import FAST_LANE_RUN_ID, record_fast_lane_writes
 
     inbox_path = tmp_path / "inbox.sqlite3"
     monkeypatch.setenv("GATEWAY_INBOX_PATH", str(inbox_path))

@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 
 from gateway.inbox import Inbox, resolve_inbox_path
-from orchestration.resources import GraphResource, SalesforceResource, WarehouseResource
+from orchestration.defs.resources import GraphResource, SalesforceResource, WarehouseResource
 from reverse_etl.mapping import load_mapping, mapping_settings_from_env
 from reverse_etl.runner import SyncResult, push_b2c, push_salesforce
 from reverse_etl.salesforce_writer import DEFAULT_BULK_THRESHOLD

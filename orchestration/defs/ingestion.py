@@ -21,7 +21,7 @@ from ingestion import b2c as b2c_ingestion
 from ingestion import salesforce as salesforce_ingestion
 from ingestion.pipeline import warehouse_pipeline
 from ingestion.quality import table_summary
-from orchestration.resources import GraphResource, SalesforceResource, WarehouseResource
+from orchestration.defs.resources import GraphResource, SalesforceResource, WarehouseResource
 
 B2C_USERS_KEY = dg.AssetKey(["raw_b2c", "users"])
 SALESFORCE_CONTACT_KEY = dg.AssetKey(["raw_salesforce", "contact"])

@@ -18,9 +18,11 @@ import orjson
 import requests
 
 from gateway.inbox import Inbox, InboxEvent, resolve_inbox_path
-from orchestration.jobs import full_sync_job
-from orchestration.linking_assets import TARGETED_RUN_TAG
-from orchestration.resources import SalesforceResource
+from orchestration.defs.akamai import akamai_run_config
+from orchestration.defs.ingestion import targeted_run_config
+from orchestration.defs.jobs import full_sync_job
+from orchestration.defs.linking import TARGETED_RUN_TAG
+from orchestration.defs.resources import SalesforceResource
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +36,6 @@ TRIGGER_TAG = "idlink/trigger"
 
 
 # ---- run planning (pure functions; the sensors below only add I/O) ------------------------------------------
-
-def _targeted_run_config(identity_ids: list[str], contact_ids: list[str]) -> dict:
-    from orchestration.ingestion_assets import targeted_run_config
-
-    return targeted_run_config(identity_ids, contact_ids)
-
-
-def _akamai_run_config(uuids: list[str]) -> dict:
-    from orchestration.akamai_assets import akamai_run_config
-
-    return akamai_run_config(uuids)
-
 
 def deep_merge(left: Mapping[str, Any], right: Mapping[str, Any]) -> dict:
     """Merge two run-config fragments; nested mappings merge, other values from ``right`` win."""
@@ -107,10 +97,10 @@ class TargetedRunPlan:
     def run_config(self) -> dict:
         config: dict = {}
         if self.b2c_identity_ids or self.contact_ids:
-            config = deep_merge(config, _targeted_run_config(sorted(self.b2c_identity_ids),
+            config = deep_merge(config, targeted_run_config(sorted(self.b2c_identity_ids),
                                                              sorted(self.contact_ids)))
         if self.akamai_uuids:
-            config = deep_merge(config, _akamai_run_config(sorted(self.akamai_uuids)))
+            config = deep_merge(config, akamai_run_config(sorted(self.akamai_uuids)))
         return config
 
     def asset_selection(self, repository_def: dg.RepositoryDefinition | None) -> list[dg.AssetKey] | None:

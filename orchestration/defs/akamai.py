@@ -16,9 +16,9 @@ from pydantic import Field
 
 from ingestion.akamai import DATASET, TABLE, akamai_source
 from ingestion.pipeline import warehouse_pipeline
-from orchestration.ingestion_assets import _declared_pipeline, _with_summary
-from orchestration.resources import AkamaiResource, GraphResource, WarehouseResource
-from orchestration.reverse_etl_assets import (
+from orchestration.defs.ingestion import _declared_pipeline, _with_summary
+from orchestration.defs.resources import AkamaiResource, GraphResource, WarehouseResource
+from orchestration.defs.reverse_etl import (
     EXTERNAL_IDS_TO_PUSH,
     SALESFORCE_KEY,
     ReverseEtlConfig,

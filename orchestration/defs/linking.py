@@ -8,7 +8,6 @@ Import-time work is limited to reading an existing manifest: `make setup` runs `
 import hashlib
 import os
 from collections.abc import Iterator, Mapping
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,8 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from orchestration.resources import WarehouseResource
+from orchestration.defs.resources import DBT_PROJECT_DIR, WarehouseResource
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 LINKS_ASSET_KEY = dg.AssetKey("identity_contact_links")
 # Runs launched by the near-real-time sensors carry this tag: they rebuild models and the link snapshot but
 # leave the data tests to the scheduled syncs, so an event reaches the CRM in seconds, not minutes.
@@ -56,19 +54,6 @@ if not linking_project.manifest_path.exists():
     raise FileNotFoundError(
         f"dbt manifest {linking_project.manifest_path} is missing: run `make setup` "
         "(or `dbt parse --project-dir dbt_project --profiles-dir dbt_project`) first")
-
-
-class LinkingDbtCliResource(DbtCliResource):
-    """dagster-dbt's CLI resource without the ``dbt --version`` subprocess it starts once per run (2-4 s on a
-    small worker, every targeted run): the dbt it runs is the dbt-core installed beside this interpreter
-    (``make setup``), whose version is known without asking."""
-
-    @cached_property
-    def _cli_version(self):  # overrides dagster-dbt's (pinned <0.30); tests check it is still consulted
-        from dbt.version import __version__
-        from packaging import version
-
-        return version.Version(__version__)
 
 
 def dbt_target_path(warehouse_path: str) -> Path:

@@ -1,6 +1,6 @@
 """Dagster resources: where the warehouse lives and how to reach each outside system.
 
-Every field defaults to an environment variable (`EnvVar`) in `definitions.py`; the resources only turn
+`build_resources` binds every field to an environment variable (`EnvVar`); the resources only turn
 them into the plain settings objects that `clients/`, `ingestion/` and `reverse_etl/` use without Dagster.
 """
 from __future__ import annotations
@@ -9,15 +9,20 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+from dagster_dbt import DbtCliResource
+from dagster_dlt import DagsterDltResource
+from dbt.version import __version__ as dbt_version
+from packaging import version
 
 from clients.akamai import AkamaiSettings
 from clients.settings import GraphSettings, SalesforceSettings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 
 
@@ -148,6 +153,16 @@ class AkamaiResource(HttpTuning):
         )
 
 
+class LinkingDbtCliResource(DbtCliResource):
+    """dagster-dbt's CLI resource without the ``dbt --version`` subprocess it starts once per run (2-4 s on a
+    small worker, every targeted run): the dbt it runs is the dbt-core installed beside this interpreter
+    (``make setup``), whose version is known without asking."""
+
+    @cached_property
+    def _cli_version(self):  # overrides dagster-dbt's (pinned <0.30); tests check it is still consulted
+        return version.Version(dbt_version)
+
+
 def _dbt_executable() -> str:
     """The dbt installed beside this interpreter, so runs work without the virtualenv on PATH."""
     for candidate in (Path(sys.executable).parent / "dbt", Path(sys.prefix) / "bin" / "dbt"):
@@ -171,10 +186,6 @@ def _http_tuning() -> dict:
 
 def build_resources() -> dict:
     """Resources bound from the environment (secrets stay EnvVars: Dagster never shows their values)."""
-    from dagster_dlt import DagsterDltResource
-
-    from orchestration.linking_assets import LinkingDbtCliResource
-
     return {
         "warehouse": WarehouseResource(warehouse_path=_env("WAREHOUSE_PATH", "data/warehouse.duckdb")),
         "graph": GraphResource(
@@ -210,3 +221,8 @@ def build_resources() -> dict:
         ),
         "dlt": DagsterDltResource(),
     }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=build_resources())
