@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
-export WAREHOUSE_PATH ?= $(CURDIR)/data/warehouse.duckdb
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 export DBT_PROFILES_DIR := $(CURDIR)/dbt_project
 # Dagster code servers and dbt subprocesses find the project's tools first.
@@ -47,7 +46,7 @@ bench: setup
 	$(BIN)/python bench/realtime.py --start-stack
 
 lint: setup
-	$(BIN)/ruff check clients ingestion reverse_etl gateway orchestration sandbox bench tests
+	$(BIN)/ruff check settings inbox clients ingestion reverse_etl gateway orchestration sandbox bench tests
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs

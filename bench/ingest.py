@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Self
 
+import duckdb
 import psutil
 import requests
 
@@ -32,10 +33,11 @@ sys.path.insert(0, str(REPO_ROOT))
 from clients.graph import GraphClient
 from clients.http import new_session
 from clients.salesforce import SalesforceClient
-from clients.settings import GraphSettings, SalesforceSettings
 from ingestion import b2c as b2c_ingestion
+from ingestion import normalize as n
 from ingestion import salesforce as salesforce_ingestion
 from ingestion.pipeline import run_b2c, run_salesforce
+from settings import GraphSettings, SalesforceSettings, load_settings
 
 
 def log(message: str) -> None:
@@ -168,8 +170,6 @@ def step_times(info) -> str:
 
 def warm_up() -> None:
     """First-use costs (lazy imports, phone metadata per country) are not throughput: pay them up front."""
-    from ingestion import normalize as n
-
     for country, number in (
         ("US", "201 555 0123"),
         ("GB", "07911 123456"),
@@ -196,8 +196,8 @@ def main() -> int:
         workdir = Path(tmp)
         process, env = start_sandbox(workdir, args.size, args.fault_rate)
         try:
-            graph = GraphSettings.from_env(env)
-            sf = SalesforceSettings.from_env(env)
+            graph = load_settings(env).graph
+            sf = load_settings(env).salesforce
             warm_up()
             raw_s, users, contacts = raw_download(graph, sf)
             log(f"raw download: {users} users + {contacts} contacts in {raw_s:.1f} s")
@@ -210,8 +210,6 @@ def main() -> int:
                 info = run_salesforce(sf, warehouse)
                 load_s = time.monotonic() - started
                 log(f"dlt load of Salesforce contacts: {load_s - b2c_s:.1f} s ({step_times(info)})")
-            import duckdb
-
             con = duckdb.connect(warehouse, read_only=True)
             loaded_users = con.execute("select count(*) from raw_b2c.users").fetchall()[0][0]
             loaded_contacts = con.execute("select count(*) from raw_salesforce.contact").fetchall()[0][0]

@@ -50,6 +50,14 @@ from jwt.algorithms import RSAAlgorithm
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+
+import dagster as dg
+
+from orchestration.definitions import build_definitions
+from orchestration.defs import realtime
+from orchestration.defs.resources import build_resources
+from settings import load_settings
+
 BENCH_ISSUER = "idlink-bench"
 BENCH_AUDIENCE = "urn:idlink:bench:webhooks"
 
@@ -178,14 +186,9 @@ class InProcessSensorLoop:
     """Evaluates the inbox sensor every ``interval_s`` and executes each requested run in this process."""
 
     def __init__(self, interval_s: float = 1.0) -> None:
-        import dagster as dg
-
-        from orchestration.definitions import build_definitions
-        from orchestration.defs import realtime
-
-        defs = build_definitions()  # after the stack's environment is set
-
-        self.dg, self.realtime, self.defs = dg, realtime, defs
+        # built after the stack's environment is set: the code location's edge reads it
+        self.defs = defs = build_definitions()
+        self.resources = build_resources(load_settings())
         self.job = defs.resolve_job_def("full_sync")
         self.interval_s = interval_s
         self.cursor: str | None = None
@@ -200,8 +203,8 @@ class InProcessSensorLoop:
         """Tick until ``done`` is set. Runs on the main thread: in-process execution installs signal handlers."""
         while not done.is_set():
             started = time.monotonic()
-            context = self.dg.build_sensor_context(cursor=self.cursor, definitions=self.defs)
-            data = self.realtime.inbox_sensor.evaluate_tick(context)
+            context = dg.build_sensor_context(cursor=self.cursor, definitions=self.defs, resources=self.resources)
+            data = realtime.inbox_sensor.evaluate_tick(context)
             self.cursor = data.cursor or self.cursor
             for request in data.run_requests:
                 result = self.job.execute_in_process(
@@ -221,8 +224,6 @@ def akamai_uuids_of(run_config: dict) -> list[str]:
 
 def dagster_runs_finished(since: float) -> list[tuple[float, list[str]]]:
     """(end time, Akamai uuids fetched) of the successful inbox-triggered runs of the stack's Dagster instance."""
-    import dagster as dg
-
     os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / "data" / "dagster_home"))
     with dg.DagsterInstance.get() as instance:
         records = instance.get_run_records(dg.RunsFilter(

@@ -31,9 +31,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from clients.graph import GraphClient
 from clients.salesforce import SalesforceClient
-from clients.settings import GraphSettings, SalesforceSettings
-from reverse_etl.mapping import DEFAULT_MAPPING_PATH, load_mapping
+from reverse_etl.mapping import mapping_for
 from reverse_etl.runner import push_b2c, push_salesforce
+from settings import GraphSettings, load_settings
 
 EXTENSIONS_APP_ID = "b2c0e5a1-5e1d-4c2b-9a7f-3c1d2e4f5a6b"
 NAIVE_SAMPLE = 1000
@@ -161,8 +161,9 @@ def main() -> int:
             warehouse = workdir / "warehouse.duckdb"
             progress(f"building warehouse: {args.size} contacts to create + {args.size} B2C external ids")
             build_warehouse(warehouse, args.size)
-            sf_settings, graph_settings = SalesforceSettings.from_env(env), GraphSettings.from_env(env)
-            mapping = load_mapping(DEFAULT_MAPPING_PATH, "default", "dev", graph_settings.client_id)
+            settings = load_settings(env)
+            sf_settings, graph_settings = settings.salesforce, settings.graph
+            mapping = mapping_for(settings.field_mapping, graph_settings.client_id)
 
             before = sandbox.requests()
             started = time.monotonic()

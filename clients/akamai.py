@@ -8,47 +8,17 @@ error name and code only (descriptions may echo attribute values).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Self
 
 import requests
 
 from clients.http import ApiError, new_session, send
-from clients.settings import SettingsError, _float, _optional, _required
+from settings import AkamaiSettings
 
 # Capture error codes that mean "no such record": the caller gets None or a non-retryable error.
 RECORD_NOT_FOUND = 310
 MAX_PAGE_SIZE = 1000
-
-
-@dataclass(frozen=True)
-class AkamaiSettings:
-    base_url: str
-    client_id: str
-    client_secret: str = field(repr=False)
-    entity_type: str = "user"
-    consent_attribute_path: str = "consents.crmSync.granted"
-    contact_id_attribute: str = "crmContactId"
-    ca_bundle: str | None = None
-    timeout_s: float = 30.0
-    retry_max_s: float = 120.0
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> AkamaiSettings:
-        base_url = _required(environ, "AKAMAI_BASE_URL").rstrip("/")
-        if not base_url.startswith(("https://", "http://")):
-            raise SettingsError("environment variable AKAMAI_BASE_URL must be an http(s) URL")
-        return cls(
-            base_url=base_url,
-            client_id=_required(environ, "AKAMAI_CLIENT_ID"),
-            client_secret=_required(environ, "AKAMAI_CLIENT_SECRET"),
-            entity_type=_optional(environ, "AKAMAI_ENTITY_TYPE", cls.entity_type),
-            ca_bundle=environ.get("IDLINK_CA_BUNDLE", "").strip() or None,
-            timeout_s=_float(environ, "IDLINK_HTTP_TIMEOUT_S", 30.0),
-            retry_max_s=_float(environ, "IDLINK_RETRY_MAX_S", 120.0),
-        )
 
 
 class AkamaiClient:

@@ -12,7 +12,7 @@ import orjson
 import requests
 
 from clients.http import ApiError, error_code_and_message, new_session, send, successful_content
-from clients.settings import GraphSettings
+from settings import GraphSettings
 
 BATCH_LIMIT = 20  # Graph's hard limit of sub-requests per $batch
 _MICROSOFT_AUTHORITY_HOSTS = (

@@ -23,7 +23,7 @@ from clients.http import (
     send,
     successful_content,
 )
-from clients.settings import SalesforceSettings
+from settings import SalesforceSettings
 
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -13,7 +14,9 @@ from pathlib import Path
 import uvicorn
 
 from gateway.app import create_app
-from gateway.inbox import Inbox, resolve_inbox_path
+from gateway.fast_lane import build_worker
+from inbox import Inbox
+from settings import Settings, SettingsError, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,32 +35,35 @@ def main(argv: list[str] | None = None) -> int:
     lane.add_argument("--inbox", help="inbox file (default: GATEWAY_INBOX_PATH or data/inbox.sqlite3)")
     lane.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        parser.exit(2, f"python -m gateway: {exc}\n")
+    if args.inbox:
+        settings = dataclasses.replace(settings, inbox_path=Path(args.inbox).resolve())
     if args.command == "fast-lane":
-        return _fast_lane(args)
+        return _fast_lane(args, settings)
 
     if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
         parser.error("--ssl-certfile and --ssl-keyfile go together")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if args.inbox:
-        os.environ["GATEWAY_INBOX_PATH"] = str(Path(args.inbox).resolve())
-    Inbox(resolve_inbox_path(os.environ)).close()  # fail fast on an unusable inbox path, before listening
+    Inbox(settings.inbox_path).close()  # fail fast on an unusable inbox path, before listening
     # access_log off: request lines are noise at webhook rates; our own logs carry ids and outcomes only
     options = {"host": args.host, "port": args.port, "ssl_certfile": args.ssl_certfile,
                "ssl_keyfile": args.ssl_keyfile, "log_level": args.log_level, "access_log": False}
-    if args.workers > 1:  # worker processes import the app factory themselves
-        uvicorn.run("gateway.app:create_app", factory=True, workers=args.workers, **options)
+    if args.workers > 1:  # worker processes build the app themselves, reading the same environment
+        os.environ["GATEWAY_INBOX_PATH"] = str(settings.inbox_path)  # --inbox reaches them this way
+        uvicorn.run("gateway.app:app_from_environment", factory=True, workers=args.workers, **options)
     else:
-        uvicorn.run(create_app(), **options)
+        uvicorn.run(create_app(settings), **options)
     return 0
 
 
-def _fast_lane(args: argparse.Namespace) -> int:
-    from gateway.fast_lane import build_worker
-
+def _fast_lane(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    inbox = Inbox(Path(args.inbox).resolve() if args.inbox else resolve_inbox_path(os.environ))
+    inbox = Inbox(settings.inbox_path)
     try:
-        worker = build_worker(inbox)
+        worker = build_worker(inbox, settings)
     except ValueError as exc:  # missing settings or an unusable field mapping
         inbox.close()
         print(f"fast lane not started: {exc}", file=sys.stderr)

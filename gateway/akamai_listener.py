@@ -12,8 +12,8 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gateway.inbox import Inbox, InboxEvent, InboxUnavailable
 from gateway.security_events import KeySetUnavailable, Malformed, SetVerifier, Unauthorized
+from inbox import Inbox, InboxEvent, InboxUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
 """The event gateway's ASGI application: Akamai webhook listener, B2C API connector and a health check.
 
-Each route is mounted only when its settings are present, so one deployment can serve either side.
+Each route is mounted only when its settings are present, so one deployment can serve either side. The settings
+are read by the command line (``python -m gateway serve``) or, for uvicorn's worker processes, by
+``app_from_environment``; the app itself never reads the environment.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-from collections.abc import Mapping
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,10 +16,10 @@ from starlette.routing import Route
 
 from gateway.akamai_listener import AkamaiWebhookEndpoint
 from gateway.b2c_connector import B2CConnectorEndpoint
-from gateway.crm_contacts import ContactDirectory, SalesforceContactDirectory
-from gateway.inbox import Inbox, resolve_inbox_path
+from gateway.crm_contacts import ContactDirectory, LinkTableLookup, SalesforceContactDirectory
 from gateway.security_events import SetVerifier
-from gateway.settings import ConnectorSettings, WebhookSettings
+from inbox import Inbox
+from settings import ConnectorSettings, Settings, WebhookSettings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -27,37 +27,41 @@ WEBHOOK_PATH = "/webhooks/akamai"
 CONNECTOR_PATH = "/connectors/b2c/signup"
 
 
-def _salesforce_directory(budget_s: float, environ: Mapping[str, str]) -> ContactDirectory | None:
-    if not (environ.get("SALESFORCE_CLIENT_ID") and environ.get("SALESFORCE_CLIENT_SECRET")):
+def _salesforce_directory(settings: Settings, budget_s: float) -> ContactDirectory | None:
+    if settings.salesforce is None:
         log.warning("Salesforce is not configured: sign-ups are stored for the asynchronous path only")
         return None
-    return SalesforceContactDirectory.from_env(budget_s, environ)
+    links = LinkTableLookup(settings.warehouse_path) if settings.connector_warehouse_lookup else None
+    return SalesforceContactDirectory.within_budget(settings.salesforce, budget_s, links)
 
 
 def create_app(
+    settings: Settings | None = None,
     *,
     inbox: Inbox | None = None,
     webhook: WebhookSettings | None = None,
     connector: ConnectorSettings | None = None,
     directory: ContactDirectory | None = None,
     verifier: SetVerifier | None = None,
-    environ: Mapping[str, str] = os.environ,
 ) -> Starlette:
-    """Build the app; anything not passed in is read from ``environ``."""
-    inbox = inbox or Inbox(resolve_inbox_path(environ))  # type: ignore[arg-type]
+    """Build the app from ``settings``; parts passed in explicitly (tests) take their place. Without settings,
+    ``inbox`` is required and only the parts passed in are served."""
+    if settings is None and inbox is None:
+        raise ValueError("create_app needs settings or an inbox")
+    inbox = inbox or Inbox(settings.inbox_path)
     routes = []
-    if verifier is None and webhook is None and environ.get("AKAMAI_WEBHOOK_JWKS_URL"):
-        webhook = WebhookSettings.from_env(environ)
+    if verifier is None and webhook is None and settings is not None:
+        webhook = settings.webhook
     if verifier is None and webhook is not None:
         verifier = SetVerifier(webhook)
     if verifier is not None:
         routes.append(Route(WEBHOOK_PATH, AkamaiWebhookEndpoint(verifier, inbox).handle, methods=["POST"]))
     connector_endpoint = None
-    if connector is None and environ.get("CONNECTOR_USERNAME"):
-        connector = ConnectorSettings.from_env(environ)
+    if connector is None and settings is not None:
+        connector = settings.connector
     if connector is not None:
-        if directory is None:
-            directory = _salesforce_directory(connector.budget_s, environ)
+        if directory is None and settings is not None:
+            directory = _salesforce_directory(settings, connector.budget_s)
         connector_endpoint = B2CConnectorEndpoint(connector, inbox, directory)
         routes.append(Route(CONNECTOR_PATH, connector_endpoint.handle, methods=["POST"]))
 
@@ -83,3 +87,8 @@ def create_app(
     app.state.inbox = inbox
     app.state.verifier = verifier
     return app
+
+
+def app_from_environment() -> Starlette:
+    """The app with settings read from the environment: the factory uvicorn's worker processes call."""
+    return create_app(load_settings())

@@ -27,8 +27,8 @@ from starlette.responses import JSONResponse
 
 from gateway.akamai_listener import BodyTooLarge, read_limited
 from gateway.crm_contacts import ContactDirectory, SignUpIdentity
-from gateway.inbox import Inbox, InboxEvent, InboxUnavailable
-from gateway.settings import ConnectorSettings
+from inbox import Inbox, InboxEvent, InboxUnavailable
+from settings import ConnectorSettings
 
 log = logging.getLogger(__name__)
 

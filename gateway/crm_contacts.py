@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import duckdb
 import orjson
 
 from clients.http import ApiError
 from clients.salesforce import SalesforceClient
-from clients.settings import SalesforceSettings
 from gateway.name_rules import first_names_differ
+from settings import SalesforceSettings
 
 log = logging.getLogger(__name__)
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -110,16 +107,7 @@ class LinkTableLookup:
     def __init__(self, warehouse_path: Path) -> None:
         self.warehouse_path = warehouse_path
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> LinkTableLookup | None:
-        if environ.get("CONNECTOR_WAREHOUSE_LOOKUP", "").lower() not in ("1", "true", "yes"):
-            return None
-        path = Path(environ.get("WAREHOUSE_PATH") or "data/warehouse.duckdb")
-        return cls(path if path.is_absolute() else REPO_ROOT / path)
-
     def contact_id(self, object_id: str) -> str | None:
-        import duckdb
-
         if not self.warehouse_path.exists():
             return None
         try:
@@ -142,11 +130,11 @@ class SalesforceContactDirectory:
         self.external_id_field = client.settings.external_id_field
 
     @classmethod
-    def from_env(cls, budget_s: float, environ: Mapping[str, str] = os.environ) -> SalesforceContactDirectory:
+    def within_budget(cls, settings: SalesforceSettings, budget_s: float,
+                      links: LinkTableLookup | None = None) -> SalesforceContactDirectory:
         # Retries must end inside the sign-up budget, or stuck calls would pile up behind it.
-        settings = dataclasses.replace(SalesforceSettings.from_env(environ),
-                                       timeout_s=budget_s, retry_max_s=budget_s)
-        return cls(SalesforceClient(settings), LinkTableLookup.from_env(environ))
+        settings = dataclasses.replace(settings, timeout_s=budget_s, retry_max_s=budget_s)
+        return cls(SalesforceClient(settings), links)
 
     def find_or_create(self, identity: SignUpIdentity) -> str | None:
         if identity.object_id and self.links is not None:

@@ -23,34 +23,33 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from clients.akamai import AkamaiClient, AkamaiSettings
+from clients.akamai import AkamaiClient
 from clients.http import ApiError
 from clients.salesforce import SalesforceClient
-from clients.settings import SalesforceSettings
 from gateway.crm_contacts import candidate_contacts, choose_by_email, upsert_by_external_id
-from gateway.inbox import Inbox, InboxEvent
-from ingestion.akamai import CONSENT_KEY, CONTACT_ID_KEY, EntityPageBuilder, entity_attributes
-from ingestion.quality import Quarantine
-from reverse_etl.akamai_writer import contact_id_attribute
-from reverse_etl.attribute_writer import SET_ATTRIBUTE
-from reverse_etl.mapping import (
+from inbox import Inbox, InboxEvent
+from ingestion import CONSENT_KEY, CONTACT_ID_KEY, AkamaiIdentityReader, UnrepresentableRecord
+from reverse_etl import (
+    CREATE_CONTACT,
+    FAILED,
     SALESFORCE_LOGICAL_FIELDS,
+    SET_ATTRIBUTE,
+    SET_EXTERNAL_ID,
+    SUCCEEDED,
     TargetMapping,
-    load_mapping,
-    mapping_settings_from_env,
+    contact_id_attribute,
+    external_write,
+    mapping_for,
 )
-from reverse_etl.salesforce_writer import CREATE_CONTACT, SET_EXTERNAL_ID
-from reverse_etl.state import FAILED, SUCCEEDED, payload_hash
+from settings import FastLaneSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -59,36 +58,7 @@ SOURCE = "fast_lane"  # the source of the events this worker stores for the sens
 PROVIDER = "akamai"
 CRM = "salesforce"
 HANDLED_KINDS = frozenset({"entityCreated", "entityUpdated"})
-
-
-def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be true or false")
-
-
-@dataclass(frozen=True)
-class FastLaneSettings:
-    create_contacts: bool = True  # off: only link to contacts that exist, leave creation to the batch sync
-    poll_interval_s: float = 0.2
-    batch_limit: int = 200
-    workers: int = 4
-    # a call that is still failing after this long is left to the batch path instead of holding up others
-    call_budget_s: float = 10.0
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> FastLaneSettings:
-        return cls(
-            create_contacts=_flag(environ, "FAST_LANE_CREATE_CONTACTS", True),
-            poll_interval_s=float(environ.get("FAST_LANE_POLL_S") or 0.2),
-            workers=int(environ.get("FAST_LANE_WORKERS") or 4),
-            call_budget_s=float(environ.get("FAST_LANE_CALL_BUDGET_S") or 10.0),
-        )
+DEFAULT_SETTINGS = FastLaneSettings()
 
 
 # ---- one identity --------------------------------------------------------------------------------------------
@@ -114,7 +84,7 @@ class FastLane:
     """Links one Akamai identity to its Salesforce contact (see the module docstring)."""
 
     def __init__(self, akamai: AkamaiClient, salesforce: SalesforceClient, mapping: Mapping[str, TargetMapping],
-                 settings: FastLaneSettings = FastLaneSettings()) -> None:
+                 settings: FastLaneSettings = DEFAULT_SETTINGS) -> None:
         if CRM not in mapping:
             raise ValueError(f"the field mapping has no {CRM} target for the fast lane")
         self.akamai = akamai
@@ -123,8 +93,7 @@ class FastLane:
         self.settings = settings
         self.external_id_field = salesforce.settings.external_id_field
         self.contact_attribute = contact_id_attribute(akamai.settings, mapping.get(PROVIDER))
-        self._builder = EntityPageBuilder(akamai.settings)
-        self._attributes = entity_attributes(akamai.settings)
+        self._reader = AkamaiIdentityReader(akamai.settings)
 
     def link(self, uuid: str) -> FastLaneResult:
         result = FastLaneResult(uuid=uuid, action="skipped")
@@ -142,18 +111,13 @@ class FastLane:
         return result
 
     def _identity(self, uuid: str) -> dict[str, Any] | None:
-        entity = self.akamai.get_entity(uuid, self._attributes)
+        entity = self.akamai.get_entity(uuid, self._reader.attributes)
         if entity is None:
             return None
-        quarantine = Quarantine(source=PROVIDER)
-        columns = self._builder.build([entity], page_key=f"fast-lane:{uuid}", quarantine=quarantine,
-                                      now=datetime.now(UTC))
-        if not columns["id"]:  # unrepresentable: ingestion quarantines it with its reason
-            raise _Deferred(f"quarantined: {quarantine.rows[0][1] if quarantine.rows else 'unreadable'}")
-        row = {name: values[0] for name, values in columns.items()}
-        row.update(orjson.loads(row["custom_attributes"]))
-        row["email"] = row["sign_in_email"] or row["mail"]  # normalised as ingestion does
-        return row
+        try:
+            return self._reader.row(entity)
+        except UnrepresentableRecord as reason:  # ingestion quarantines it with this reason
+            raise _Deferred(f"quarantined: {reason}") from None
 
     def _link(self, result: FastLaneResult) -> None:
         identity = self._identity(result.uuid)
@@ -195,9 +159,7 @@ class FastLane:
 
     def _audit(self, result: FastLaneResult, system: str, operation: str, key: str, payload: dict,
                outcome: str, error_code: str | None = None, remote_id: str | None = None) -> None:
-        result.audit.append({"system": system, "operation": operation, "record_key": key,
-                             "payload_hash": payload_hash(operation, payload), "outcome": outcome,
-                             "error_code": error_code, "remote_id": remote_id})
+        result.audit.append(external_write(system, operation, key, payload, outcome, error_code, remote_id))
 
     def _call(self, result: FastLaneResult, system: str, operation: str, key: str, payload: dict,
               send: Callable[[], str | None]) -> str | None:
@@ -261,7 +223,7 @@ def outcome_event(result: FastLaneResult) -> InboxEvent:
 class FastLaneWorker:
     """Follows the inbox from its own cursor; new events only (a first start begins at the end)."""
 
-    def __init__(self, inbox: Inbox, lane: FastLane, settings: FastLaneSettings = FastLaneSettings()) -> None:
+    def __init__(self, inbox: Inbox, lane: FastLane, settings: FastLaneSettings = DEFAULT_SETTINGS) -> None:
         self.inbox = inbox
         self.lane = lane
         self.settings = settings
@@ -304,12 +266,14 @@ class FastLaneWorker:
         self._pool.shutdown(wait=True)
 
 
-def build_worker(inbox: Inbox, environ: Mapping[str, str] = os.environ) -> FastLaneWorker:
-    """A worker from the environment (Akamai, Salesforce and field-mapping settings, FAST_LANE_*)."""
-    settings = FastLaneSettings.from_env(environ)
-    budget = {"timeout_s": settings.call_budget_s, "retry_max_s": settings.call_budget_s}
-    akamai = AkamaiClient(dataclasses.replace(AkamaiSettings.from_env(environ), **budget))
-    salesforce = SalesforceClient(dataclasses.replace(SalesforceSettings.from_env(environ), **budget))
-    path, customer, environment = mapping_settings_from_env(environ)
-    mapping = load_mapping(path, customer, environment, akamai.settings.client_id)
-    return FastLaneWorker(inbox, FastLane(akamai, salesforce, mapping, settings), settings)
+def build_worker(inbox: Inbox, settings: Settings) -> FastLaneWorker:
+    """A worker from the Akamai, Salesforce, field-mapping and fast-lane settings."""
+    if settings.akamai is None or settings.salesforce is None:
+        raise ValueError("the fast lane needs Akamai (AKAMAI_BASE_URL, AKAMAI_CLIENT_ID, AKAMAI_CLIENT_SECRET) and "
+                         "Salesforce (SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET) configured")
+    lane = settings.fast_lane
+    budget = {"timeout_s": lane.call_budget_s, "retry_max_s": lane.call_budget_s}
+    akamai = AkamaiClient(dataclasses.replace(settings.akamai, **budget))
+    salesforce = SalesforceClient(dataclasses.replace(settings.salesforce, **budget))
+    mapping = mapping_for(settings.field_mapping, akamai.settings.client_id)
+    return FastLaneWorker(inbox, FastLane(akamai, salesforce, mapping, lane), lane)

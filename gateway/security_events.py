@@ -15,7 +15,7 @@ import jwt
 import orjson
 
 from gateway.jwks import JwksCache, KeySetUnavailable, UnknownKey
-from gateway.settings import WebhookSettings
+from settings import WebhookSettings
 
 __all__ = ["KeySetUnavailable", "Malformed", "SecurityEvent", "SetVerifier", "Unauthorized"]
 

@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dlt
+import orjson
 
-from clients.akamai import AkamaiClient, AkamaiSettings
+from clients.akamai import AkamaiClient
 from clients.http import ApiError
 from ingestion import normalize as n
 from ingestion.b2c import SCHEMA, TABLE, PageFetchError, changed_only, tombstones
@@ -23,6 +24,7 @@ from ingestion.columns import B2C_USERS, dlt_columns
 from ingestion.prefetch import prefetch
 from ingestion.quality import LoadCounts, Quarantine, keyed_records
 from ingestion.warehouse_state import known_hashes
+from settings import AkamaiSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,31 @@ def entity_attributes(settings: AkamaiSettings) -> list[str]:
         "uuid", "displayName", "givenName", "familyName", "email", "mobileNumber", "primaryAddress",
         "created", settings.consent_attribute_path, settings.contact_id_attribute,
     ]))
+
+
+class UnrepresentableRecord(ValueError):
+    """A record ingestion would quarantine; the message is the quarantine reason (no values)."""
+
+
+class AkamaiIdentityReader:
+    """One Akamai entity read the way ingestion loads it into ``raw_akamai.users``: the normalised identity row
+    (column name -> value), with the custom attributes (``CONSENT_KEY``, ``CONTACT_ID_KEY``) as keys of their own
+    and ``email`` set to the address the linking rules compare. For callers outside a load (the fast lane)."""
+
+    def __init__(self, settings: AkamaiSettings) -> None:
+        self.attributes = entity_attributes(settings)  # what to request from the Entity API
+        self._builder = EntityPageBuilder(settings)
+
+    def row(self, entity: dict) -> dict[str, Any]:
+        quarantine = Quarantine(source="akamai")
+        columns = self._builder.build([entity], page_key=f"entity:{entity.get('uuid')}", quarantine=quarantine,
+                                      now=datetime.now(UTC))
+        if not columns["id"]:
+            raise UnrepresentableRecord(quarantine.rows[0][1] if quarantine.rows else "unreadable")
+        row = {name: values[0] for name, values in columns.items()}
+        row.update(orjson.loads(row["custom_attributes"]))
+        row["email"] = row["sign_in_email"] or row["mail"]  # as the staging models read it
+        return row
 
 
 def path_value(entity: dict, path: str) -> Any:
@@ -168,17 +195,17 @@ def _targeted_pages(client: AkamaiClient, uuids: list[str], attributes: list[str
 def akamai_source(settings: AkamaiSettings | None = None, warehouse_path: str | None = None,
                   identity_ids: Sequence[str] = (), dataset_name: str = DATASET) -> Any:
     """Users of the Identity Cloud entity type as ``users`` (merge on ``id`` = uuid); unrepresentable
-    records go to ``quarantine``."""
-    from ingestion.pipeline import resolve_warehouse_path
-
+    records go to ``quarantine``. Declaring the source needs no settings; loading it needs settings and the
+    warehouse's absolute path."""
     wanted = [i for i in dict.fromkeys(str(x).strip() for x in identity_ids) if i]
 
     @dlt.resource(name="users", table_name=TABLE, write_disposition="merge", primary_key="id",
                   columns=dlt_columns(B2C_USERS))
     def users() -> Iterator[Any]:
-        # settings and paths are resolved at extraction, so the source can be declared without configuration
-        active = settings or AkamaiSettings.from_env()
-        warehouse = resolve_warehouse_path(warehouse_path)
+        if settings is None or warehouse_path is None:
+            raise ValueError("Akamai is not configured (AKAMAI_BASE_URL, AKAMAI_CLIENT_ID, AKAMAI_CLIENT_SECRET) "
+                             "or no warehouse path was given")
+        active, warehouse = settings, warehouse_path
         counts = LoadCounts()
         builder = EntityPageBuilder(active)
         quarantine = Quarantine("akamai")
@@ -211,13 +238,3 @@ def akamai_source(settings: AkamaiSettings | None = None, warehouse_path: str | 
 
     return users
 
-
-def run_akamai(settings: AkamaiSettings | None = None, warehouse_path: str | None = None,
-               identity_ids: Sequence[str] = (), pipeline_name: str = "akamai") -> Any:
-    """Load Akamai users into ``raw_akamai`` without Dagster (full scan, or just ``identity_ids``)."""
-    from ingestion.pipeline import resolve_warehouse_path, warehouse_pipeline
-
-    warehouse = resolve_warehouse_path(warehouse_path)
-    pipeline = warehouse_pipeline(pipeline_name, DATASET, warehouse)
-    return pipeline.run(akamai_source(settings=settings, warehouse_path=warehouse, identity_ids=identity_ids,
-                                      dataset_name=DATASET))

@@ -22,7 +22,6 @@ import tenacity
 from clients import http
 from clients.graph import BATCH_LIMIT, GraphClient
 from clients.http import RETRYABLE_STATUSES, ApiError, parse_retry_after
-from clients.settings import GraphSettings
 from ingestion import normalize as n
 from ingestion.columns import (
     B2C_USERS,
@@ -37,6 +36,7 @@ from ingestion.parallel import ordered_map
 from ingestion.prefetch import prefetch
 from ingestion.quality import LoadCounts, Quarantine, keyed_records
 from ingestion.warehouse_state import known_hashes, previous_rows
+from settings import GraphSettings
 
 log = logging.getLogger(__name__)
 
@@ -340,21 +340,23 @@ def b2c_source(
     identity_ids: Sequence[str] = (),
     dataset_name: str = DATASET,
     page_size: int = 999,
+    workers: int | None = None,
 ) -> Any:
     """Users of the B2C directory as ``users`` (merge on ``id``); unrepresentable records go to ``quarantine``.
 
-    ``page_size`` is Graph's ``$top`` (1..999) of the full scan.
+    ``page_size`` is Graph's ``$top`` (1..999) of the full scan; ``workers`` the processes normalising pages
+    (None: the usable CPU count). Declaring the source needs no settings; loading it needs settings and the
+    warehouse's absolute path.
     """
-    from ingestion.pipeline import resolve_warehouse_path
-
     wanted = [i for i in dict.fromkeys(str(x).strip() for x in identity_ids) if i]
 
     # table hints travel with the items (see ``routed``): the resource also writes ``quarantine``
     @dlt.resource(name="users", table_name=TABLE, write_disposition="merge")
     def users() -> Iterator[Any]:
-        # resolved when the load runs, so declaring the source (e.g. for Dagster) needs no configuration
-        graph_settings = settings or GraphSettings.from_env()
-        warehouse = resolve_warehouse_path(warehouse_path)
+        if settings is None or warehouse_path is None:
+            raise ValueError("B2C is not configured (B2C_TENANT_ID, B2C_CLIENT_ID, B2C_CLIENT_SECRET) or no "
+                             "warehouse path was given")
+        graph_settings, warehouse = settings, warehouse_path
         counts = LoadCounts()
         client = GraphClient(graph_settings)
         extensions = extension_properties(graph_settings)
@@ -369,7 +371,7 @@ def b2c_source(
         )
         batcher = TableBatcher()
         seen: set[str] = set()
-        for ipc, quarantined, fetched in ordered_map(build_user_page, tasks):
+        for ipc, quarantined, fetched in ordered_map(build_user_page, tasks, workers=workers):
             counts.pages += 1
             counts.fetched += fetched
             table = changed_rows(first_sightings(from_ipc(ipc), seen), known, counts)

@@ -5,6 +5,7 @@ Declaring both keeps column types stable even when a page holds only nulls in so
 
 from __future__ import annotations
 
+import dlt
 import pyarrow as pa
 
 TEXT = pa.string()
@@ -112,8 +113,6 @@ def routed(
     ``unique_keys`` declares that a run never emits a primary key twice, so dlt's merge skips its
     deduplication pass over the staged rows (a window over every row of the load).
     """
-    import dlt
-
     hints = dlt.mark.make_hints(
         table_name=table_name,
         write_disposition=write_disposition,

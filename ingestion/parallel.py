@@ -18,15 +18,11 @@ from typing import TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-WORKERS_ENV = "IDLINK_INGEST_WORKERS"
 INLINE_PAGES = 4  # pages handled in-process before a pool is worth starting
 
 
-def worker_count() -> int:
-    """``IDLINK_INGEST_WORKERS`` if set (0 = never use worker processes), else the usable CPU count."""
-    raw = os.environ.get(WORKERS_ENV, "").strip()
-    if raw:
-        return max(0, int(raw))
+def usable_cpus() -> int:
+    """The CPUs this process may run on: the default number of worker processes."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -46,9 +42,10 @@ def ordered_map(
     """``map(fn, items)`` in order; after ``inline_first`` items, ``fn`` runs in up to ``workers`` processes.
 
     ``fn`` must be a module-level function of picklable arguments and results. At most ``2 * workers`` items
-    are in flight, which bounds memory.
+    are in flight, which bounds memory. ``workers`` None means the usable CPU count; 0 or 1 keeps everything
+    in-process.
     """
-    workers = worker_count() if workers is None else workers
+    workers = usable_cpus() if workers is None else workers
     context = _context()
     iterator = iter(items)
     if workers < 2 or context is None:

@@ -20,7 +20,6 @@ import pyarrow.compute as pc
 
 from clients.http import ApiError
 from clients.salesforce import SalesforceClient
-from clients.settings import SalesforceSettings
 from ingestion import normalize as n
 from ingestion.columns import (
     SALESFORCE_CONTACT,
@@ -34,6 +33,7 @@ from ingestion.columns import (
 from ingestion.parallel import ordered_map
 from ingestion.prefetch import prefetch
 from ingestion.quality import LoadCounts, Quarantine, keyed_records
+from settings import SalesforceSettings
 
 log = logging.getLogger(__name__)
 
@@ -212,13 +212,14 @@ def _emit(
     label: str,
     counts: LoadCounts,
     now: datetime,
+    workers: int | None,
 ) -> Iterator[Any]:
     tasks = (
         (raw, builder.external_id_field, builder.extra_fields, f"contact/{label}/page-{page_no}", now)
         for page_no, raw in enumerate(prefetch(pages), start=1)
     )
     batcher = TableBatcher()
-    for ipc, quarantined, fetched in ordered_map(build_contact_page, tasks):
+    for ipc, quarantined, fetched in ordered_map(build_contact_page, tasks, workers=workers):
         counts.pages += 1
         counts.fetched += fetched
         table = from_ipc(ipc)
@@ -234,6 +235,12 @@ def _emit(
             yield quarantine.item(now)
     if (batch := batcher.flush()) is not None:
         yield _contacts_item(batch)
+
+
+def _configured(settings: SalesforceSettings | None) -> SalesforceSettings:
+    if settings is None:
+        raise ValueError("Salesforce is not configured: set SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET")
+    return settings
 
 
 def _contacts_item(table: Any) -> Any:
@@ -252,11 +259,13 @@ def _check_ids(ids: Sequence[str]) -> list[str]:
 
 @dlt.source(name="salesforce", max_table_nesting=0)
 def salesforce_source(
-    settings: SalesforceSettings | None = None, contact_ids: Sequence[str] = (), page_size: int | None = None
+    settings: SalesforceSettings | None = None, contact_ids: Sequence[str] = (), page_size: int | None = None,
+    workers: int | None = None,
 ) -> Any:
     """Contacts as ``contact`` (merge on ``id``); unrepresentable records go to ``quarantine``.
 
-    ``page_size`` is the query batch-size hint (200..2000; default: Salesforce's 2000).
+    ``page_size`` is the query batch-size hint (200..2000; default: Salesforce's 2000); ``workers`` the processes
+    normalising pages (None: the usable CPU count). Declaring the source needs no settings; loading it does.
     """
     wanted = _check_ids(contact_ids)
     # table hints travel with the items (see ``routed``): the resource also writes ``quarantine``
@@ -269,8 +278,7 @@ def salesforce_source(
             "system_modstamp", on_cursor_value_missing="include"
         ),
     ) -> Iterator[Any]:
-        # resolved when the load runs, so declaring the source (e.g. for Dagster) needs no configuration
-        client = SalesforceClient(settings or SalesforceSettings.from_env())
+        client = SalesforceClient(_configured(settings))
         fields = ", ".join(contact_fields(client))
         builder, quarantine, counts = (
             ContactPageBuilder.for_settings(client.settings),
@@ -287,6 +295,7 @@ def salesforce_source(
                 "all",
                 counts,
                 now,
+                workers,
             )
         else:
             since = soql_datetime(cursor)
@@ -303,6 +312,7 @@ def salesforce_source(
                 "changed",
                 counts,
                 now,
+                workers,
             )
             yield from _emit(
                 _pages(
@@ -317,14 +327,14 @@ def salesforce_source(
                 "deleted",
                 counts,
                 now,
+                workers,
             )
         log.info("salesforce contacts: %s (api usage %s)", counts.as_dict(), client.api_usage)
 
     @dlt.resource(**hints)
     def contact_by_id() -> Iterator[Any]:
         # targeted: queryAll so deleted contacts come back as deletions; no cursor involved
-        # resolved when the load runs, so declaring the source (e.g. for Dagster) needs no configuration
-        client = SalesforceClient(settings or SalesforceSettings.from_env())
+        client = SalesforceClient(_configured(settings))
         fields = ", ".join(contact_fields(client))
         builder, quarantine, counts = (
             ContactPageBuilder.for_settings(client.settings),
@@ -346,6 +356,7 @@ def salesforce_source(
                 f"ids-{start // _IDS_PER_QUERY + 1}",
                 counts,
                 now,
+                workers,
             )
         log.info("salesforce contacts (targeted): %s", counts.as_dict())
 

@@ -13,8 +13,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def build_definitions() -> dg.Definitions:
-    """Load the defs folder; resources read the environment now (tests call this after setting it)."""
+    """Load the defs folder; resources read the environment now (tests and the demo call this after setting it)."""
     return dg.load_from_defs_folder(project_root=PROJECT_ROOT)
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What `dagster dev` and `dg` load: built when the code location loads, not when this module is imported."""
+    return build_definitions()

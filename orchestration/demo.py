@@ -14,6 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import dagster as dg
+import duckdb
+
+from orchestration.definitions import build_definitions
+from settings import load_settings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -45,8 +51,6 @@ def _has(conn, schema: str, table: str) -> bool:
 
 
 def summary(warehouse_path: str) -> list[str]:
-    import duckdb
-
     lines = []
     with duckdb.connect(warehouse_path, read_only=True) as conn:
         def scalar(sql: str) -> int:
@@ -87,13 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         env_file = Path(tmp) / "sandbox.env"
         sandbox = start_sandbox(args.size, args.seed, env_file)
         try:
+            # the demo is an edge: the sandbox's variables join the environment the settings and the runs read
             os.environ.update(read_env_file(env_file))
-            import dagster as dg
-
-            from orchestration.definitions import defs
-            from orchestration.defs.resources import WarehouseResource
-
-            warehouse_path = WarehouseResource(warehouse_path=os.environ.get("WAREHOUSE_PATH", "data/warehouse.duckdb")).path
+            warehouse_path = str(load_settings().warehouse_path)
+            defs = build_definitions()
             instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
             # Run 1 links and creates; run 2 links the created contacts and writes their IDs back; the final
             # ingest_and_link shows the converged state (nothing left to push but records that failed for good).

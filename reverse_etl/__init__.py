@@ -48,4 +48,35 @@ PATCH of an attribute) because a run killed between a request and its bookkeepin
 
 The mapping from identity-side names to CRM fields lives in ``config/field_mapping.json``
 (see ``reverse_etl.mapping``). Command line: ``python -m reverse_etl push salesforce|b2c [--dry-run]``.
+
+The names below are the stage's public interface for the other stages (the event gateway's fast lane writes a
+few records itself and reports them in the same vocabulary): the field mapping, the operations and outcomes of
+``sync_log``, and ``external_write`` to describe a write made outside a run.
 """
+
+from reverse_etl.akamai_writer import contact_id_attribute
+from reverse_etl.attribute_writer import SET_ATTRIBUTE
+from reverse_etl.mapping import (
+    SALESFORCE_LOGICAL_FIELDS,
+    MappingError,
+    TargetMapping,
+    load_mapping,
+    mapping_for,
+)
+from reverse_etl.salesforce_writer import CREATE_CONTACT, SET_EXTERNAL_ID
+from reverse_etl.state import FAILED, SUCCEEDED, external_write
+
+__all__ = [
+    "CREATE_CONTACT",
+    "FAILED",
+    "SALESFORCE_LOGICAL_FIELDS",
+    "SET_ATTRIBUTE",
+    "SET_EXTERNAL_ID",
+    "SUCCEEDED",
+    "MappingError",
+    "TargetMapping",
+    "contact_id_attribute",
+    "external_write",
+    "load_mapping",
+    "mapping_for",
+]

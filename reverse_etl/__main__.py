@@ -6,23 +6,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import uuid
 from pathlib import Path
 
 import orjson
 
-from clients.settings import GraphSettings, SalesforceSettings
-from reverse_etl.mapping import REPO_ROOT, load_mapping, mapping_settings_from_env
+from reverse_etl.mapping import mapping_for
 from reverse_etl.runner import DEFAULT_MAX_WORKERS, push_b2c, push_salesforce
 from reverse_etl.salesforce_writer import DEFAULT_BULK_THRESHOLD
 from reverse_etl.state import DEFAULT_MAX_ATTEMPTS
-
-
-def _warehouse_path() -> Path:
-    path = Path(os.environ.get("WAREHOUSE_PATH", "").strip() or "data/warehouse.duckdb")
-    return path if path.is_absolute() else REPO_ROOT / path
+from settings import SettingsError, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,19 +33,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
 
-    warehouse = args.warehouse or _warehouse_path()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        parser.exit(2, f"python -m reverse_etl: {exc}\n")
+    warehouse = args.warehouse or settings.warehouse_path
     run_id = args.run_id or f"cli-{uuid.uuid4()}"
-    path, customer, environment = mapping_settings_from_env()
     common = {"dry_run": args.dry_run, "max_attempts": args.max_attempts, "max_workers": args.max_workers}
     if args.system == "salesforce":
-        settings = SalesforceSettings.from_env()
-        client_id = os.environ.get("B2C_CLIENT_ID", "").strip() or settings.client_id
-        result = push_salesforce(warehouse, settings, load_mapping(path, customer, environment, client_id), run_id,
-                                 bulk_threshold=args.bulk_threshold, **common)
+        if settings.salesforce is None:
+            parser.exit(2, "python -m reverse_etl: Salesforce is not configured (SALESFORCE_CLIENT_ID, "
+                           "SALESFORCE_CLIENT_SECRET)\n")
+        client_id = settings.graph.client_id if settings.graph else settings.salesforce.client_id
+        result = push_salesforce(warehouse, settings.salesforce, mapping_for(settings.field_mapping, client_id),
+                                 run_id, bulk_threshold=args.bulk_threshold, **common)
     else:
-        settings = GraphSettings.from_env()
-        result = push_b2c(warehouse, settings, load_mapping(path, customer, environment, settings.client_id), run_id,
-                          **common)
+        if settings.graph is None:
+            parser.exit(2, "python -m reverse_etl: B2C is not configured (B2C_TENANT_ID, B2C_CLIENT_ID, "
+                           "B2C_CLIENT_SECRET)\n")
+        result = push_b2c(warehouse, settings.graph, mapping_for(settings.field_mapping, settings.graph.client_id),
+                          run_id, **common)
     sys.stdout.write(orjson.dumps(result.as_dict()).decode() + "\n")
     return 0
 

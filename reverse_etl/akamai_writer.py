@@ -18,12 +18,13 @@ from pathlib import Path
 
 import duckdb
 
-from clients.akamai import AkamaiClient, AkamaiSettings
+from clients.akamai import AkamaiClient
 from clients.http import ApiError, RequestLimitExceeded
 from reverse_etl.attribute_writer import SET_ATTRIBUTE, AttributeWriter
 from reverse_etl.mapping import MappingError, TargetMapping
 from reverse_etl.runner import DEFAULT_MAX_WORKERS, SyncResult, run_sync
 from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, Outcome, SyncRecord
+from settings import AkamaiSettings
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MAPPING_PATH = REPO_ROOT / "config" / "field_mapping.json"
+from settings import FieldMappingSettings
+
 ANY_CLIENT = "*"
 
 # logical name -> column of marts.contacts_to_create
@@ -58,15 +58,9 @@ class TargetMapping:
         return self.fields.get(logical)
 
 
-def mapping_settings_from_env(environ: Mapping[str, str] = os.environ) -> tuple[Path, str, str]:
-    """(path, customer, environment) from IDLINK_FIELD_MAPPING, IDLINK_CUSTOMER, IDLINK_ENVIRONMENT."""
-    raw = environ.get("IDLINK_FIELD_MAPPING", "").strip()
-    path = Path(raw) if raw else DEFAULT_MAPPING_PATH
-    if not path.is_absolute():
-        path = REPO_ROOT / path
-    customer = environ.get("IDLINK_CUSTOMER", "").strip() or "default"
-    environment = environ.get("IDLINK_ENVIRONMENT", "").strip() or "dev"
-    return path, customer, environment
+def mapping_for(settings: FieldMappingSettings, client_id: str) -> Mapping[str, TargetMapping]:
+    """The targets of the configured file, customer and environment for ``client_id``."""
+    return load_mapping(settings.path, settings.customer, settings.environment, client_id)
 
 
 def load_mapping(path: str | os.PathLike, customer: str, environment: str,

@@ -22,7 +22,6 @@ import tenacity
 from clients.graph import GraphClient
 from clients.http import RequestLimitExceeded
 from clients.salesforce import SalesforceClient
-from clients.settings import GraphSettings, SalesforceSettings
 from reverse_etl.attribute_writer import SET_ATTRIBUTE
 from reverse_etl.b2c_writer import B2CWriter
 from reverse_etl.mapping import (
@@ -40,6 +39,7 @@ from reverse_etl.salesforce_writer import (
     SalesforceWriter,
 )
 from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, Outcome, StateStore, SyncRecord, Writer, redact
+from settings import GraphSettings, SalesforceSettings
 
 log = logging.getLogger(__name__)
 

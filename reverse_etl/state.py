@@ -342,6 +342,15 @@ class StateStore:
                                 [self.system]).fetchall()[0][0]
 
 
+def external_write(system: str, operation: str, record_key: str, payload: Mapping[str, Any], outcome: str,
+                   error_code: str | None = None, remote_id: str | None = None) -> dict[str, Any]:
+    """One write made outside a sync run (the fast lane), as ``append_external_log`` takes it: keys, the
+    payload's hash and the outcome, never the payload itself."""
+    return {"system": system, "operation": operation, "record_key": record_key,
+            "payload_hash": payload_hash(operation, payload), "outcome": outcome, "error_code": error_code,
+            "remote_id": remote_id}
+
+
 def append_external_log(con: duckdb.DuckDBPyConnection, run_id: str, rows: Sequence[Mapping[str, Any]]) -> int:
     """Copy writes made outside a sync run (the near-real-time fast lane) into ``sync_log``, keeping the time
     each was made; rows carry system, operation, record_key, payload_hash, outcome, error_code, logged_at."""

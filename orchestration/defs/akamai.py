@@ -16,14 +16,19 @@ from pydantic import Field
 
 from ingestion.akamai import DATASET, TABLE, akamai_source
 from ingestion.pipeline import warehouse_pipeline
-from orchestration.defs.ingestion import _declared_pipeline, _with_summary
-from orchestration.defs.resources import AkamaiResource, GraphResource, WarehouseResource
+from orchestration.defs.ingestion import declared_pipeline, with_summary
+from orchestration.defs.resources import (
+    AkamaiResource,
+    FieldMappingResource,
+    GraphResource,
+    IngestTuningResource,
+    WarehouseResource,
+)
 from orchestration.defs.reverse_etl import (
     EXTERNAL_IDS_TO_PUSH,
     SALESFORCE_KEY,
     ReverseEtlConfig,
-    _checks,
-    _mapping,
+    sync_checks,
     sync_materialization,
 )
 from reverse_etl.akamai_writer import push_akamai
@@ -56,13 +61,14 @@ class AkamaiTranslator(DagsterDltTranslator):
 
 @dlt_assets(
     dlt_source=akamai_source(),
-    dlt_pipeline=_declared_pipeline(PIPELINE_NAME, DATASET),
+    dlt_pipeline=declared_pipeline(PIPELINE_NAME, DATASET),
     name=INGEST_OP,
     dagster_dlt_translator=AkamaiTranslator(),
     pool="warehouse",
 )
 def akamai_users(context: dg.AssetExecutionContext, config: AkamaiIngestConfig, dlt: DagsterDltResource,
-                 akamai: AkamaiResource, warehouse: WarehouseResource) -> Iterator[Any]:
+                 akamai: AkamaiResource, warehouse: WarehouseResource,
+                 ingest_tuning: IngestTuningResource) -> Iterator[Any]:
     if not akamai.configured:
         context.log.warning("Akamai is not configured (AKAMAI_BASE_URL, AKAMAI_CLIENT_ID, AKAMAI_CLIENT_SECRET): "
                             "nothing loaded")
@@ -70,12 +76,12 @@ def akamai_users(context: dg.AssetExecutionContext, config: AkamaiIngestConfig, 
         return
     source = akamai_source(settings=akamai.settings(), warehouse_path=warehouse.path,
                            identity_ids=config.identity_ids)
-    pipeline = warehouse_pipeline(PIPELINE_NAME, DATASET, warehouse.path)
+    pipeline = warehouse_pipeline(PIPELINE_NAME, DATASET, warehouse.path, ingest_tuning.dlt_progress)
     context.log.info("Akamai load: %s", f"{len(config.identity_ids)} targeted users" if config.identity_ids
                      else "full scan")
     events = dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline,
                      dagster_dlt_translator=AkamaiTranslator())
-    yield from _with_summary(events, warehouse.path, DATASET, TABLE)
+    yield from with_summary(events, warehouse.path, DATASET, TABLE)
 
 
 @dg.asset(
@@ -84,17 +90,18 @@ def akamai_users(context: dg.AssetExecutionContext, config: AkamaiIngestConfig, 
     deps=[EXTERNAL_IDS_TO_PUSH, SALESFORCE_KEY],
     group_name="reverse_etl",
     pool="warehouse",
-    check_specs=_checks(CONTACT_IDS_KEY),
+    check_specs=sync_checks(CONTACT_IDS_KEY),
     description="Writes the CRM contact id onto Akamai Identity Cloud users (entity.update of one attribute).",
 )
 def akamai_contact_ids(context: dg.AssetExecutionContext, config: ReverseEtlConfig, warehouse: WarehouseResource,
-                       akamai: AkamaiResource, graph: GraphResource) -> dg.MaterializeResult:
+                       akamai: AkamaiResource, graph: GraphResource,
+                       field_mapping: FieldMappingResource) -> dg.MaterializeResult:
     if not akamai.configured:
         context.log.warning("Akamai is not configured: no contact ids pushed")
         result = SyncResult(system="akamai", run_id=context.run.run_id, dry_run=config.dry_run)
     else:
-        result = push_akamai(warehouse.path, akamai.settings(), _mapping(graph.client_id or akamai.client_id),
-                             context.run.run_id, dry_run=config.dry_run, max_attempts=config.max_attempts,
+        mapping = field_mapping.for_client(graph.client_id or akamai.client_id)
+        result = push_akamai(warehouse.path, akamai.settings(), mapping, context.run.run_id, dry_run=config.dry_run, max_attempts=config.max_attempts,
                              max_workers=config.max_workers)
     done = sync_materialization(CONTACT_IDS_KEY, result, config.min_success_rate)
     return dg.MaterializeResult(asset_key=CONTACT_IDS_KEY, metadata={**done.metadata, "configured": akamai.configured},

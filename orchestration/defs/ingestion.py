@@ -21,7 +21,12 @@ from ingestion import b2c as b2c_ingestion
 from ingestion import salesforce as salesforce_ingestion
 from ingestion.pipeline import warehouse_pipeline
 from ingestion.quality import table_summary
-from orchestration.defs.resources import GraphResource, SalesforceResource, WarehouseResource
+from orchestration.defs.resources import (
+    GraphResource,
+    IngestTuningResource,
+    SalesforceResource,
+    WarehouseResource,
+)
 
 B2C_USERS_KEY = dg.AssetKey(["raw_b2c", "users"])
 SALESFORCE_CONTACT_KEY = dg.AssetKey(["raw_salesforce", "contact"])
@@ -67,7 +72,7 @@ class IngestionTranslator(DagsterDltTranslator):
         )
 
 
-def _declared_pipeline(name: str, dataset: str):
+def declared_pipeline(name: str, dataset: str):
     # declares the assets only; runs build their pipeline on the configured warehouse. dlt gives every pipeline
     # a working folder, so the declaration's lives in the temp dir rather than next to the warehouse.
     return declare_pipeline(
@@ -78,7 +83,7 @@ def _declared_pipeline(name: str, dataset: str):
     )
 
 
-def _with_summary(events: Iterator[Any], warehouse_path: str, dataset: str, table: str) -> Iterator[Any]:
+def with_summary(events: Iterator[Any], warehouse_path: str, dataset: str, table: str) -> Iterator[Any]:
     """dagster-dlt's events plus row, deletion and quality-flag counts of the table (counts only)."""
     for event in events:
         if isinstance(event, dg.MaterializeResult):
@@ -91,7 +96,7 @@ def _with_summary(events: Iterator[Any], warehouse_path: str, dataset: str, tabl
 
 @dlt_assets(
     dlt_source=b2c_ingestion.b2c_source(),
-    dlt_pipeline=_declared_pipeline("b2c", b2c_ingestion.DATASET),
+    dlt_pipeline=declared_pipeline("b2c", b2c_ingestion.DATASET),
     name=B2C_OP,
     dagster_dlt_translator=IngestionTranslator(),
     pool="warehouse",
@@ -102,12 +107,16 @@ def b2c_users(
     dlt: DagsterDltResource,
     graph: GraphResource,
     warehouse: WarehouseResource,
+    ingest_tuning: IngestTuningResource,
 ) -> Iterator[Any]:
+    if not graph.configured:
+        raise dg.Failure("B2C is not configured: set B2C_TENANT_ID, B2C_CLIENT_ID and B2C_CLIENT_SECRET")
     source = b2c_ingestion.b2c_source(
         settings=graph.settings(),
         warehouse_path=warehouse.path,
         identity_ids=config.identity_ids,
         dataset_name=b2c_ingestion.DATASET,
+        workers=ingest_tuning.workers,
     )
     context.log.info(
         "B2C load: %s", f"{len(config.identity_ids)} targeted users" if config.identity_ids else "full scan"
@@ -115,15 +124,15 @@ def b2c_users(
     events = dlt.run(
         context=context,
         dlt_source=source,
-        dlt_pipeline=warehouse_pipeline("b2c", b2c_ingestion.DATASET, warehouse.path),
+        dlt_pipeline=warehouse_pipeline("b2c", b2c_ingestion.DATASET, warehouse.path, ingest_tuning.dlt_progress),
         dagster_dlt_translator=IngestionTranslator(),
     )
-    yield from _with_summary(events, warehouse.path, b2c_ingestion.DATASET, b2c_ingestion.TABLE)
+    yield from with_summary(events, warehouse.path, b2c_ingestion.DATASET, b2c_ingestion.TABLE)
 
 
 @dlt_assets(
     dlt_source=salesforce_ingestion.salesforce_source(),
-    dlt_pipeline=_declared_pipeline("salesforce", salesforce_ingestion.DATASET),
+    dlt_pipeline=declared_pipeline("salesforce", salesforce_ingestion.DATASET),
     name=SALESFORCE_OP,
     dagster_dlt_translator=IngestionTranslator(),
     pool="warehouse",
@@ -134,9 +143,12 @@ def salesforce_contacts(
     dlt: DagsterDltResource,
     salesforce: SalesforceResource,
     warehouse: WarehouseResource,
+    ingest_tuning: IngestTuningResource,
 ) -> Iterator[Any]:
+    if not salesforce.configured:
+        raise dg.Failure("Salesforce is not configured: set SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET")
     source = salesforce_ingestion.salesforce_source(
-        settings=salesforce.settings(), contact_ids=config.contact_ids
+        settings=salesforce.settings(), contact_ids=config.contact_ids, workers=ingest_tuning.workers
     )
     context.log.info(
         "Salesforce load: %s",
@@ -145,10 +157,11 @@ def salesforce_contacts(
     events = dlt.run(
         context=context,
         dlt_source=source,
-        dlt_pipeline=warehouse_pipeline("salesforce", salesforce_ingestion.DATASET, warehouse.path),
+        dlt_pipeline=warehouse_pipeline("salesforce", salesforce_ingestion.DATASET, warehouse.path,
+                                        ingest_tuning.dlt_progress),
         dagster_dlt_translator=IngestionTranslator(),
     )
-    yield from _with_summary(events, warehouse.path, salesforce_ingestion.DATASET, salesforce_ingestion.TABLE)
+    yield from with_summary(events, warehouse.path, salesforce_ingestion.DATASET, salesforce_ingestion.TABLE)
 
 
 defs = dg.Definitions(assets=[b2c_users, salesforce_contacts])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -17,12 +16,13 @@ import dagster as dg
 import orjson
 import requests
 
-from gateway.inbox import Inbox, InboxEvent, resolve_inbox_path
+from clients.salesforce import SalesforceClient
+from inbox import InboxEvent
 from orchestration.defs.akamai import akamai_run_config
 from orchestration.defs.ingestion import targeted_run_config
 from orchestration.defs.jobs import full_sync_job
 from orchestration.defs.linking import TARGETED_RUN_TAG
-from orchestration.defs.resources import SalesforceResource
+from orchestration.defs.resources import AlertResource, InboxResource, SalesforceResource
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +136,6 @@ class TargetedRunPlan:
 
 # ---- inbox sensor ---------------------------------------------------------------------------------------------
 
-def _open_inbox() -> Inbox:
-    return Inbox(resolve_inbox_path(os.environ))
-
-
 def _targeted_run_waiting(context: dg.SensorEvaluationContext, trigger: str) -> bool:
     """A run this sensor requested is queued and not started yet: new changes can wait for the next run."""
     try:
@@ -159,16 +155,15 @@ def _targeted_run_waiting(context: dg.SensorEvaluationContext, trigger: str) -> 
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Turns gateway inbox events (Akamai webhooks, B2C sign-ups) into targeted full_sync runs.",
 )
-def inbox_sensor(context: dg.SensorEvaluationContext):
+def inbox_sensor(context: dg.SensorEvaluationContext, inbox: InboxResource):
     after_seq = int(context.cursor or 0)
     # Runs share the warehouse one at a time: while one waits to start, a second queued run would only add its
     # start-up cost. The events stay pending (cursor unchanged) and all go into the next run.
     if _targeted_run_waiting(context, "inbox"):
         yield dg.SkipReason("a targeted run is waiting to start; new events join the next one")
         return
-    inbox = _open_inbox()
-    try:
-        events = inbox.pending(after_seq=after_seq, limit=INBOX_BATCH_LIMIT)
+    with inbox.open() as box:
+        events = box.pending(after_seq=after_seq, limit=INBOX_BATCH_LIMIT)
         if not events:
             yield dg.SkipReason(f"no inbox events after sequence {after_seq}")
             return
@@ -184,11 +179,9 @@ def inbox_sensor(context: dg.SensorEvaluationContext):
         else:
             yield dg.SkipReason(f"{len(events)} inbox events name no identity; the scheduled sync covers them")
         # Only now that the run request is emitted: the run_key keeps a re-evaluation from launching twice.
-        inbox.mark_processed(e.id for e in events)
+        box.mark_processed(e.id for e in events)
         context.update_cursor(str(max(e.seq or 0 for e in events)))
         context.log.info("inbox: %d events handed on, cursor %s", len(events), context.cursor)
-    finally:
-        inbox.close()
 
 
 # ---- Salesforce changes sensor --------------------------------------------------------------------------------
@@ -228,12 +221,6 @@ def unseen_changes(records: Sequence[dict], since: datetime, seen_ids: set[str])
     return fresh
 
 
-def _salesforce_client(salesforce: SalesforceResource):
-    from clients.salesforce import SalesforceClient
-
-    return SalesforceClient(salesforce.settings())
-
-
 @dg.sensor(
     name="salesforce_changes_sensor",
     job=full_sync_job,
@@ -254,7 +241,7 @@ def salesforce_changes_sensor(context: dg.SensorEvaluationContext, salesforce: S
     since, seen_ids = _read_cursor(context.cursor)
     soql = ("SELECT Id, SystemModstamp FROM Contact WHERE SystemModstamp >= "
             f"{_soql_datetime(since)} ORDER BY SystemModstamp LIMIT {SALESFORCE_BATCH_LIMIT}")
-    records = unseen_changes(next(iter(_salesforce_client(salesforce).query_pages(soql)), []), since, seen_ids)
+    records = unseen_changes(next(iter(SalesforceClient(salesforce.settings()).query_pages(soql)), []), since, seen_ids)
     if not records:
         return dg.SkipReason("no Contact changes")
     plan = TargetedRunPlan()
@@ -317,14 +304,13 @@ def failure_error_type(context: dg.RunFailureSensorContext) -> str:
     return reason.value if reason is not None else "unknown"
 
 
-def send_alert(job: str, run_id: str, error_type: str, environ: Mapping[str, str] = os.environ) -> bool:
-    """POST {job, run_id, error_type} to IDLINK_ALERT_WEBHOOK_URL; False when unset or when it fails."""
-    url = environ.get("IDLINK_ALERT_WEBHOOK_URL")
-    if not url:
+def send_alert(alerts: AlertResource, job: str, run_id: str, error_type: str) -> bool:
+    """POST {job, run_id, error_type} to the alert webhook; False when none is set or when it fails."""
+    if not alerts.webhook_url:
         return False
     try:
-        response = requests.post(url, json={"job": job, "run_id": run_id, "error_type": error_type},
-                                 timeout=5.0, verify=environ.get("IDLINK_CA_BUNDLE") or True)
+        response = requests.post(alerts.webhook_url, json={"job": job, "run_id": run_id, "error_type": error_type},
+                                 timeout=5.0, verify=alerts.ca_bundle or True)
         response.raise_for_status()
     except requests.RequestException as exc:
         log.warning("alert for run %s not delivered: %s", run_id, type(exc).__name__)
@@ -337,16 +323,13 @@ def send_alert(job: str, run_id: str, error_type: str, environ: Mapping[str, str
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Records every failed run in the inbox database and posts an alert without personal data.",
 )
-def run_failure_alert(context: dg.RunFailureSensorContext):
+def run_failure_alert(context: dg.RunFailureSensorContext, inbox: InboxResource, alerts: AlertResource):
     run = context.dagster_run
     error_type = failure_error_type(context)
-    inbox = _open_inbox()
-    try:
-        if inbox.record_run_failure(run.run_id, run.job_name, error_type) and \
-                send_alert(run.job_name, run.run_id, error_type):
-            inbox.mark_failure_alerted(run.run_id)
-    finally:
-        inbox.close()
+    with inbox.open() as box:
+        if box.record_run_failure(run.run_id, run.job_name, error_type) and \
+                send_alert(alerts, run.job_name, run.run_id, error_type):
+            box.mark_failure_alerted(run.run_id)
     context.log.info("recorded failure of run %s (%s): %s", run.run_id, run.job_name, error_type)
 
 

@@ -1,14 +1,15 @@
-"""Dagster resources: where the warehouse lives and how to reach each outside system.
+"""Dagster resources: where the warehouse and the inbox live and how to reach each outside system.
 
-`build_resources` binds every field to an environment variable (`EnvVar`); the resources only turn
-them into the plain settings objects that `clients/`, `ingestion/` and `reverse_etl/` use without Dagster.
+They are built once, at the edge, from the typed settings (``settings.load_settings``): plain values appear as
+resource configuration in the UI; every secret stays a ``dg.EnvVar`` (Dagster shows its name, never its value, and
+resolves it when a run starts). ``.settings()`` hands the plain settings objects to ``clients/``, ``ingestion/``
+and ``reverse_etl/``, which know nothing of Dagster.
 """
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 
@@ -18,27 +19,29 @@ from dagster_dbt import DbtCliResource
 from dagster_dlt import DagsterDltResource
 from dbt.version import __version__ as dbt_version
 from packaging import version
+from pydantic import Field
 
-from clients.akamai import AkamaiSettings
-from clients.settings import GraphSettings, SalesforceSettings
+from inbox import Inbox
+from reverse_etl import TargetMapping, load_mapping
+from settings import (
+    AkamaiSettings,
+    FieldMappingSettings,
+    GraphSettings,
+    HttpSettings,
+    SalesforceSettings,
+    Settings,
+    load_settings,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
-
-
-def _split(value: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())
-
-
-def _float(value: str | None, default: float) -> float:
-    return float(value) if value else default
 
 
 class WarehouseResource(dg.ConfigurableResource):
     """The single DuckDB file shared by dlt, dbt and the reverse-ETL writers (one writer at a time: pool
     `warehouse`). Connections are opened per use, never held between runs or at import time."""
 
-    warehouse_path: str = "data/warehouse.duckdb"
+    warehouse_path: str
 
     @property
     def path(self) -> str:
@@ -59,12 +62,30 @@ class WarehouseResource(dg.ConfigurableResource):
             conn.close()
 
 
+class InboxResource(dg.ConfigurableResource):
+    """The event inbox the gateway writes and the sensors and reverse-ETL assets read."""
+
+    path: str
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[Inbox]:
+        inbox = Inbox(self.path)
+        try:
+            yield inbox
+        finally:
+            inbox.close()
+
+
 class HttpTuning(dg.ConfigurableResource):
     """Shared HTTP settings mixed into every API resource."""
 
     ca_bundle: str | None = None
-    http_timeout_s: str | None = None
-    retry_max_s: str | None = None
+    http_timeout_s: float = HttpSettings.timeout_s
+    retry_max_s: float = HttpSettings.retry_max_s
+
+    def _http(self) -> dict:
+        return {"ca_bundle": self.ca_bundle or None, "timeout_s": self.http_timeout_s,
+                "retry_max_s": self.retry_max_s}
 
 
 class GraphResource(HttpTuning):
@@ -73,12 +94,12 @@ class GraphResource(HttpTuning):
     tenant_id: str = ""
     client_id: str = ""
     client_secret: str = ""
-    authority_host: str = "https://login.microsoftonline.com"
-    graph_base_url: str = "https://graph.microsoft.com"
+    authority_host: str = GraphSettings.authority_host
+    graph_base_url: str = GraphSettings.graph_base_url
     extensions_app_id: str = ""
-    custom_attributes: str = "CrmSyncConsent,CrmContactId"
-    consent_attribute: str = "CrmSyncConsent"
-    contact_id_attribute: str = "CrmContactId"
+    custom_attributes: list[str] = Field(default_factory=lambda: list(GraphSettings.custom_attributes))
+    consent_attribute: str = GraphSettings.consent_attribute
+    contact_id_attribute: str = GraphSettings.contact_id_attribute
 
     @property
     def configured(self) -> bool:
@@ -86,19 +107,11 @@ class GraphResource(HttpTuning):
 
     def settings(self) -> GraphSettings:
         return GraphSettings(
-            tenant_id=self.tenant_id,
-            client_id=self.client_id,
-            client_secret=self.client_secret,
-            authority_host=self.authority_host,
-            graph_base_url=self.graph_base_url,
-            extensions_app_id=self.extensions_app_id,
-            custom_attributes=_split(self.custom_attributes),
-            consent_attribute=self.consent_attribute,
-            contact_id_attribute=self.contact_id_attribute,
-            ca_bundle=self.ca_bundle or None,
-            timeout_s=_float(self.http_timeout_s, 30.0),
-            retry_max_s=_float(self.retry_max_s, 120.0),
-        )
+            tenant_id=self.tenant_id, client_id=self.client_id, client_secret=self.client_secret,
+            authority_host=self.authority_host, graph_base_url=self.graph_base_url,
+            extensions_app_id=self.extensions_app_id, custom_attributes=tuple(self.custom_attributes),
+            consent_attribute=self.consent_attribute, contact_id_attribute=self.contact_id_attribute,
+            **self._http())
 
 
 class SalesforceResource(HttpTuning):
@@ -106,10 +119,10 @@ class SalesforceResource(HttpTuning):
 
     client_id: str = ""
     client_secret: str = ""
-    login_url: str = "https://login.salesforce.com"
-    api_version: str = "62.0"
-    external_id_field: str = "External_User_Id__c"
-    extra_contact_fields: str = ""
+    login_url: str = SalesforceSettings.login_url
+    api_version: str = SalesforceSettings.api_version
+    external_id_field: str = SalesforceSettings.external_id_field
+    extra_contact_fields: list[str] = Field(default_factory=list)
 
     @property
     def configured(self) -> bool:
@@ -117,16 +130,9 @@ class SalesforceResource(HttpTuning):
 
     def settings(self) -> SalesforceSettings:
         return SalesforceSettings(
-            client_id=self.client_id,
-            client_secret=self.client_secret,
-            login_url=self.login_url,
-            api_version=self.api_version,
-            external_id_field=self.external_id_field,
-            extra_contact_fields=_split(self.extra_contact_fields),
-            ca_bundle=self.ca_bundle or None,
-            timeout_s=_float(self.http_timeout_s, 30.0),
-            retry_max_s=_float(self.retry_max_s, 120.0),
-        )
+            client_id=self.client_id, client_secret=self.client_secret, login_url=self.login_url,
+            api_version=self.api_version, external_id_field=self.external_id_field,
+            extra_contact_fields=tuple(self.extra_contact_fields), **self._http())
 
 
 class AkamaiResource(HttpTuning):
@@ -135,22 +141,40 @@ class AkamaiResource(HttpTuning):
     base_url: str = ""
     client_id: str = ""
     client_secret: str = ""
-    entity_type: str = "user"
+    entity_type: str = AkamaiSettings.entity_type
 
     @property
     def configured(self) -> bool:
         return bool(self.base_url and self.client_id and self.client_secret)
 
     def settings(self) -> AkamaiSettings:
-        return AkamaiSettings(
-            base_url=self.base_url,
-            client_id=self.client_id,
-            client_secret=self.client_secret,
-            entity_type=self.entity_type,
-            ca_bundle=self.ca_bundle or None,
-            timeout_s=_float(self.http_timeout_s, 30.0),
-            retry_max_s=_float(self.retry_max_s, 120.0),
-        )
+        return AkamaiSettings(base_url=self.base_url, client_id=self.client_id, client_secret=self.client_secret,
+                              entity_type=self.entity_type, **self._http())
+
+
+class FieldMappingResource(dg.ConfigurableResource):
+    """Which entry of the reverse-ETL field mapping file applies."""
+
+    path: str
+    customer: str = FieldMappingSettings.customer
+    environment: str = FieldMappingSettings.environment
+
+    def for_client(self, client_id: str) -> Mapping[str, TargetMapping]:
+        return load_mapping(self.path, self.customer, self.environment, client_id)
+
+
+class IngestTuningResource(dg.ConfigurableResource):
+    """How the dlt loads run: worker processes normalising large loads (None = usable CPUs), dlt progress logs."""
+
+    workers: int | None = None
+    dlt_progress: bool = False
+
+
+class AlertResource(dg.ConfigurableResource):
+    """Where run-failure alerts are posted (nothing when unset)."""
+
+    webhook_url: str = ""
+    ca_bundle: str | None = None
 
 
 class LinkingDbtCliResource(DbtCliResource):
@@ -171,51 +195,45 @@ def _dbt_executable() -> str:
     return "dbt"
 
 
-def _env(name: str, default: str = "") -> str | dg.EnvVar:
-    """An EnvVar when the variable is set, else the default: Dagster refuses an EnvVar that is unset."""
-    return dg.EnvVar(name) if os.environ.get(name) else default
+def _secret(name: str, value: str | None) -> str | dg.EnvVar:
+    """A secret as an EnvVar (Dagster resolves it at run time and never shows it); "" when it is not set."""
+    return dg.EnvVar(name) if value else ""
 
 
-def _http_tuning() -> dict:
+def _http(http: HttpSettings) -> dict:
+    return {"ca_bundle": http.ca_bundle, "http_timeout_s": http.timeout_s, "retry_max_s": http.retry_max_s}
+
+
+def build_resources(settings: Settings) -> dict:
+    """Every resource, from settings read once at the edge; secrets stay EnvVars."""
+    graph, salesforce, akamai = settings.graph, settings.salesforce, settings.akamai
+    http = _http(settings.http)
     return {
-        "ca_bundle": _env("IDLINK_CA_BUNDLE") or None,
-        "http_timeout_s": _env("IDLINK_HTTP_TIMEOUT_S") or None,
-        "retry_max_s": _env("IDLINK_RETRY_MAX_S") or None,
-    }
-
-
-def build_resources() -> dict:
-    """Resources bound from the environment (secrets stay EnvVars: Dagster never shows their values)."""
-    return {
-        "warehouse": WarehouseResource(warehouse_path=_env("WAREHOUSE_PATH", "data/warehouse.duckdb")),
-        "graph": GraphResource(
-            tenant_id=_env("B2C_TENANT_ID"),
-            client_id=_env("B2C_CLIENT_ID"),
-            client_secret=_env("B2C_CLIENT_SECRET"),
-            authority_host=_env("B2C_AUTHORITY_HOST", "https://login.microsoftonline.com"),
-            graph_base_url=_env("GRAPH_BASE_URL", "https://graph.microsoft.com"),
-            extensions_app_id=_env("B2C_EXTENSIONS_APP_ID"),
-            custom_attributes=_env("B2C_CUSTOM_ATTRIBUTES", "CrmSyncConsent,CrmContactId"),
-            consent_attribute=_env("B2C_CONSENT_ATTRIBUTE", "CrmSyncConsent"),
-            contact_id_attribute=_env("B2C_CONTACT_ID_ATTRIBUTE", "CrmContactId"),
-            **_http_tuning(),
-        ),
-        "salesforce": SalesforceResource(
-            client_id=_env("SALESFORCE_CLIENT_ID"),
-            client_secret=_env("SALESFORCE_CLIENT_SECRET"),
-            login_url=_env("SALESFORCE_LOGIN_URL", "https://login.salesforce.com"),
-            api_version=_env("SALESFORCE_API_VERSION", "62.0"),
-            external_id_field=_env("SALESFORCE_EXTERNAL_ID_FIELD", "External_User_Id__c"),
-            extra_contact_fields=_env("SALESFORCE_CONTACT_FIELDS"),
-            **_http_tuning(),
-        ),
-        "akamai": AkamaiResource(
-            base_url=_env("AKAMAI_BASE_URL"),
-            client_id=_env("AKAMAI_CLIENT_ID"),
-            client_secret=_env("AKAMAI_CLIENT_SECRET"),
-            entity_type=_env("AKAMAI_ENTITY_TYPE", "user"),
-            **_http_tuning(),
-        ),
+        "warehouse": WarehouseResource(warehouse_path=str(settings.warehouse_path)),
+        "inbox": InboxResource(path=str(settings.inbox_path)),
+        "field_mapping": FieldMappingResource(path=str(settings.field_mapping.path),
+                                              customer=settings.field_mapping.customer,
+                                              environment=settings.field_mapping.environment),
+        "graph": GraphResource(**http) if graph is None else GraphResource(
+            tenant_id=graph.tenant_id, client_id=graph.client_id,
+            client_secret=_secret("B2C_CLIENT_SECRET", graph.client_secret),
+            authority_host=graph.authority_host, graph_base_url=graph.graph_base_url,
+            extensions_app_id=graph.extensions_app_id, custom_attributes=list(graph.custom_attributes),
+            consent_attribute=graph.consent_attribute, contact_id_attribute=graph.contact_id_attribute, **http),
+        "salesforce": SalesforceResource(**http) if salesforce is None else SalesforceResource(
+            client_id=salesforce.client_id,
+            client_secret=_secret("SALESFORCE_CLIENT_SECRET", salesforce.client_secret),
+            login_url=salesforce.login_url, api_version=salesforce.api_version,
+            external_id_field=salesforce.external_id_field,
+            extra_contact_fields=list(salesforce.extra_contact_fields), **http),
+        "akamai": AkamaiResource(**http) if akamai is None else AkamaiResource(
+            base_url=akamai.base_url, client_id=akamai.client_id,
+            client_secret=_secret("AKAMAI_CLIENT_SECRET", akamai.client_secret), entity_type=akamai.entity_type,
+            **http),
+        "ingest_tuning": IngestTuningResource(workers=settings.ingest.workers,
+                                              dlt_progress=settings.ingest.dlt_progress),
+        "alerts": AlertResource(webhook_url=_secret("IDLINK_ALERT_WEBHOOK_URL", settings.alert_webhook_url),
+                                ca_bundle=settings.http.ca_bundle),
         "dbt": LinkingDbtCliResource(
             project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=_dbt_executable()
         ),
@@ -225,4 +243,5 @@ def build_resources() -> dict:
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources=build_resources())
+    """The Dagster edge: the environment is read here, once per load of the code location."""
+    return dg.Definitions(resources=build_resources(load_settings()))

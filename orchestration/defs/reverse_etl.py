@@ -4,14 +4,19 @@ Each materialization is one push through ``reverse_etl.runner``; its metadata ca
 two checks judge it: the dead-letter table did not grow, and the share of sent records that succeeded.
 """
 
-import os
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 
-from gateway.inbox import Inbox, resolve_inbox_path
-from orchestration.defs.resources import GraphResource, SalesforceResource, WarehouseResource
-from reverse_etl.mapping import load_mapping, mapping_settings_from_env
+from inbox import Inbox
+from orchestration.defs.resources import (
+    FieldMappingResource,
+    GraphResource,
+    InboxResource,
+    SalesforceResource,
+    WarehouseResource,
+)
 from reverse_etl.runner import SyncResult, push_b2c, push_salesforce
 from reverse_etl.salesforce_writer import DEFAULT_BULK_THRESHOLD
 from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, append_external_log
@@ -33,18 +38,13 @@ class ReverseEtlConfig(dg.Config):
     bulk_threshold: int = DEFAULT_BULK_THRESHOLD  # above this many records of one kind, a Bulk API 2.0 job
 
 
-def _checks(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+def sync_checks(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     return [
         dg.AssetCheckSpec(NO_NEW_DEAD_LETTERS, asset=key,
                           description="No record was dead-lettered by this push (review reverse_etl.dead_letters)."),
         dg.AssetCheckSpec(SUCCESS_RATE, asset=key,
                           description="Enough of the records sent by this push were accepted."),
     ]
-
-
-def _mapping(client_id: str):
-    path, customer, environment = mapping_settings_from_env()
-    return load_mapping(path, customer, environment, client_id)
 
 
 def sync_materialization(key: dg.AssetKey, result: SyncResult, min_success_rate: float,
@@ -76,11 +76,10 @@ def sync_materialization(key: dg.AssetKey, result: SyncResult, min_success_rate:
     return dg.MaterializeResult(asset_key=key, metadata=metadata, check_results=checks)
 
 
-def record_fast_lane_writes(warehouse_path: str, environ=os.environ) -> int:
+def record_fast_lane_writes(warehouse_path: str, inbox_path: str | Path) -> int:
     """Copy the writes the fast lane made since the last run from the gateway inbox into reverse_etl.sync_log,
     so the warehouse keeps one audit trail of every change; returns how many rows were copied."""
-    inbox_path = resolve_inbox_path(environ)
-    if not inbox_path.exists():
+    if not Path(inbox_path).exists():
         return 0
     inbox = Inbox(inbox_path)
     try:
@@ -99,21 +98,23 @@ def record_fast_lane_writes(warehouse_path: str, environ=os.environ) -> int:
     deps=[CONTACTS_TO_CREATE, EXTERNAL_IDS_TO_PUSH],
     group_name="reverse_etl",
     pool="warehouse",
-    check_specs=_checks(SALESFORCE_KEY),
+    check_specs=sync_checks(SALESFORCE_KEY),
     description="Upserts new contacts (external id = identity id) and sets or clears external ids in Salesforce.",
 )
 def salesforce_contacts(context: dg.AssetExecutionContext, config: ReverseEtlConfig, warehouse: WarehouseResource,
-                        salesforce: SalesforceResource, graph: GraphResource) -> dg.MaterializeResult:
+                        salesforce: SalesforceResource, graph: GraphResource, field_mapping: FieldMappingResource,
+                        inbox: InboxResource) -> dg.MaterializeResult:
     if not salesforce.configured:
         raise dg.Failure("Salesforce is not configured: set SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET")
     result = push_salesforce(
-        warehouse.path, salesforce.settings(), _mapping(graph.client_id or salesforce.client_id), context.run.run_id,
+        warehouse.path, salesforce.settings(), field_mapping.for_client(graph.client_id or salesforce.client_id),
+        context.run.run_id,
         dry_run=config.dry_run, max_attempts=config.max_attempts, max_workers=config.max_workers,
         bulk_threshold=config.bulk_threshold)
     if result.limit_reached:
         context.log.warning("Salesforce API request limit reached: %d records stay pending for the next run",
                             result.pending_after)
-    recorded = record_fast_lane_writes(warehouse.path)
+    recorded = record_fast_lane_writes(warehouse.path, inbox.path)
     return sync_materialization(SALESFORCE_KEY, result, config.min_success_rate,
                                 extra_metadata={"fast_lane_writes_recorded": recorded})
 
@@ -124,14 +125,14 @@ def salesforce_contacts(context: dg.AssetExecutionContext, config: ReverseEtlCon
     deps=[EXTERNAL_IDS_TO_PUSH, SALESFORCE_KEY],
     group_name="reverse_etl",
     pool="warehouse",
-    check_specs=_checks(B2C_KEY),
+    check_specs=sync_checks(B2C_KEY),
     description="Writes the CRM contact id onto B2C users (custom attribute) through Graph $batch.",
 )
 def b2c_contact_ids(context: dg.AssetExecutionContext, config: ReverseEtlConfig, warehouse: WarehouseResource,
-                    graph: GraphResource) -> dg.MaterializeResult:
+                    graph: GraphResource, field_mapping: FieldMappingResource) -> dg.MaterializeResult:
     if not graph.configured:
         raise dg.Failure("B2C is not configured: set B2C_TENANT_ID, B2C_CLIENT_ID and B2C_CLIENT_SECRET")
-    result = push_b2c(warehouse.path, graph.settings(), _mapping(graph.client_id), context.run.run_id,
+    result = push_b2c(warehouse.path, graph.settings(), field_mapping.for_client(graph.client_id), context.run.run_id,
                       dry_run=config.dry_run, max_attempts=config.max_attempts, max_workers=config.max_workers)
     return sync_materialization(B2C_KEY, result, config.min_success_rate)
 

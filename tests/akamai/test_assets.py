@@ -7,9 +7,16 @@ import pytest
 from dagster_dlt import DagsterDltResource
 
 from orchestration.defs import akamai as akamai_assets
-from orchestration.defs.resources import AkamaiResource, GraphResource, WarehouseResource
+from orchestration.defs.resources import (
+    AkamaiResource,
+    FieldMappingResource,
+    GraphResource,
+    IngestTuningResource,
+    WarehouseResource,
+)
 from sandbox import akamai as sandbox_akamai
 from sandbox.context import SandboxConfig
+from settings import load_settings
 from tests.akamai.support import make_warehouse
 
 
@@ -18,9 +25,11 @@ def resources(tenant_url, tmp_path) -> dict:
     return {
         "dlt": DagsterDltResource(),
         "akamai": AkamaiResource(base_url=f"{tenant_url}/akamai", client_id=SandboxConfig.client_id,
-                                 client_secret=SandboxConfig.client_secret, retry_max_s="10"),
+                                 client_secret=SandboxConfig.client_secret, retry_max_s=10.0),
         "warehouse": WarehouseResource(warehouse_path=str(tmp_path / "warehouse.duckdb")),
         "graph": GraphResource(),
+        "field_mapping": FieldMappingResource(path=str(load_settings({}).field_mapping.path)),
+        "ingest_tuning": IngestTuningResource(),
     }
 
 

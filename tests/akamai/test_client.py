@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from clients.akamai import AkamaiClient, AkamaiSettings
+from clients.akamai import AkamaiClient
 from clients.http import ApiError
-from clients.settings import SettingsError
 from sandbox import akamai as sandbox_akamai
 from sandbox.context import SandboxConfig
+from settings import AkamaiSettings, SettingsError, load_settings
 
 
 @pytest.fixture
@@ -19,10 +19,10 @@ def client(tenant_url) -> AkamaiClient:
 
 
 def test_settings_come_from_the_environment_and_hide_the_secret():
-    settings = AkamaiSettings.from_env({
+    settings = load_settings({
         "AKAMAI_BASE_URL": "https://tenant.example/akamai/", "AKAMAI_CLIENT_ID": "cid",
         "AKAMAI_CLIENT_SECRET": "s3cret", "IDLINK_CA_BUNDLE": "/etc/ca.pem", "IDLINK_RETRY_MAX_S": "7",
-    })
+    }).akamai
     assert (settings.base_url, settings.entity_type, settings.ca_bundle, settings.retry_max_s) == \
         ("https://tenant.example/akamai", "user", "/etc/ca.pem", 7.0)
     assert "s3cret" not in repr(settings)
@@ -30,7 +30,7 @@ def test_settings_come_from_the_environment_and_hide_the_secret():
 
 def test_settings_name_the_missing_variable():
     with pytest.raises(SettingsError, match="AKAMAI_CLIENT_SECRET"):
-        AkamaiSettings.from_env({"AKAMAI_BASE_URL": "https://x", "AKAMAI_CLIENT_ID": "cid"})
+        load_settings({"AKAMAI_BASE_URL": "https://x", "AKAMAI_CLIENT_ID": "cid"})
 
 
 def test_find_pages_walks_every_entity_in_keyset_pages(client, seeded):

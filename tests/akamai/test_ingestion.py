@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 
-from clients.akamai import AkamaiSettings
-from ingestion.akamai import EntityPageBuilder, run_akamai
+from ingestion.akamai import EntityPageBuilder
 from ingestion.columns import B2C_USERS
+from ingestion.pipeline import run_akamai
 from ingestion.quality import Quarantine
 from sandbox import akamai as sandbox_akamai
 from sandbox.context import SandboxConfig
 from sandbox.synthetic import generate
+from settings import AkamaiSettings
 
 
 @pytest.fixture

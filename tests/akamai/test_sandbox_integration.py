@@ -7,10 +7,9 @@ import duckdb
 import jwt
 import pytest
 
-from clients.akamai import AkamaiClient, AkamaiSettings
-from clients.settings import GraphSettings
-from ingestion.akamai import run_akamai
-from ingestion.pipeline import run_b2c
+from clients.akamai import AkamaiClient
+from ingestion.pipeline import run_akamai, run_b2c
+from settings import load_settings
 from tests.akamai.support import WebhookReceiver, fake_entities, serve
 
 
@@ -23,12 +22,12 @@ def test_sandbox_serves_the_tenant_end_to_end(sandbox_factory, tmp_path):
         sandbox = sandbox_factory(akamai_users=entities, size=20, extra_args=("--webhook-url", receiver.url))
         env = sandbox.env
         assert env["AKAMAI_WEBHOOK_AUDIENCE"] == receiver.url
-        settings = AkamaiSettings.from_env(env)
+        settings = load_settings(env).akamai
         assert settings.ca_bundle  # the client trusts the sandbox CA, nothing is unverified
 
         warehouse = str(tmp_path / "warehouse.duckdb")
         run_akamai(settings, warehouse)
-        run_b2c(GraphSettings.from_env(env), warehouse)
+        run_b2c(load_settings(env).graph, warehouse)
         with duckdb.connect(warehouse, read_only=True) as con:
             assert con.execute("select count(*) from raw_akamai.users").fetchone() == (30,)
             columns = {schema: [r[0] for r in con.execute(

@@ -4,12 +4,13 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from clients.akamai import AkamaiClient, AkamaiSettings
+from clients.akamai import AkamaiClient
 from clients.http import ApiError
 from reverse_etl.akamai_writer import push_akamai
 from reverse_etl.mapping import MappingError, TargetMapping
 from sandbox import akamai as sandbox_akamai
 from sandbox.context import SandboxConfig
+from settings import AkamaiSettings
 from tests.akamai.support import make_warehouse
 
 GONE = "00000000-0000-0000-0000-00000000dead"

@@ -11,7 +11,7 @@ import pytest
 from clients import http
 from clients.graph import GraphClient
 from clients.http import ApiError
-from clients.settings import GraphSettings
+from settings import GraphSettings
 from tests.clients.fakes import ScriptedAdapter, make_response
 
 SETTINGS = GraphSettings(

@@ -9,7 +9,7 @@ import pytest
 from clients import http
 from clients.http import ApiError, RequestLimitExceeded
 from clients.salesforce import SalesforceClient
-from clients.settings import SalesforceSettings
+from settings import SalesforceSettings
 from tests.clients.fakes import ScriptedAdapter, make_response
 
 SETTINGS = SalesforceSettings(

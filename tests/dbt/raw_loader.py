@@ -12,8 +12,6 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from clients.akamai import AkamaiSettings
-from clients.settings import GraphSettings
 from ingestion.akamai import EntityPageBuilder
 from ingestion.b2c import SCHEMA as IDENTITY_SCHEMA
 from ingestion.b2c import UserPageBuilder
@@ -21,6 +19,7 @@ from ingestion.columns import table_from_columns
 from ingestion.quality import Quarantine
 from ingestion.salesforce import SCHEMA as CONTACT_SCHEMA
 from ingestion.salesforce import ContactPageBuilder
+from settings import AkamaiSettings, GraphSettings
 
 DEFAULT_EXTENSIONS_APP_ID = "b2c0e5a1-5e1d-4c2b-9a7f-3c1d2e4f5a6b"
 EXTERNAL_ID_FIELD = "External_User_Id__c"

@@ -10,9 +10,9 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.crm_contacts import SignUpIdentity
-from gateway.inbox import Inbox
 from gateway.security_events import SetVerifier
-from gateway.settings import ConnectorSettings, WebhookSettings
+from inbox import Inbox
+from settings import ConnectorSettings, WebhookSettings
 from tests.gateway.support import AUDIENCE, ISSUER, JwksServer, SigningKey
 
 CONNECTOR_USER = "b2c-connector"
@@ -35,13 +35,6 @@ def jwks(signing_key: SigningKey) -> Iterator[JwksServer]:
     server.keys = [signing_key.jwk()]
     with server.running():
         yield server
-
-
-@pytest.fixture
-def inbox(tmp_path) -> Iterator[Inbox]:
-    box = Inbox(tmp_path / "inbox.sqlite3")
-    yield box
-    box.close()
 
 
 class FakeDirectory:
@@ -86,7 +79,7 @@ def connector_settings() -> ConnectorSettings:
 def client(inbox: Inbox, jwks: JwksServer, connector_settings: ConnectorSettings,
            directory: FakeDirectory) -> Iterator[TestClient]:
     app = create_app(inbox=inbox, verifier=SetVerifier(webhook_settings(jwks.url)),
-                     connector=connector_settings, directory=directory, environ={})
+                     connector=connector_settings, directory=directory)
     with TestClient(app) as test_client:
         yield test_client
 

@@ -10,6 +10,7 @@ from gateway.app import WEBHOOK_PATH, create_app
 from gateway.security_events import SetVerifier
 from tests.gateway.conftest import webhook_settings
 from tests.gateway.support import JwksServer, SigningKey, set_claims
+from tests.inbox.support import FlakyInbox
 
 SET_HEADERS = {"Content-Type": "application/secevent+jwt"}
 
@@ -64,7 +65,7 @@ def test_an_unknown_kid_triggers_a_key_refresh_so_a_rotated_key_verifies(client,
 
 
 def test_unknown_kids_refresh_the_key_set_at_most_once_per_interval(inbox, jwks, signing_key) -> None:
-    app = create_app(inbox=inbox, environ={},
+    app = create_app(inbox=inbox,
                      verifier=SetVerifier(webhook_settings(jwks.url, jwks_min_refresh_s=60.0)))
     with TestClient(app) as client:
         assert post(client, signing_key.sign(set_claims())).status_code == 202
@@ -123,10 +124,8 @@ def test_an_oversized_body_is_refused_with_413_without_storing(client, inbox) ->
 
 
 def test_an_inbox_that_cannot_write_answers_503_and_the_retry_is_stored_once(tmp_path, jwks, signing_key) -> None:
-    from tests.gateway.test_inbox import FlakyInbox
-
     box = FlakyInbox(tmp_path / "box.sqlite3")
-    app = create_app(inbox=box, environ={}, verifier=SetVerifier(webhook_settings(jwks.url)))
+    app = create_app(inbox=box, verifier=SetVerifier(webhook_settings(jwks.url)))
     token = signing_key.sign(set_claims())
     with TestClient(app) as client:
         FlakyInbox.broken = True
@@ -144,7 +143,7 @@ def test_an_unreachable_key_set_answers_503_so_the_sender_retries(inbox, signing
     server = JwksServer()
     server.fail = True
     with server.running():
-        app = create_app(inbox=inbox, environ={}, verifier=SetVerifier(webhook_settings(server.url)))
+        app = create_app(inbox=inbox, verifier=SetVerifier(webhook_settings(server.url)))
         with TestClient(app) as client:
             assert post(client, signing_key.sign(set_claims())).status_code == 503
     assert inbox.stats()["total"] == 0

@@ -12,6 +12,9 @@ from pathlib import Path
 import httpx
 import trustme
 
+from gateway.fast_lane import CONSUMER
+from inbox import Inbox
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -74,9 +77,6 @@ def test_the_fast_lane_follows_the_inbox_until_terminated(sandbox, tmp_path) -> 
     proc = subprocess.Popen([sys.executable, "-m", "gateway", "fast-lane", "--inbox", str(tmp_path / "inbox.sqlite3")],
                             cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        from gateway.fast_lane import CONSUMER
-        from gateway.inbox import Inbox
-
         inbox = Inbox(tmp_path / "inbox.sqlite3")
         deadline = time.monotonic() + 60
         while inbox.consumer_seq(CONSUMER) is None:  # started: it set its cursor

@@ -7,13 +7,13 @@ import orjson
 import pytest
 
 from clients.salesforce import SalesforceClient
-from clients.settings import SalesforceSettings
 from gateway.crm_contacts import SalesforceContactDirectory, SignUpIdentity, soql_string
+from settings import load_settings
 
 
 @pytest.fixture
 def directory(sandbox) -> SalesforceContactDirectory:
-    return SalesforceContactDirectory.from_env(budget_s=10.0, environ=sandbox.env)
+    return SalesforceContactDirectory.within_budget(load_settings(sandbox.env).salesforce, budget_s=10.0)
 
 
 def contacts(sandbox) -> list[dict]:
@@ -61,7 +61,7 @@ def test_soql_strings_escape_quotes_and_backslashes() -> None:
 
 def _contact(sandbox, email: str, first: str, last: str, external_id: str | None = None) -> str:
     """A contact created through the sandbox's REST API (the shared sandbox: unique emails per test)."""
-    client = SalesforceClient(SalesforceSettings.from_env(sandbox.env))
+    client = SalesforceClient(load_settings(sandbox.env).salesforce)
     fields = {"Email": email, "FirstName": first, "LastName": last}
     if external_id:
         fields["External_User_Id__c"] = external_id

@@ -6,8 +6,9 @@ import threading
 
 import pytest
 
-from gateway.fast_lane import CONSUMER, FastLaneSettings, build_worker, uuids_to_link
-from gateway.inbox import Inbox, InboxEvent
+from gateway.fast_lane import CONSUMER, build_worker, uuids_to_link
+from inbox import Inbox, InboxEvent
+from settings import load_settings
 
 EXTERNAL_ID = "External_User_Id__c"
 
@@ -71,7 +72,7 @@ def tenant(tmp_path_factory):
 @pytest.fixture
 def worker(tenant, tmp_path):
     inbox = Inbox(tmp_path / "inbox.sqlite3")
-    built = build_worker(inbox, {**tenant.env, "FAST_LANE_CALL_BUDGET_S": "5"})
+    built = build_worker(inbox, load_settings({**tenant.env, "FAST_LANE_CALL_BUDGET_S": "5"}))
     inbox.set_consumer_seq(CONSUMER, 0)
     yield built
     built.close()
@@ -179,7 +180,7 @@ def test_the_worker_follows_the_inbox_records_its_writes_and_tells_the_sensors(w
 def test_a_first_start_begins_at_the_end_of_the_inbox(tenant, tmp_path) -> None:
     inbox = Inbox(tmp_path / "inbox.sqlite3")
     inbox.put(webhook(1))
-    worker = build_worker(inbox, tenant.env)
+    worker = build_worker(inbox, load_settings(tenant.env))
     try:
         assert worker.step() == 0
         assert inbox.consumer_seq(CONSUMER) == inbox.last_seq()
@@ -191,7 +192,7 @@ def test_a_first_start_begins_at_the_end_of_the_inbox(tenant, tmp_path) -> None:
 def test_a_crm_failure_is_audited_and_left_for_the_targeted_run(tenant, tmp_path) -> None:
     inbox = Inbox(tmp_path / "inbox.sqlite3")
     env = {**tenant.env, "SALESFORCE_CLIENT_SECRET": "wrong", "FAST_LANE_CALL_BUDGET_S": "1"}
-    worker = build_worker(inbox, env)
+    worker = build_worker(inbox, load_settings(env))
     inbox.set_consumer_seq(CONSUMER, 0)
     inbox.put(webhook(10))
     try:
@@ -220,9 +221,3 @@ def test_uuids_are_taken_once_from_created_and_updated_akamai_events_only() -> N
               InboxEvent(id="b2c:x", source="b2c", kind="signUp", subject="oid")]
     assert uuids_to_link(events) == [uuid_of(1)]
 
-
-def test_settings_come_from_the_environment() -> None:
-    settings = FastLaneSettings.from_env({"FAST_LANE_CREATE_CONTACTS": "false", "FAST_LANE_WORKERS": "2"})
-    assert (settings.create_contacts, settings.workers) == (False, 2)
-    with pytest.raises(ValueError, match="FAST_LANE_CREATE_CONTACTS"):
-        FastLaneSettings.from_env({"FAST_LANE_CREATE_CONTACTS": "perhaps"})

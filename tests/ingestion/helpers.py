@@ -6,15 +6,15 @@ import dataclasses
 
 import duckdb
 
-from clients.settings import GraphSettings, SalesforceSettings
+from settings import GraphSettings, SalesforceSettings, load_settings
 
 
 def graph_settings(env: dict[str, str], **overrides) -> GraphSettings:
-    return dataclasses.replace(GraphSettings.from_env(env), **overrides)
+    return dataclasses.replace(load_settings(env).graph, **overrides)
 
 
 def salesforce_settings(env: dict[str, str], **overrides) -> SalesforceSettings:
-    return dataclasses.replace(SalesforceSettings.from_env(env), **overrides)
+    return dataclasses.replace(load_settings(env).salesforce, **overrides)
 
 
 def query(warehouse: str, sql: str, params: list | None = None) -> list[tuple]:

@@ -17,6 +17,7 @@ from orchestration.defs.ingestion import (
     targeted_run_config,
 )
 from orchestration.defs.resources import build_resources
+from settings import load_settings
 from tests.ingestion.helpers import scalar
 
 
@@ -29,8 +30,8 @@ def resources(private_sandbox, warehouse, monkeypatch):
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     return {
         key: value
-        for key, value in build_resources().items()
-        if key in ("warehouse", "graph", "salesforce", "dlt")
+        for key, value in build_resources(load_settings()).items()
+        if key in ("warehouse", "graph", "salesforce", "dlt", "ingest_tuning")
     }
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from ingestion.b2c import SCHEMA, build_user_page
 from ingestion.columns import from_ipc
-from ingestion.parallel import ordered_map, worker_count
+from ingestion.parallel import ordered_map
 from ingestion.prefetch import prefetch
 
 
@@ -31,9 +31,8 @@ def test_ordered_map_stays_in_process_with_one_worker():
     assert {pid for _, pid in ordered_map(square_with_pid, range(10), workers=1)} == {os.getpid()}
 
 
-def test_worker_count_can_be_set_from_the_environment(monkeypatch):
-    monkeypatch.setenv("IDLINK_INGEST_WORKERS", "0")
-    assert worker_count() == 0
+def test_ordered_map_stays_in_process_with_no_workers():
+    assert {pid for _, pid in ordered_map(square_with_pid, range(10), workers=0)} == {os.getpid()}
 
 
 def test_prefetch_yields_everything_in_order_from_another_thread():

@@ -15,6 +15,7 @@ from orchestration.defs.resources import (
     _dbt_executable,
     build_resources,
 )
+from settings import load_settings
 
 
 def test_the_dbt_version_is_known_without_starting_dbt(monkeypatch) -> None:
@@ -34,7 +35,7 @@ def test_the_dbt_version_is_known_without_starting_dbt(monkeypatch) -> None:
 
 
 def test_the_runs_use_the_resource_without_the_probe() -> None:
-    assert isinstance(build_resources()["dbt"], LinkingDbtCliResource)
+    assert isinstance(build_resources(load_settings({}))["dbt"], LinkingDbtCliResource)
 
 
 def test_each_warehouse_has_its_own_stable_dbt_target_directory(tmp_path: Path) -> None:

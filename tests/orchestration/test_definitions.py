@@ -7,12 +7,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from orchestration.definitions import build_definitions
+from orchestration.defs.resources import build_resources
+from settings import load_settings
+
 
 @pytest.fixture(scope="module")
 def defs():
-    from orchestration.definitions import defs
-
-    return defs
+    return build_definitions()
 
 
 def _asset_specs(defs):
@@ -62,10 +64,9 @@ def test_dbt_tests_are_visible_as_asset_checks(defs):
 
 
 def test_secrets_are_bound_from_the_environment_not_from_code(monkeypatch):
+    monkeypatch.setenv("SALESFORCE_CLIENT_ID", "connected-app")
     monkeypatch.setenv("SALESFORCE_CLIENT_SECRET", "from-the-environment")
-    from orchestration.defs.resources import build_resources
-
-    resource = build_resources()["salesforce"]
+    resource = build_resources(load_settings())["salesforce"]
     assert isinstance(resource.client_secret, dg.EnvVar)
     assert resource.client_secret.env_var_name == "SALESFORCE_CLIENT_SECRET"
 

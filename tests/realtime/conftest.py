@@ -1,17 +1,16 @@
-"""Realtime fixtures: an inbox at GATEWAY_INBOX_PATH and stand-in assets for the sensors' job to select from.
+"""Realtime fixtures: an inbox (bound as the sensors' resource) and stand-in assets for the sensors' job to select from.
 
 The stand-ins mirror the asset keys and groups of the real code location, so the sensors can be evaluated
 without dlt, dbt or any outside system.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import dagster as dg
 import pytest
 
-from gateway.inbox import Inbox
+from inbox import Inbox
 from orchestration.defs import realtime
+from orchestration.defs.resources import AlertResource, InboxResource
 
 
 def _stand_in(key: list[str] | str, group: str, deps=()) -> dg.AssetsDefinition:
@@ -33,17 +32,9 @@ STAND_IN_ASSETS = [
 
 
 @pytest.fixture
-def inbox(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
-    path = tmp_path / "inbox.sqlite3"
-    monkeypatch.setenv("GATEWAY_INBOX_PATH", str(path))
-    box = Inbox(path)
-    yield box
-    box.close()
-
-
-@pytest.fixture
-def stand_in_defs() -> dg.Definitions:
-    return dg.Definitions(assets=STAND_IN_ASSETS, sensors=[realtime.inbox_sensor])
+def stand_in_defs(inbox: Inbox) -> dg.Definitions:
+    return dg.Definitions(assets=STAND_IN_ASSETS, sensors=[realtime.inbox_sensor],
+                          resources={"inbox": InboxResource(path=str(inbox.path)), "alerts": AlertResource()})
 
 
 @pytest.fixture

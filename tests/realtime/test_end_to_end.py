@@ -10,12 +10,17 @@ import time
 from contextlib import contextmanager
 
 import dagster as dg
+import duckdb
 import pytest
 import uvicorn
 
 from gateway.app import create_app
-from gateway.inbox import Inbox
+from gateway.fast_lane import build_worker
+from inbox import Inbox
+from orchestration.definitions import build_definitions
 from orchestration.defs import realtime
+from orchestration.defs.resources import build_resources
+from settings import load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +33,8 @@ def free_port() -> int:
 
 @contextmanager
 def gateway_on(port: int):
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(load_settings()), host="127.0.0.1", port=port,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
@@ -68,8 +74,10 @@ def contact_for(sandbox, identity_id: str) -> dict | None:
     return None
 
 
-def run_requested(defs, job, instance, sensor, cursor, resources=None):
-    context = dg.build_sensor_context(cursor=cursor, definitions=defs, instance=instance, resources=resources)
+def run_requested(defs, job, instance, sensor, cursor):
+    # the sensors get the resources the code location binds, from the environment the test set
+    context = dg.build_sensor_context(cursor=cursor, definitions=defs, instance=instance,
+                                      resources=build_resources(load_settings()))
     data = sensor.evaluate_tick(context)
     for request in data.run_requests:
         result = job.execute_in_process(run_config=request.run_config, asset_selection=request.asset_selection,
@@ -85,20 +93,15 @@ def test_an_akamai_identity_reaches_the_crm_and_gets_its_contact_id_back(sandbox
     sandbox.apply_env(monkeypatch)
     monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("GATEWAY_INBOX_PATH", str(tmp_path / "inbox.sqlite3"))
-    from orchestration.definitions import build_definitions
-    from orchestration.defs.resources import build_resources
-
     defs = build_definitions()
     job = defs.resolve_job_def("full_sync")
-    salesforce = build_resources()["salesforce"]
     inbox = Inbox(tmp_path / "inbox.sqlite3")
     with dg.instance_for_test() as instance, gateway_on(port):
         # the baseline: every system loaded once (linking runs in each targeted run below)
         baseline = [dg.AssetKey(["raw_b2c", "users"]), dg.AssetKey(["raw_salesforce", "contact"]),
                     dg.AssetKey(["raw_akamai", "users"])]
         assert job.execute_in_process(instance=instance, asset_selection=baseline, raise_on_error=False).success
-        sf_cursor = run_requested(defs, job, instance, realtime.salesforce_changes_sensor, None,
-                                  {"salesforce": salesforce}).cursor
+        sf_cursor = run_requested(defs, job, instance, realtime.salesforce_changes_sensor, None).cursor
 
         created = akamai_call(sandbox, "entity.create", type_name="user", attributes=json.dumps({
             "email": "rt.e2e@example.org", "givenName": "Realtime", "familyName": "Endtoend",
@@ -114,7 +117,7 @@ def test_an_akamai_identity_reaches_the_crm_and_gets_its_contact_id_back(sandbox
         assert contact is not None, "the contact was not created with the identity's id"
 
         # The CRM change comes back through the Salesforce sensor and writes the contact id on the identity.
-        run_requested(defs, job, instance, realtime.salesforce_changes_sensor, sf_cursor, {"salesforce": salesforce})
+        run_requested(defs, job, instance, realtime.salesforce_changes_sensor, sf_cursor)
         entity = akamai_call(sandbox, "entity", type_name="user", uuid=uuid)["result"]
         assert entity.get("crmContactId") == contact["Id"]
 
@@ -131,22 +134,16 @@ def test_an_akamai_identity_reaches_the_crm_and_gets_its_contact_id_back(sandbox
 
 def test_the_fast_lane_links_a_sign_up_in_seconds_and_the_targeted_run_records_it(sandbox_factory, tmp_path,
                                                                                    monkeypatch) -> None:
-    import duckdb
-
-    from gateway.fast_lane import build_worker
-
     port = free_port()
     sandbox = sandbox_factory(size=30, extra_args=("--webhook-url", f"http://127.0.0.1:{port}/webhooks/akamai"))
     sandbox.apply_env(monkeypatch)
     warehouse = tmp_path / "warehouse.duckdb"
     monkeypatch.setenv("WAREHOUSE_PATH", str(warehouse))
     monkeypatch.setenv("GATEWAY_INBOX_PATH", str(tmp_path / "inbox.sqlite3"))
-    from orchestration.definitions import build_definitions
-
     defs = build_definitions()
     job = defs.resolve_job_def("full_sync")
     inbox = Inbox(tmp_path / "inbox.sqlite3")
-    worker = build_worker(inbox)
+    worker = build_worker(inbox, load_settings())
     stop = threading.Event()
     with dg.instance_for_test() as instance, gateway_on(port):
         assert job.execute_in_process(instance=instance, raise_on_error=False).success  # the baseline

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from gateway.inbox import Inbox, InboxEvent
+from inbox import Inbox, InboxEvent
 from orchestration.defs import realtime
+from orchestration.defs.resources import InboxResource
 
 
 def akamai_event(n: int, kind: str = "entityCreated") -> InboxEvent:
@@ -18,7 +19,7 @@ def b2c_event(n: int, contact_id: str | None = None, object_id: str | None = "oi
 
 
 def evaluate(defs: dg.Definitions, cursor: str | None = None):
-    context = dg.build_sensor_context(cursor=cursor, definitions=defs)
+    context = dg.build_sensor_context(cursor=cursor, definitions=defs, resources=defs.resources)
     return realtime.inbox_sensor.evaluate_tick(context)
 
 
@@ -74,16 +75,17 @@ def test_only_ingestion_assets_with_work_are_selected_plus_everything_downstream
 
 
 def test_the_run_key_is_the_same_for_the_same_events_so_a_repeated_tick_launches_nothing_new(
-        tmp_path, monkeypatch, stand_in_defs, recorded_run_config) -> None:
+        tmp_path, stand_in_defs, recorded_run_config) -> None:
     keys = []
     for attempt in range(2):  # two inboxes holding the same events, as after a crash before the cursor moved
         path = tmp_path / f"inbox-{attempt}.sqlite3"
-        monkeypatch.setenv("GATEWAY_INBOX_PATH", str(path))
         box = Inbox(path)
         for n in (2, 1, 3)[:: 1 if attempt else -1]:
             box.put(akamai_event(n))
         box.close()
-        keys.append(evaluate(stand_in_defs).run_requests[0].run_key)
+        defs = dg.Definitions(assets=stand_in_defs.assets, sensors=stand_in_defs.sensors,
+                              resources={"inbox": InboxResource(path=str(path))})
+        keys.append(evaluate(defs).run_requests[0].run_key)
     assert keys[0] == keys[1] and keys[0].startswith("inbox-")
 
 
@@ -125,11 +127,13 @@ def test_while_a_targeted_run_waits_to_start_new_events_wait_for_the_next_run(
         instance.add_run(dg.DagsterRun(job_name="full_sync", run_id="a" * 32, status=dg.DagsterRunStatus.NOT_STARTED,
                                        tags={"idlink/trigger": "inbox"}))
         waiting = realtime.inbox_sensor.evaluate_tick(
-            dg.build_sensor_context(cursor="0", definitions=stand_in_defs, instance=instance))
+            dg.build_sensor_context(cursor="0", definitions=stand_in_defs, instance=instance,
+                                   resources=stand_in_defs.resources))
         assert waiting.run_requests == [] and "waiting to start" in waiting.skip_message
         assert waiting.cursor in (None, "0") and len(inbox.pending()) == 1  # nothing consumed
 
         instance.report_run_canceled(instance.get_run_by_id("a" * 32))  # no longer waiting
         [request] = realtime.inbox_sensor.evaluate_tick(
-            dg.build_sensor_context(cursor="0", definitions=stand_in_defs, instance=instance)).run_requests
+            dg.build_sensor_context(cursor="0", definitions=stand_in_defs, instance=instance,
+                                   resources=stand_in_defs.resources)).run_requests
     assert request.run_config["ops"]["raw_akamai__users"]["config"]["identity_ids"] == ["uuid-1"]

@@ -8,8 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import dagster as dg
 import pytest
 
-from gateway.inbox import Inbox
+from inbox import Inbox
 from orchestration.defs import realtime
+from orchestration.defs.resources import AlertResource, InboxResource
 
 
 def test_the_schedules_run_full_sync_every_15_minutes_and_reconcile_nightly() -> None:
@@ -57,27 +58,27 @@ def failing_job() -> None:
     failing_step()
 
 
-def failure_context(instance: dg.DagsterInstance):
+def failure_context(instance: dg.DagsterInstance, inbox: Inbox, alert_url: str = ""):
     result = failing_job.execute_in_process(instance=instance, raise_on_error=False)
     assert not result.success
     run = instance.get_run_by_id(result.run_id)
     [failure] = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    resources = {"inbox": InboxResource(path=str(inbox.path)), "alerts": AlertResource(webhook_url=alert_url)}
     return dg.build_run_status_sensor_context(
         sensor_name="run_failure_alert", dagster_event=failure.dagster_event, dagster_instance=instance,
-        dagster_run=run).for_run_failure(), result.run_id
+        dagster_run=run, resources=resources).for_run_failure(), result.run_id
 
 
 @pytest.fixture
-def alerts(monkeypatch: pytest.MonkeyPatch):
+def alerts():
     receiver = AlertReceiver()
-    monkeypatch.setenv("IDLINK_ALERT_WEBHOOK_URL", receiver.url)
     yield receiver
     receiver.httpd.shutdown()
 
 
 def test_a_failed_run_is_recorded_and_alerted_with_ids_and_error_type_only(inbox: Inbox, alerts) -> None:
     with dg.DagsterInstance.ephemeral() as instance:
-        context, run_id = failure_context(instance)
+        context, run_id = failure_context(instance, inbox, alerts.url)
         realtime.run_failure_alert(context)
     assert alerts.bodies == [{"job": "full_sync_failing", "run_id": run_id, "error_type": "ValueError"}]
     [failure] = inbox.run_failures()
@@ -86,21 +87,20 @@ def test_a_failed_run_is_recorded_and_alerted_with_ids_and_error_type_only(inbox
 
 def test_a_failure_seen_twice_is_recorded_and_alerted_once(inbox: Inbox, alerts) -> None:
     with dg.DagsterInstance.ephemeral() as instance:
-        context, _ = failure_context(instance)
+        context, _ = failure_context(instance, inbox, alerts.url)
         realtime.run_failure_alert(context)
         realtime.run_failure_alert(context)
     assert len(alerts.bodies) == 1 and len(inbox.run_failures()) == 1
 
 
-def test_without_an_alert_url_the_failure_is_still_recorded(inbox: Inbox, monkeypatch) -> None:
-    monkeypatch.delenv("IDLINK_ALERT_WEBHOOK_URL", raising=False)
+def test_without_an_alert_url_the_failure_is_still_recorded(inbox: Inbox) -> None:
     with dg.DagsterInstance.ephemeral() as instance:
-        context, run_id = failure_context(instance)
+        context, run_id = failure_context(instance, inbox)
         realtime.run_failure_alert(context)
     [failure] = inbox.run_failures()
     assert failure["run_id"] == run_id and failure["alerted"] == 0
 
 
 def test_an_unreachable_alert_hook_does_not_fail_the_sensor() -> None:
-    assert realtime.send_alert("full_sync", "r1", "ValueError",
-                               {"IDLINK_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/unreachable"}) is False
+    unreachable = AlertResource(webhook_url="http://127.0.0.1:9/unreachable")
+    assert realtime.send_alert(unreachable, "full_sync", "r1", "ValueError") is False

@@ -5,8 +5,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from clients.settings import GraphSettings, SalesforceSettings
-from reverse_etl.mapping import DEFAULT_MAPPING_PATH, load_mapping
+from reverse_etl.mapping import mapping_for
+from settings import GraphSettings, SalesforceSettings, load_settings
 from tests.reverse_etl.marts import contact_row, external_id_row, write_marts
 
 WRITE_METHODS = ("POST ", "PATCH ", "PUT ", "DELETE ")
@@ -40,15 +40,15 @@ class World:
 
     @property
     def graph(self) -> GraphSettings:
-        return GraphSettings.from_env(self.sandbox.env)
+        return load_settings(self.sandbox.env).graph
 
     @property
     def salesforce(self) -> SalesforceSettings:
-        return SalesforceSettings.from_env(self.sandbox.env)
+        return load_settings(self.sandbox.env).salesforce
 
     @property
     def mapping(self):
-        return load_mapping(DEFAULT_MAPPING_PATH, "default", "dev", self.graph.client_id)
+        return mapping_for(load_settings({}).field_mapping, self.graph.client_id)
 
     def contacts(self) -> list[dict]:
         return self.sandbox.state()["salesforce"]["Contact"]

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.defs.resources import GraphResource, SalesforceResource, WarehouseResource
+from orchestration.defs.resources import (
+    FieldMappingResource,
+    GraphResource,
+    InboxResource,
+    SalesforceResource,
+    WarehouseResource,
+)
 from orchestration.defs.reverse_etl import (
     B2C_KEY,
     SALESFORCE_KEY,
@@ -11,16 +17,19 @@ from orchestration.defs.reverse_etl import (
     defs,
     salesforce_contacts,
 )
+from settings import load_settings
 from tests.reverse_etl.marts import contact_row, write_marts
 from tests.reverse_etl.scenario import build_world, identity_id, write_calls
 
 
 def resources(world) -> dict:
     env = world.sandbox.env
-    tuning = {"ca_bundle": env["IDLINK_CA_BUNDLE"], "http_timeout_s": env["IDLINK_HTTP_TIMEOUT_S"],
-              "retry_max_s": env["IDLINK_RETRY_MAX_S"]}
+    tuning = {"ca_bundle": env["IDLINK_CA_BUNDLE"], "http_timeout_s": float(env["IDLINK_HTTP_TIMEOUT_S"]),
+              "retry_max_s": float(env["IDLINK_RETRY_MAX_S"])}
     return {
         "warehouse": WarehouseResource(warehouse_path=str(world.warehouse)),
+        "field_mapping": FieldMappingResource(path=str(load_settings({}).field_mapping.path)),
+        "inbox": InboxResource(path=str(world.warehouse.parent / "inbox.sqlite3")),
         "salesforce": SalesforceResource(client_id=env["SALESFORCE_CLIENT_ID"],
                                          client_secret=env["SALESFORCE_CLIENT_SECRET"],
                                          login_url=env["SALESFORCE_LOGIN_URL"], **tuning),

@@ -6,13 +6,13 @@ import json
 import pytest
 
 from reverse_etl.mapping import (
-    DEFAULT_MAPPING_PATH,
     MappingError,
     load_mapping,
-    mapping_settings_from_env,
+    mapping_for,
     validate_b2c_mapping,
     validate_salesforce_mapping,
 )
+from settings import load_settings
 
 DESCRIBE = {"name": "Contact", "fields": [
     {"name": "Id", "createable": False, "updateable": False, "externalId": False, "idLookup": True},
@@ -34,7 +34,7 @@ def salesforce_entry(**fields):
 
 
 def test_the_shipped_mapping_loads_for_the_default_customer_and_every_client():
-    targets = load_mapping(DEFAULT_MAPPING_PATH, "default", "dev", "any-client-id")
+    targets = mapping_for(load_settings({}).field_mapping, "any-client-id")
     assert set(targets) == {"salesforce", "b2c", "akamai"}
     assert targets["salesforce"].remote("uuid") == "External_User_Id__c"
     assert targets["b2c"].remote("crmContactId") == "CrmContactId"
@@ -109,8 +109,9 @@ def test_a_b2c_attribute_must_be_a_configured_custom_attribute(tmp_path):
     validate_b2c_mapping(target, ("CrmId",))
 
 
-def test_mapping_location_and_selection_come_from_the_environment(tmp_path):
-    assert mapping_settings_from_env({}) == (DEFAULT_MAPPING_PATH, "default", "dev")
-    path, customer, environment = mapping_settings_from_env({
-        "IDLINK_FIELD_MAPPING": str(tmp_path / "m.json"), "IDLINK_CUSTOMER": "acme", "IDLINK_ENVIRONMENT": "prod"})
-    assert (path, customer, environment) == (tmp_path / "m.json", "acme", "prod")
+
+def test_mapping_location_and_selection_come_from_the_settings(tmp_path):
+    path = write(tmp_path, {"acme": {"prod": {"*": [{"type": "b2c", "mapping": {"crmContactId": "CrmContactId"}}]}}})
+    settings = load_settings({"IDLINK_FIELD_MAPPING": str(path), "IDLINK_CUSTOMER": "acme",
+                              "IDLINK_ENVIRONMENT": "prod"}).field_mapping
+    assert mapping_for(settings, "any-client")["b2c"].fields == {"crmContactId": "CrmContactId"}

@@ -8,6 +8,8 @@ import duckdb
 import pytest
 
 from clients.http import RequestLimitExceeded
+from inbox import Inbox
+from orchestration.defs.reverse_etl import FAST_LANE_RUN_ID, record_fast_lane_writes
 from reverse_etl.runner import run_sync
 from reverse_etl.state import Outcome, StateStore, SyncRecord, redact
 
@@ -256,14 +258,10 @@ def test_redaction_keeps_record_ids_that_explain_the_error():
     assert redact(message) == message
 
 
-def test_writes_made_outside_a_run_join_the_sync_log_once_with_their_own_time(con, tmp_path, monkeypatch):
-    from gateway.inbox import Inbox
-    from orchestration.defs.reverse_etl import FAST_LANE_RUN_ID, record_fast_lane_writes
-
+def test_writes_made_outside_a_run_join_the_sync_log_once_with_their_own_time(con, tmp_path):
     inbox_path = tmp_path / "inbox.sqlite3"
-    monkeypatch.setenv("GATEWAY_INBOX_PATH", str(inbox_path))
     warehouse = str(tmp_path / "warehouse.duckdb")
-    assert record_fast_lane_writes(warehouse) == 0  # no inbox yet: nothing to copy, and no file created
+    assert record_fast_lane_writes(warehouse, inbox_path) == 0  # no inbox yet: nothing to copy, and no file created
     assert not inbox_path.exists()
     inbox = Inbox(inbox_path)
     inbox.record_audit([{"system": "salesforce", "operation": "create_contact", "record_key": "akamai:u1",
@@ -272,8 +270,8 @@ def test_writes_made_outside_a_run_join_the_sync_log_once_with_their_own_time(co
                          "payload_hash": "h2", "outcome": "failed", "error_code": "HTTP_503"}])
     logged_at = inbox.unimported_audit()[0]["logged_at"]
 
-    assert record_fast_lane_writes(warehouse) == 2
-    assert record_fast_lane_writes(warehouse) == 0  # copied once
+    assert record_fast_lane_writes(warehouse, inbox_path) == 2
+    assert record_fast_lane_writes(warehouse, inbox_path) == 0  # copied once
     with duckdb.connect(warehouse, read_only=True) as db:
         rows = db.execute("SELECT run_id, system, operation, record_key, outcome, error_code, logged_at "
                           "FROM reverse_etl.sync_log ORDER BY system").fetchall()

@@ -6,11 +6,11 @@ import pytest
 import requests
 
 from clients.http import ApiError, RequestLimitExceeded
-from clients.settings import GraphSettings, SalesforceSettings
 from reverse_etl.attribute_writer import SET_ATTRIBUTE
 from reverse_etl.b2c_writer import B2CWriter
 from reverse_etl.salesforce_writer import CREATE_CONTACT, SET_EXTERNAL_ID, BulkJob, SalesforceWriter
 from reverse_etl.state import SyncRecord
+from settings import GraphSettings, SalesforceSettings
 
 GRAPH = GraphSettings(tenant_id="t", client_id="c", client_secret="s", extensions_app_id="app", retry_max_s=30)
 SALESFORCE = SalesforceSettings(client_id="c", client_secret="s")

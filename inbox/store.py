@@ -28,9 +28,6 @@ import orjson
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_INBOX_PATH = "data/inbox.sqlite3"
-
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -87,12 +84,6 @@ class InboxEvent:
     payload: dict[str, Any] = field(default_factory=dict)
     seq: int | None = None
     received_at: str | None = None
-
-
-def resolve_inbox_path(environ: dict[str, str] | os._Environ = os.environ) -> Path:
-    """GATEWAY_INBOX_PATH, made absolute against the repository root like the warehouse path."""
-    path = Path(environ.get("GATEWAY_INBOX_PATH") or DEFAULT_INBOX_PATH)
-    return path if path.is_absolute() else REPO_ROOT / path
 
 
 def _now() -> str:

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from gateway.inbox import Inbox, InboxEvent, InboxUnavailable
+from inbox import Inbox, InboxEvent, InboxUnavailable
+from tests.inbox.support import FlakyInbox
 
 
 def event(n: int, source: str = "akamai") -> InboxEvent:
@@ -83,18 +84,6 @@ def test_concurrent_writers_are_group_committed_and_all_stored(inbox: Inbox) -> 
 def test_duplicates_inside_one_batch_are_stored_once(inbox: Inbox) -> None:
     futures = [inbox._submit(event(1)) for _ in range(20)]
     assert sorted(f.result(5) for f in futures) == [False] * 19 + [True]
-
-
-class FlakyInbox(Inbox):
-    """An inbox whose disk fails while ``broken`` is set."""
-
-    broken = False
-
-    @staticmethod
-    def _write_batch(conn, events):
-        if FlakyInbox.broken:
-            raise sqlite3.OperationalError("disk I/O error")
-        return Inbox._write_batch(conn, events)
 
 
 def test_a_failing_write_raises_inbox_unavailable_and_a_retry_after_recovery_is_stored(tmp_path) -> None:

@@ -1,0 +1,169 @@
+"""Every environment variable idlink reads, in one place: name, default, whether it is a secret, and what it does.
+
+The typed settings (``settings.model``) take their defaults from here, ``settings.load`` parses the environment
+against it, and a test holds the table in docs/architecture.md and the lines of .env.example to it. A variable
+that is not in this registry is not configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Kind(Enum):
+    """How a value is read; a malformed value is refused with the variable's name, never its value."""
+
+    TEXT = "text"
+    URL = "an http(s) URL"
+    HTTPS_URL = "an https URL"
+    PATH = "a path"
+    POSITIVE_NUMBER = "a positive number"
+    POSITIVE_INT = "a positive integer"
+    COUNT = "an integer >= 0"
+    FLAG = "true or false"
+    LIST = "a comma-separated list"
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    default: str  # as it would be written in the environment; "" = none
+    description: str
+    used_by: str
+    kind: Kind = Kind.TEXT
+    secret: bool = False
+    # what the docs say when there is no default value to write down (e.g. "system trust store")
+    when_unset: str = ""
+
+    @property
+    def documented_default(self) -> str:
+        if self.default:
+            return f"`{self.default}`"
+        return self.when_unset or "–"
+
+
+def _vars(*variables: Variable) -> dict[str, Variable]:
+    return {v.name: v for v in variables}
+
+
+_WAREHOUSE = "every stage"
+_CLIENTS = "every API client"
+_B2C = "B2C ingestion and writer, fast lane"
+_SALESFORCE = "Salesforce ingestion and writer, gateway"
+_AKAMAI = "Akamai ingestion and writer, fast lane"
+_GATEWAY = "gateway"
+_FAST_LANE = "fast lane"
+_MAKE_DEV = "`make dev`"
+_DBT = "dbt (`dbt_project/profiles.yml`)"
+
+VARIABLES: dict[str, Variable] = _vars(
+    # -- the warehouse and shared HTTP settings
+    Variable("WAREHOUSE_PATH", "data/warehouse.duckdb",
+             "the DuckDB file shared by dlt, dbt and the reverse-ETL writers (relative paths are taken against "
+             "the repository root)", _WAREHOUSE, Kind.PATH),
+    Variable("IDLINK_CA_BUNDLE", "", "extra CA bundle file trusted by every HTTPS client (corporate proxies, "
+             "the sandbox)", _CLIENTS, when_unset="system trust store"),
+    Variable("IDLINK_HTTP_TIMEOUT_S", "30", "time limit of one HTTP request, seconds", _CLIENTS,
+             Kind.POSITIVE_NUMBER),
+    Variable("IDLINK_RETRY_MAX_S", "120", "total retry time of one call, seconds", _CLIENTS, Kind.POSITIVE_NUMBER),
+    # -- Azure AD B2C / Entra External ID
+    Variable("B2C_TENANT_ID", "", "tenant of the app registration; B2C is configured when this, "
+             "`B2C_CLIENT_ID` and `B2C_CLIENT_SECRET` are set", _B2C, when_unset="– (B2C off)"),
+    Variable("B2C_CLIENT_ID", "", "client id of the app registration (client credentials)", _B2C),
+    Variable("B2C_CLIENT_SECRET", "", "client secret of the app registration", _B2C, secret=True),
+    Variable("B2C_AUTHORITY_HOST", "https://login.microsoftonline.com",
+             "token authority host (msal; instance discovery is off for other hosts)", _B2C, Kind.HTTPS_URL),
+    Variable("GRAPH_BASE_URL", "https://graph.microsoft.com", "Microsoft Graph; the client appends `/v1.0`", _B2C,
+             Kind.URL),
+    Variable("B2C_EXTENSIONS_APP_ID", "", "client id of the b2c-extensions-app (dashes allowed), for "
+             "`extension_<id>_<Name>` attributes", _B2C),
+    Variable("B2C_CUSTOM_ATTRIBUTES", "CrmSyncConsent,CrmContactId", "custom attributes read from users", _B2C,
+             Kind.LIST),
+    Variable("B2C_CONSENT_ATTRIBUTE", "CrmSyncConsent", "the boolean consent attribute", _B2C),
+    Variable("B2C_CONTACT_ID_ATTRIBUTE", "CrmContactId", "the attribute the CRM contact id is written to", _B2C),
+    # -- Salesforce
+    Variable("SALESFORCE_LOGIN_URL", "https://login.salesforce.com", "OAuth token host (your My Domain URL)",
+             _SALESFORCE, Kind.URL),
+    Variable("SALESFORCE_CLIENT_ID", "", "consumer key of the connected app; Salesforce is configured when this "
+             "and `SALESFORCE_CLIENT_SECRET` are set", _SALESFORCE, when_unset="– (Salesforce off)"),
+    Variable("SALESFORCE_CLIENT_SECRET", "", "consumer secret of the connected app", _SALESFORCE, secret=True),
+    Variable("SALESFORCE_API_VERSION", "62.0", "REST API version", _SALESFORCE),
+    Variable("SALESFORCE_EXTERNAL_ID_FIELD", "External_User_Id__c",
+             "external-ID field on Contact that holds the identity id", _SALESFORCE),
+    Variable("SALESFORCE_CONTACT_FIELDS", "", "extra Contact fields to ingest, validated against describe",
+             _SALESFORCE, Kind.LIST),
+    # -- reverse-ETL field mapping
+    Variable("IDLINK_FIELD_MAPPING", "config/field_mapping.json", "which remote field each value is written to "
+             "(customer > environment > client id)", "reverse ETL, fast lane", Kind.PATH),
+    Variable("IDLINK_CUSTOMER", "default", "customer entry of the field mapping", "reverse ETL, fast lane"),
+    Variable("IDLINK_ENVIRONMENT", "dev", "environment entry of the field mapping", "reverse ETL, fast lane"),
+    # -- Akamai Identity Cloud and its webhooks
+    Variable("AKAMAI_BASE_URL", "", "Entity API base URL; Akamai is configured when this, `AKAMAI_CLIENT_ID` and "
+             "`AKAMAI_CLIENT_SECRET` are set", _AKAMAI, Kind.URL, when_unset="– (Akamai off)"),
+    Variable("AKAMAI_CLIENT_ID", "", "API client with `entity` access", _AKAMAI),
+    Variable("AKAMAI_CLIENT_SECRET", "", "secret of the API client", _AKAMAI, secret=True),
+    Variable("AKAMAI_ENTITY_TYPE", "user", "entity type of the identities", _AKAMAI),
+    Variable("AKAMAI_WEBHOOK_JWKS_URL", "", "JWKS that signs the webhook SETs; the listener is mounted when this, "
+             "the issuer and the audience are set", _GATEWAY, Kind.URL, when_unset="– (listener off)"),
+    Variable("AKAMAI_WEBHOOK_ISSUER", "", "expected `iss` of the SETs", _GATEWAY),
+    Variable("AKAMAI_WEBHOOK_AUDIENCE", "", "expected `aud` of the SETs (the subscription endpoint)", _GATEWAY),
+    Variable("GATEWAY_SET_MAX_AGE_S", "90000", "oldest accepted SET, seconds (Akamai redelivers for up to a day)",
+             _GATEWAY, Kind.POSITIVE_NUMBER),
+    Variable("GATEWAY_CLOCK_SKEW_S", "30", "clock skew allowed when checking SET times, seconds", _GATEWAY,
+             Kind.POSITIVE_NUMBER),
+    Variable("GATEWAY_MAX_BODY_BYTES", "65536", "largest accepted request body", _GATEWAY, Kind.POSITIVE_INT),
+    # -- event gateway and B2C API connector
+    Variable("GATEWAY_INBOX_PATH", "data/inbox.sqlite3", "the durable event inbox the gateway writes and the "
+             "sensors read (relative paths against the repository root)", "gateway, fast lane, sensors",
+             Kind.PATH),
+    Variable("CONNECTOR_USERNAME", "", "basic-auth user of the B2C API connector; the connector is mounted when "
+             "this and `CONNECTOR_PASSWORD` are set", _GATEWAY, when_unset="– (connector off)"),
+    Variable("CONNECTOR_PASSWORD", "", "basic-auth password of the B2C API connector", _GATEWAY, secret=True),
+    Variable("CONNECTOR_BUDGET_S", "2", "the connector answers `Continue` within this time even when the CRM is "
+             "slow or down, seconds", _GATEWAY, Kind.POSITIVE_NUMBER),
+    Variable("CONNECTOR_WAREHOUSE_LOOKUP", "false", "also look the identity up in the link table (needs the "
+             "warehouse not locked by a writer)", _GATEWAY, Kind.FLAG),
+    # -- fast lane
+    Variable("FAST_LANE_CREATE_CONTACTS", "true", "create a contact when the CRM has none with the identity's "
+             "email (false: only link)", _FAST_LANE, Kind.FLAG),
+    Variable("FAST_LANE_WORKERS", "4", "identities linked at the same time", _FAST_LANE, Kind.POSITIVE_INT),
+    Variable("FAST_LANE_POLL_S", "0.2", "inbox polling interval, seconds", _FAST_LANE, Kind.POSITIVE_NUMBER),
+    Variable("FAST_LANE_CALL_BUDGET_S", "10", "time limit of one API call including retries, seconds",
+             _FAST_LANE, Kind.POSITIVE_NUMBER),
+    # -- ingestion tuning
+    Variable("IDLINK_INGEST_WORKERS", "", "processes that normalise large loads (0 = in-process only)",
+             "ingestion", Kind.COUNT, when_unset="usable CPU count"),
+    Variable("IDLINK_DLT_PROGRESS", "false", "log dlt's load progress", "ingestion", Kind.FLAG),
+    # -- alerts
+    Variable("IDLINK_ALERT_WEBHOOK_URL", "", "run-failure alerts: POST of `{job, run_id, error_type}` (no personal "
+             "data); often carries a token", "run-failure sensor", Kind.URL, secret=True,
+             when_unset="– (no alerts)"),
+    # -- deployment: read by make, Dagster and dbt rather than by idlink's Python code
+    Variable("DAGSTER_HOME", "data/dagster_home", "Dagster instance directory of `make dev` / `make demo`",
+             "make, Dagster", Kind.PATH),
+    Variable("DAGSTER_POSTGRES_URL", "", "Dagster instance storage in Postgres instead of SQLite", "make, Dagster",
+             Kind.URL, secret=True, when_unset="– (SQLite)"),
+    Variable("DBT_TARGET", "duckdb", "dbt target: `duckdb` or `postgres`", _DBT),
+    Variable("DBT_DUCKDB_MEMORY_LIMIT", "1500MB", "DuckDB memory limit of dbt builds", _DBT),
+    Variable("DBT_DUCKDB_THREADS", "2", "DuckDB threads of dbt builds", _DBT, Kind.POSITIVE_INT),
+    Variable("DBT_POSTGRES_HOST", "localhost", "Postgres host of the `postgres` target", _DBT),
+    Variable("DBT_POSTGRES_PORT", "5432", "Postgres port of the `postgres` target", _DBT, Kind.POSITIVE_INT),
+    Variable("DBT_POSTGRES_USER", "postgres", "Postgres user of the `postgres` target", _DBT),
+    Variable("DBT_POSTGRES_PASSWORD", "", "Postgres password of the `postgres` target", _DBT, secret=True),
+    Variable("DBT_POSTGRES_DBNAME", "idlink", "Postgres database of the `postgres` target", _DBT),
+    Variable("FAST_LANE", "1", "`0` starts no fast-lane worker", _MAKE_DEV),
+    Variable("GATEWAY_PORT", "8787", "port of the event gateway", _MAKE_DEV, Kind.POSITIVE_INT),
+    Variable("DAGSTER_PORT", "3000", "port of the Dagster UI", _MAKE_DEV, Kind.POSITIVE_INT),
+    Variable("SANDBOX_SIZE", "1000", "synthetic people in the sandbox", _MAKE_DEV, Kind.COUNT),
+    Variable("SANDBOX_PORT", "0", "port of the sandbox (0 = any free)", _MAKE_DEV, Kind.COUNT),
+)
+
+
+def docs_table() -> str:
+    """The table of docs/architecture.md, as Markdown."""
+    lines = ["| variable | default | secret | used by | what it sets |", "|---|---|---|---|---|"]
+    for v in VARIABLES.values():
+        lines.append(f"| `{v.name}` | {v.documented_default} | {'yes' if v.secret else ''} | {v.used_by} | "
+                     f"{v.description} |")
+    return "\n".join(lines) + "\n"
