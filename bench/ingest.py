@@ -1,6 +1,9 @@
 """Ingestion benchmark: how close the dlt loads of B2C users and Salesforce contacts come to the raw download.
 
-    python bench/ingest.py --size N [--fault-rate R]
+    python bench/ingest.py --size N [--fault-rate R] [--crm dynamics]
+
+With ``--crm dynamics`` it loads N Dynamics 365 / Dataverse contacts instead (change tracking, pages of 5,000)
+and prints their time and API calls per record.
 
 Starts the API sandbox with ``--size N``, then measures
   (a) the raw download limit: the same Graph and Salesforce pages (same fields, same page sizes) fetched by a
@@ -36,7 +39,7 @@ from clients.salesforce import SalesforceClient
 from ingestion import b2c as b2c_ingestion
 from ingestion import normalize as n
 from ingestion import salesforce as salesforce_ingestion
-from ingestion.pipeline import run_b2c, run_salesforce
+from ingestion.pipeline import run_b2c, run_dynamics, run_salesforce
 from settings import GraphSettings, SalesforceSettings, load_settings
 
 
@@ -80,7 +83,8 @@ class PeakMemory:
         self.peak = max(self.peak, self._sample())
 
 
-def start_sandbox(workdir: Path, size: int, fault_rate: float) -> tuple[subprocess.Popen, dict[str, str]]:
+def start_sandbox(workdir: Path, size: int, fault_rate: float,
+                  extra_args: list[str] = ()) -> tuple[subprocess.Popen, dict[str, str]]:
     env_file = workdir / "sandbox.env"
     args = [
         sys.executable,
@@ -97,6 +101,7 @@ def start_sandbox(workdir: Path, size: int, fault_rate: float) -> tuple[subproce
         str(env_file),
         "--state-dir",
         str(workdir / "state"),
+        *extra_args,
     ]
     stderr = (workdir / "sandbox.stderr").open("wb")
     process = subprocess.Popen(
@@ -186,11 +191,63 @@ def warm_up() -> None:
     n.country_iso2("Deutschland")
 
 
+def dynamics_contacts(size: int, out: Path) -> Path:
+    """About N synthetic contacts in the Dataverse Web API's shape (one per person: names, addresses and phones of
+    nine countries with their noise, a few carrying an identity id), written by the sandbox's generator in a
+    process of its own so its memory is not counted as the load's."""
+    subprocess.run([sys.executable, "-m", "sandbox.synthetic", "--size", str(round(size * 0.8)),
+                    "--dynamics-share", "1.0", "--out", str(out)], cwd=REPO_ROOT, check=True,
+                   stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    return out / "dynamics_contacts.jsonl"
+
+
+def main_dynamics(size: int, fault_rate: float) -> int:
+    """``--crm dynamics``: N Dataverse contacts read by change tracking (pages of 5,000) into a fresh warehouse."""
+    with tempfile.TemporaryDirectory(prefix="idlink-bench-ingest-") as tmp:
+        workdir = Path(tmp)
+        seed = dynamics_contacts(size, workdir / "synthetic")
+        process, env = start_sandbox(workdir, 0, fault_rate, ["--dynamics-contacts", str(seed)])
+        try:
+            settings = load_settings(env).dynamics
+            warm_up()
+            warehouse = str(workdir / "warehouse" / "warehouse.duckdb")
+            before = sandbox_requests(env)
+            with PeakMemory(exclude_pid=process.pid) as memory:
+                started = time.monotonic()
+                info = run_dynamics(settings, warehouse)
+                seconds = time.monotonic() - started
+            calls = sum(n for route, n in sandbox_requests(env).items() if "/dynamics/" in route) - \
+                sum(n for route, n in before.items() if "/dynamics/" in route)
+            log(f"dlt load of Dynamics contacts: {seconds:.1f} s ({step_times(info)}), {calls} requests")
+            with duckdb.connect(warehouse, read_only=True) as con:
+                loaded = con.execute("select count(*) from raw_dynamics.contact").fetchall()[0][0]
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    print(json.dumps({"crm": "dynamics", "size": size, "fault_rate": fault_rate, "contacts": loaded,
+                      "seconds": round(seconds, 2), "rows_per_s": round(loaded / seconds, 1), "api_calls": calls,
+                      "calls_per_record": round(calls / max(loaded, 1), 6),
+                      "peak_rss_mb": round(memory.peak / 2**20, 1)}))
+    return 0
+
+
+def sandbox_requests(env: dict[str, str]) -> dict[str, int]:
+    response = requests.get(f"{env['SANDBOX_URL']}/__sandbox/stats", verify=env["SANDBOX_CA_BUNDLE"], timeout=30)
+    return response.json()["requests"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--crm", choices=("salesforce", "dynamics"), default="salesforce",
+                        help="dynamics: N Dataverse contacts instead of N B2C users + N Salesforce contacts")
     args = parser.parse_args()
+    if args.crm == "dynamics":
+        return main_dynamics(args.size, args.fault_rate)
 
     with tempfile.TemporaryDirectory(prefix="idlink-bench-ingest-") as tmp:
         workdir = Path(tmp)

@@ -4,7 +4,10 @@ Starts the API sandbox with ``--latency-ms`` per call, builds a warehouse with N
 N B2C ``external_ids_to_push`` rows, pushes both (Salesforce, then B2C), pushes again unchanged, and measures a
 naive writer (one request per record) on a sample. Counts come from the sandbox's own request statistics.
 
-    python bench/reverse_etl.py --size 100000 --latency-ms 50
+    python bench/reverse_etl.py --size 100000 --latency-ms 50 [--crm dynamics]
+
+With ``--crm dynamics`` it upserts N new contacts into Dynamics 365 / Dataverse instead (``$batch`` of 1,000
+change sets, alternate key, create-only) and prints calls per record (target ≤ 1/500) and time.
 
 Progress goes to stderr; the last line on stdout is one JSON object with the figures.
 """
@@ -31,6 +34,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from clients.graph import GraphClient
 from clients.salesforce import SalesforceClient
+from reverse_etl.dynamics_writer import push_dynamics
 from reverse_etl.mapping import mapping_for
 from reverse_etl.runner import push_b2c, push_salesforce
 from settings import GraphSettings, load_settings
@@ -51,10 +55,11 @@ def contact_id(n: int) -> str:
     return f"003B{n:011d}"[:15]
 
 
-def start_sandbox(workdir: Path, size: int, latency_ms: float) -> tuple[subprocess.Popen, dict[str, str]]:
+def start_sandbox(workdir: Path, size: int, latency_ms: float, users_too: bool = True
+                  ) -> tuple[subprocess.Popen, dict[str, str]]:
     users = workdir / "users.jsonl"
     with users.open("w") as fh:
-        for n in range(size + NAIVE_SAMPLE):
+        for n in range(size + NAIVE_SAMPLE if users_too else 0):
             fh.write(json.dumps({"id": identity(n), "displayName": f"Bench user {n}", "accountEnabled": True}) + "\n")
     env_file = workdir / "sandbox.env"
     process = subprocess.Popen(
@@ -72,8 +77,8 @@ def start_sandbox(workdir: Path, size: int, latency_ms: float) -> tuple[subproce
     return process, env
 
 
-def build_warehouse(path: Path, size: int) -> None:
-    """N contacts to create and N contact ids to write on B2C users (synthetic values)."""
+def build_warehouse(path: Path, size: int, crm: str = "salesforce") -> None:
+    """N contacts to create in ``crm`` and N contact ids to write on B2C users (synthetic values)."""
     ids = pa.table({"i": pa.array(range(size), pa.int64()),
                     "identity_id": pa.array([identity(n) for n in range(size)], pa.string())})
     with duckdb.connect(str(path)) as con:
@@ -81,11 +86,11 @@ def build_warehouse(path: Path, size: int) -> None:
         con.execute("CREATE SCHEMA marts")
         con.execute("""
             CREATE TABLE marts.contacts_to_create AS
-            SELECT 'b2c' AS identity_provider, identity_id, 'salesforce' AS crm, 'bench' || i || '@example.org' AS email,
+            SELECT 'b2c' AS identity_provider, identity_id, ? AS crm, 'bench' || i || '@example.org' AS email,
                    'Given' || i AS given_name, 'Family' || i AS family_name,
                    '+4930' || lpad(CAST(i AS VARCHAR), 7, '0') AS phone_e164, i || ' Bench Street' AS street_address,
                    'Berlin' AS city, '10115' AS postal_code, 'DE' AS country_code
-            FROM ids""")
+            FROM ids""", [crm])
         con.execute("""
             CREATE TABLE marts.external_ids_to_push AS
             SELECT 'b2c' AS target_system, identity_id AS target_id, 'CrmContactId' AS attribute,
@@ -145,12 +150,57 @@ def naive_sample(sf: SalesforceClient, graph: GraphClient, graph_settings: Graph
     return 2 * NAIVE_SAMPLE, time.monotonic() - started
 
 
+def main_dynamics(size: int, latency_ms: float, workers: int) -> int:
+    """``--crm dynamics``: N new contacts upserted into Dataverse by alternate key, $batch of 1,000 change sets."""
+    with tempfile.TemporaryDirectory(prefix="bench-reverse-etl-") as tmp:
+        workdir = Path(tmp)
+        progress(f"starting sandbox ({latency_ms:g} ms latency)")
+        process, env = start_sandbox(workdir, size, latency_ms, users_too=False)
+        try:
+            sandbox = Sandbox(env)
+            warehouse = workdir / "warehouse.duckdb"
+            build_warehouse(warehouse, size, crm="dynamics")
+            loaded = load_settings(env)
+            settings = loaded.dynamics
+            mapping = mapping_for(loaded.field_mapping, settings.client_id)
+            before = sandbox.requests()
+            started = time.monotonic()
+            result = push_dynamics(warehouse, settings, mapping, "bench-1", max_workers=workers)
+            seconds = time.monotonic() - started
+            after = sandbox.requests()
+            progress(f"dynamics: {result.succeeded}/{result.attempted} ok, {result.api_calls} $batch calls, "
+                     f"{seconds:.1f} s")
+            rerun = push_dynamics(warehouse, settings, mapping, "bench-2", max_workers=workers)
+            rerun_writes = delta(sandbox.requests(), after, write_calls)
+            progress(f"rerun: skipped {rerun.skipped}, {rerun_writes} write calls")
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    calls = delta(after, before, dataverse_calls)
+    figures = {"crm": "dynamics", "size": size, "latency_ms": latency_ms, "workers": workers, "records": size,
+               "succeeded": result.succeeded, "calls": calls, "calls_per_record": round(calls / size, 6),
+               "target_calls_per_record": round(1 / 500, 6), "naive_call_ratio": round(size / calls, 1),
+               "rerun_write_calls": rerun_writes, "seconds": round(seconds, 2),
+               "records_per_s": round(size / seconds, 1)}
+    print(json.dumps(figures))
+    return 0 if result.succeeded == size else 1
+
+
+def dataverse_calls(requests: dict[str, int]) -> int:
+    """Every Dataverse Web API request (metadata, $batch); token requests excluded."""
+    return sum(n for route, n in requests.items() if "/dynamics/api/" in route and not route.startswith("$batch"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--workers", type=int, default=4, help="concurrent requests per push")
+    parser.add_argument("--crm", choices=("salesforce", "dynamics"), default="salesforce",
+                        help="dynamics: N contacts upserted into Dataverse instead of Salesforce + B2C")
     args = parser.parse_args()
+    if args.crm == "dynamics":
+        return main_dynamics(args.size, args.latency_ms, args.workers)
 
     with tempfile.TemporaryDirectory(prefix="bench-reverse-etl-") as tmp:
         workdir = Path(tmp)

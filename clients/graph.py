@@ -5,23 +5,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import msal
 import orjson
 import requests
 
 from clients.http import ApiError, error_code_and_message, new_session, send, successful_content
+from clients.microsoft_identity import app_token, confidential_client
 from settings import GraphSettings
 
 BATCH_LIMIT = 20  # Graph's hard limit of sub-requests per $batch
-_MICROSOFT_AUTHORITY_HOSTS = (
-    ".microsoftonline.com",
-    ".microsoftonline.us",
-    ".chinacloudapi.cn",
-    ".ciamlogin.com",
-    ".b2clogin.com",
-)
 
 
 class GraphClient:
@@ -37,37 +30,15 @@ class GraphClient:
     def _application(self) -> msal.ConfidentialClientApplication:
         # built lazily: msal fetches the authority's metadata on construction
         if self._app is None:
-            host = urlsplit(self.settings.authority_host).hostname or ""
-            microsoft = host.endswith(_MICROSOFT_AUTHORITY_HOSTS)
-            self._app = msal.ConfidentialClientApplication(
-                self.settings.client_id,
-                client_credential=self.settings.client_secret,
-                authority=f"{self.settings.authority_host.rstrip('/')}/{self.settings.tenant_id}",
-                instance_discovery=microsoft,
-                validate_authority=microsoft,
-                http_client=self.session,
-                timeout=self.settings.timeout_s,
-            )
+            settings = self.settings
+            self._app = confidential_client(settings.authority_host, settings.tenant_id, settings.client_id,
+                                            settings.client_secret, self.session, settings.timeout_s)
         return self._app
 
     def token(self) -> str:
         """An app-only access token; msal serves it from its cache until shortly before expiry."""
         with self._lock:
-            try:
-                result = self._application().acquire_token_for_client(scopes=self._scope)
-            except Exception as exc:  # noqa: BLE001 - msal surfaces transport and discovery errors in many types
-                raise ApiError(
-                    f"token request to the identity platform failed: {type(exc).__name__}: {str(exc)[:200]}",
-                    code=type(exc).__name__,
-                    retryable=True,
-                ) from None
-        if "access_token" not in result:
-            raise ApiError(
-                f"token request refused: {result.get('error', 'unknown_error')}",
-                code=result.get("error"),
-                retryable=False,
-            )
-        return result["access_token"]
+            return app_token(self._application(), self._scope)
 
     def _drop_token(self) -> None:
         with self._lock:

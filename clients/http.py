@@ -72,7 +72,8 @@ def route_of(url: str) -> str:
 
 
 def error_code_and_message(response: requests.Response) -> tuple[str | None, str]:
-    """Error code and message from a Graph (``{"error": {...}}``) or Salesforce (``[{...}]``) error body."""
+    """Error code and message from a Graph / Dataverse (``{"error": {...}}``), Salesforce (``[{...}]``) or SCIM
+    (``{"scimType", "detail"}``) error body."""
     try:
         body = response.json()
     except ValueError:
@@ -85,6 +86,8 @@ def error_code_and_message(response: requests.Response) -> tuple[str | None, str
             return err.get("code"), str(err.get("message", ""))[:300]
         if isinstance(err, str):  # OAuth token endpoints
             return err, str(body.get("error_description", ""))[:300]
+        if "detail" in body or "scimType" in body:  # RFC 7644 error
+            return body.get("scimType"), str(body.get("detail", ""))[:300]
     return None, (response.reason or f"HTTP {response.status_code}")
 
 

@@ -239,18 +239,20 @@ def build_user_page(
     return to_ipc(table_from_columns(SCHEMA, cols)), quarantine.rows, len(records)
 
 
-def tombstones(warehouse_path: str, dataset: str, ids: list[str], now: datetime) -> pa.Table:
-    """Last known rows of ``ids`` marked deleted now (keeping their values so links can be withdrawn)."""
-    rows = previous_rows(warehouse_path, dataset, TABLE, ids, SCHEMA)
+def tombstones(warehouse_path: str, dataset: str, ids: list[str], now: datetime, table: str = TABLE,
+               schema: pa.Schema = SCHEMA) -> pa.Table:
+    """Last known rows of ``ids`` marked deleted now (keeping their values so links can be withdrawn); any raw
+    table with the bookkeeping columns (``table`` and its ``schema``; the identity table by default)."""
+    rows = previous_rows(warehouse_path, dataset, table, ids, schema)
     if rows.num_rows == 0:
         return rows
     size = rows.num_rows
     for name, value in (
         ("is_deleted", pa.array([True] * size, pa.bool_())),
-        ("deleted_at", pa.array([now] * size, SCHEMA.field("deleted_at").type)),
-        ("ingested_at", pa.array([now] * size, SCHEMA.field("ingested_at").type)),
+        ("deleted_at", pa.array([now] * size, schema.field("deleted_at").type)),
+        ("ingested_at", pa.array([now] * size, schema.field("ingested_at").type)),
     ):
-        rows = rows.set_column(rows.schema.get_field_index(name), SCHEMA.field(name), value)
+        rows = rows.set_column(rows.schema.get_field_index(name), schema.field(name), value)
     return rows
 
 

@@ -69,6 +69,32 @@ SALESFORCE_CONTACT: tuple[tuple[str, pa.DataType], ...] = (
     ("extra_fields", TEXT),
 ) + BOOKKEEPING
 
+# Dynamics 365 / Dataverse contacts: the contact columns of raw_salesforce.contact where they mean the same,
+# under Dataverse's own words where they do not (created_on, modified_on, version_number, is_active)
+DYNAMICS_CONTACT: tuple[tuple[str, pa.DataType], ...] = (
+    ("id", TEXT),
+    ("account_id", TEXT),
+    ("first_name", TEXT),
+    ("last_name", TEXT),
+    ("email", TEXT),
+    ("phone", TEXT),
+    ("mobile_phone", TEXT),
+    ("street", TEXT),
+    ("city", TEXT),
+    ("postal_code", TEXT),
+    ("state", TEXT),
+    ("country", TEXT),
+    ("country_code", TEXT),
+    ("phone_e164", TEXT),
+    ("external_user_id", TEXT),
+    ("master_record_id", TEXT),
+    ("is_active", BOOL),
+    ("created_on", TIMESTAMP),
+    ("modified_on", TIMESTAMP),
+    ("version_number", TEXT),
+    ("extra_fields", TEXT),
+) + BOOKKEEPING
+
 QUARANTINE: tuple[tuple[str, pa.DataType], ...] = (
     ("source", TEXT),
     ("record_key", TEXT),

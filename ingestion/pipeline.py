@@ -13,9 +13,13 @@ from ingestion.akamai import DATASET as AKAMAI_DATASET
 from ingestion.akamai import akamai_source
 from ingestion.b2c import DATASET as B2C_DATASET
 from ingestion.b2c import b2c_source
+from ingestion.dynamics import DATASET as DYNAMICS_DATASET
+from ingestion.dynamics import dynamics_source
 from ingestion.salesforce import DATASET as SALESFORCE_DATASET
 from ingestion.salesforce import salesforce_source
-from settings import AkamaiSettings, GraphSettings, SalesforceSettings
+from ingestion.scim import DATASET as SCIM_DATASET
+from ingestion.scim import scim_source
+from settings import AkamaiSettings, DataverseSettings, GraphSettings, SalesforceSettings, ScimSettings
 
 
 def warehouse_pipeline(pipeline_name: str, dataset_name: str, warehouse_path: str | os.PathLike,
@@ -78,3 +82,20 @@ def run_akamai(settings: AkamaiSettings, warehouse_path: str | os.PathLike, iden
     pipeline = warehouse_pipeline(pipeline_name, AKAMAI_DATASET, warehouse_path)
     return pipeline.run(akamai_source(settings=settings, warehouse_path=str(warehouse_path),
                                       identity_ids=identity_ids, dataset_name=AKAMAI_DATASET))
+
+
+def run_scim(settings: ScimSettings, warehouse_path: str | os.PathLike, identity_ids: Sequence[str] = (),
+             pipeline_name: str = "scim", workers: int | None = None) -> LoadInfo:
+    """Load SCIM users into ``raw_scim`` (changes since the last load where the server filters, else a full scan;
+    or just ``identity_ids``)."""
+    pipeline = warehouse_pipeline(pipeline_name, SCIM_DATASET, warehouse_path)
+    return pipeline.run(scim_source(settings=settings, warehouse_path=str(warehouse_path), identity_ids=identity_ids,
+                                    dataset_name=SCIM_DATASET, workers=workers))
+
+
+def run_dynamics(settings: DataverseSettings, warehouse_path: str | os.PathLike, contact_ids: Sequence[str] = (),
+                 pipeline_name: str = "dynamics", workers: int | None = None) -> LoadInfo:
+    """Load Dynamics contacts into ``raw_dynamics`` (changes since the delta link, or just ``contact_ids``)."""
+    pipeline = warehouse_pipeline(pipeline_name, DYNAMICS_DATASET, warehouse_path)
+    return pipeline.run(dynamics_source(settings=settings, warehouse_path=str(warehouse_path),
+                                        contact_ids=contact_ids, dataset_name=DYNAMICS_DATASET, workers=workers))

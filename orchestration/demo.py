@@ -57,7 +57,14 @@ def summary(warehouse_path: str) -> list[str]:
             return conn.execute(sql).fetchone()[0]
 
         lines.append(f"identities ingested:          {scalar('select count(*) from raw_b2c.users where not is_deleted')}")
-        lines.append(f"CRM contacts ingested:        {scalar('select count(*) from raw_salesforce.contact where not is_deleted')}")
+        lines.append(f"CRM contacts ingested:        {scalar('select count(*) from raw_salesforce.contact where not is_deleted')}"
+                     " (Salesforce)")
+        if _has(conn, "raw_dynamics", "contact"):
+            lines.append(f"                              {scalar('select count(*) from raw_dynamics.contact where not is_deleted')}"
+                         " (Dynamics)")
+        for crm, n in conn.execute("select crm, count(*) from marts.identity_contact_links where status = 'active' "
+                                   "group by crm order by crm").fetchall():
+            lines.append(f"active links in {crm:<13} {n:>7}")
         lines.append(f"records quarantined:          {scalar('select count(*) from raw_b2c.quarantine') if _has(conn, 'raw_b2c', 'quarantine') else 0}")
         lines.append("active links by rule:")
         for rule, n, conf in conn.execute(

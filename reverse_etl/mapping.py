@@ -9,8 +9,9 @@ customer > environment > client id; each client id holds a list of targets, one 
     ]}}}
 
 ``*`` is used when the client id has no entry of its own. Logical names on the left are the identity-side
-names (``SALESFORCE_LOGICAL_FIELDS``); the right side is a Contact field (validated against the org's describe
-before anything is written) or a B2C custom attribute's short name (validated against the configured ones).
+names (``CRM_LOGICAL_FIELDS``); the right side is a Salesforce Contact field (validated against the org's
+describe before anything is written), a Dataverse contact column (``{"type": "dynamics", …}``, validated against
+the table's metadata) or a B2C custom attribute's short name (validated against the configured ones).
 """
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ from typing import Any
 
 import orjson
 
+from clients.dataverse import EntityMetadata
 from settings import FieldMappingSettings
 
 ANY_CLIENT = "*"
 
-# logical name -> column of marts.contacts_to_create
-SALESFORCE_LOGICAL_FIELDS: Mapping[str, str] = MappingProxyType({
+# logical name -> column of marts.contacts_to_create (the same for every CRM)
+CRM_LOGICAL_FIELDS: Mapping[str, str] = MappingProxyType({
     "uuid": "identity_id",
     "email": "email",
     "givenName": "given_name",
@@ -41,7 +43,9 @@ SALESFORCE_LOGICAL_FIELDS: Mapping[str, str] = MappingProxyType({
 })
 # logical name -> what is written (the CRM contact id)
 B2C_LOGICAL_FIELDS: Mapping[str, str] = MappingProxyType({"crmContactId": "contact_id"})
-_LOGICAL_FIELDS = {"salesforce": SALESFORCE_LOGICAL_FIELDS, "b2c": B2C_LOGICAL_FIELDS}
+SALESFORCE_LOGICAL_FIELDS = CRM_LOGICAL_FIELDS
+CRM_TYPES = ("salesforce", "dynamics")
+_LOGICAL_FIELDS = {"salesforce": CRM_LOGICAL_FIELDS, "dynamics": CRM_LOGICAL_FIELDS, "b2c": B2C_LOGICAL_FIELDS}
 
 
 class MappingError(ValueError):
@@ -117,8 +121,8 @@ def _target(entry: Any, where: str) -> TargetMapping:
             raise MappingError(f"{where}.mapping.{logical} must name a field")
         if known is not None and logical not in known:
             raise MappingError(f"{where}.mapping names unknown logical field {logical!r} (known: {sorted(known)})")
-    if kind == "salesforce" and "uuid" not in fields:
-        raise MappingError(f"{where}.mapping must map 'uuid' to the Contact external-id field")
+    if kind in CRM_TYPES and "uuid" not in fields:
+        raise MappingError(f"{where}.mapping must map 'uuid' to the contact's external-id field")
     instance = entry.get("instance")
     return TargetMapping(type=kind, fields=MappingProxyType(dict(fields)),
                          instance=str(instance) if instance is not None else None)
@@ -143,6 +147,28 @@ def validate_salesforce_mapping(target: TargetMapping, describe: Mapping[str, An
     ext = by_lower[uuid_field.lower()]
     if ext.get("externalId") is False and ext.get("idLookup") is False:
         raise MappingError(f"field mapping: {object_name}.{uuid_field} is not an external-id field")
+
+
+def validate_dynamics_mapping(target: TargetMapping, metadata: EntityMetadata, external_id_field: str) -> None:
+    """Fail before any write when a mapped contact column does not exist or cannot be written, or when 'uuid'
+    does not map to a column that an active alternate key consists of (upserts address contacts by it)."""
+    columns = {name.lower(): attribute for name, attribute in metadata.attributes.items()}
+    for logical, remote in sorted(target.fields.items()):
+        attribute = columns.get(remote.lower())
+        if attribute is None:
+            raise MappingError(f"field mapping: {logical!r} maps to contact.{remote}, which does not exist in this "
+                               "Dataverse environment")
+        if not (attribute.valid_for_create and attribute.valid_for_update):
+            raise MappingError(f"field mapping: contact.{remote} (for {logical!r}) cannot be written "
+                               f"(IsValidForCreate {attribute.valid_for_create}, "
+                               f"IsValidForUpdate {attribute.valid_for_update})")
+    uuid_column = target.fields["uuid"]
+    if uuid_column.lower() != external_id_field.lower():
+        raise MappingError(f"field mapping: 'uuid' maps to {uuid_column}, but the configured external-id column is "
+                           f"{external_id_field} (DATAVERSE_EXTERNAL_ID_FIELD)")
+    if metadata.alternate_key_on(uuid_column) is None:
+        raise MappingError(f"field mapping: the contact table has no active alternate key made of {uuid_column} "
+                           "alone, so contacts cannot be upserted by the identity id")
 
 
 def validate_b2c_mapping(target: TargetMapping, custom_attributes: tuple[str, ...]) -> None:

@@ -25,7 +25,7 @@ from clients.salesforce import SalesforceClient
 from reverse_etl.attribute_writer import SET_ATTRIBUTE
 from reverse_etl.b2c_writer import B2CWriter
 from reverse_etl.mapping import (
-    SALESFORCE_LOGICAL_FIELDS,
+    CRM_LOGICAL_FIELDS,
     MappingError,
     TargetMapping,
     validate_b2c_mapping,
@@ -188,12 +188,19 @@ def _finish(store: StateStore, result: SyncResult, writer: Writer) -> None:
 def salesforce_records(con: duckdb.DuckDBPyConnection, target: TargetMapping, external_id_field: str
                        ) -> tuple[list[SyncRecord], list[tuple[SyncRecord, str, str]]]:
     """Records for Salesforce from the marts, plus the rows that cannot be written (with a reason)."""
+    return crm_records(con, "salesforce", target, external_id_field)
+
+
+def crm_records(con: duckdb.DuckDBPyConnection, crm: str, target: TargetMapping, external_id_field: str
+                ) -> tuple[list[SyncRecord], list[tuple[SyncRecord, str, str]]]:
+    """Records for one CRM from the marts (contacts to create, ids to set or clear on its contacts), plus the
+    rows that cannot be written (with a reason)."""
     records: list[SyncRecord] = []
     invalid: list[tuple[SyncRecord, str, str]] = []
-    columns = {logical: SALESFORCE_LOGICAL_FIELDS[logical] for logical in target.fields}
+    columns = {logical: CRM_LOGICAL_FIELDS[logical] for logical in target.fields}
     select = ", ".join(dict.fromkeys(["identity_provider", "identity_id", *columns.values()]))
-    rows = con.execute(f"SELECT {select} FROM marts.contacts_to_create WHERE crm = 'salesforce' "
-                       "ORDER BY identity_provider, identity_id").fetchall()
+    rows = con.execute(f"SELECT {select} FROM marts.contacts_to_create WHERE crm = ? "
+                       "ORDER BY identity_provider, identity_id", [crm]).fetchall()
     names = list(dict.fromkeys(["identity_provider", "identity_id", *columns.values()]))
     for row in rows:
         values = dict(zip(names, row))
@@ -206,7 +213,7 @@ def salesforce_records(con: duckdb.DuckDBPyConnection, target: TargetMapping, ex
 
     resolve = _attribute_resolver(target, extra={external_id_field: external_id_field})
     rows = con.execute("""SELECT target_id, attribute, value FROM marts.external_ids_to_push
-                          WHERE target_system = 'salesforce' ORDER BY target_id, attribute""").fetchall()
+                          WHERE target_system = ? ORDER BY target_id, attribute""", [crm]).fetchall()
     for target_id, attribute, value in rows:
         field_name = resolve(attribute)
         key = f"{target_id}:{field_name or attribute}"
@@ -214,7 +221,7 @@ def salesforce_records(con: duckdb.DuckDBPyConnection, target: TargetMapping, ex
         record = SyncRecord(key=key, operation=operation, payload={field_name or str(attribute): value},
                             target=target_id)
         if not target_id:
-            log.warning("external_ids_to_push row for salesforce without target_id ignored")
+            log.warning("external_ids_to_push row for %s without target_id ignored", crm)
         elif field_name is None:
             invalid.append((record, "UNMAPPED_ATTRIBUTE", f"attribute {attribute} is not in the field mapping"))
         else:

@@ -10,13 +10,14 @@ Layout:
   ``seed`` (JSONL seed files or synthetic data into the systems);
 - one package per simulated system: ``microsoft`` (identity platform + Graph, as a B2C / External ID tenant),
   ``salesforce`` (OAuth, REST, sObject Collections, Bulk API 2.0, SOQL), ``akamai`` (Identity Cloud Entity API
-  and signed Webhooks v3);
+  and signed Webhooks v3), ``scim`` (a SCIM 2.0 directory: ``/Users``, filtering, paging);
 - ``synthetic``: people written into the systems they use, with the truth of who is whom.
 
 Adding a simulated system (e.g. ``dataverse``): create ``sandbox/<system>/`` whose ``__init__`` exposes
 ``routes(ctx) -> list[BaseRoute]``, optionally ``env(ctx) -> dict[str, str]`` (the variables that point idlink's
 clients at it) and a seed loader ``load_<records>(ctx, records) -> int``; keep its records in
 ``ctx.state["<system>"]`` in the API's native shape; list the package in ``server.SYSTEM_MODULES`` and, if it
-takes seed records, in ``seed.SEED_TARGETS`` (with a ``--<records>`` option in ``__main__``). System packages
+takes seed records, in ``seed.SEED_TARGETS`` (which also gives ``python -m sandbox serve`` its ``--<records>``
+option and names the field of ``synthetic.SyntheticData`` that synthetic records come from). System packages
 import only the core and their own modules, never each other.
 """

@@ -1,7 +1,8 @@
 """Command line of the sandbox.
 
 ``python -m sandbox serve``    run the HTTPS simulators (Microsoft identity platform + Graph, Salesforce,
-                               Akamai Identity Cloud) seeded from JSONL files and/or synthetic data;
+                               Akamai Identity Cloud, a SCIM 2.0 directory) seeded from JSONL files and/or
+                               synthetic data;
 ``python -m sandbox generate`` write a synthetic dataset (with ground truth) as JSONL files.
 """
 
@@ -17,7 +18,11 @@ from typing import IO
 
 from sandbox import synthetic
 from sandbox.context import SandboxConfig, SandboxContext
-from sandbox.seed import SeedFileError, seed_context  # SeedFileError is a ValueError; named for readers
+from sandbox.seed import (  # SeedFileError is a ValueError; named for readers
+    SEED_TARGETS,
+    SeedFileError,
+    seed_context,
+)
 from sandbox.server import bind_socket, serve
 from sandbox.tls import make_tls_files
 
@@ -49,13 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTPS API simulators")
-    serve.add_argument("--users", type=Path, help="JSONL of Microsoft Graph user objects")
-    serve.add_argument("--contacts", type=Path, help="JSONL of Salesforce Contact records")
-    serve.add_argument("--akamai-users", type=Path, help="JSONL of Akamai Identity Cloud user entities")
+    for target in SEED_TARGETS:
+        serve.add_argument(target.option, dest=target.system, type=Path, help=target.description)
     serve.add_argument(
         "--size", type=_non_negative_int, help="generate about N records for systems without a file"
     )
     serve.add_argument("--seed", type=int, default=defaults.seed)
+    serve.add_argument("--dynamics-share", type=_rate, default=defaults.dynamics_share,
+                       help="share of synthetic people who also have a Dynamics contact")
     serve.add_argument(
         "--fault-rate", type=_rate, default=0.0, help="share of data requests that fail (0..1)"
     )
@@ -102,6 +108,7 @@ def run_serve(args: argparse.Namespace) -> int:
         extensions_app_id=args.extensions_app_id,
         daily_api_limit=args.daily_api_limit,
         webhook_url=args.webhook_url,
+        dynamics_share=args.dynamics_share,
     )
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="idlink-sandbox-"))
     state_lock = _lock_state_dir(state_dir)
@@ -120,7 +127,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         counts = seed_context(
             ctx,
-            files={"users": args.users, "contacts": args.contacts, "akamai_users": args.akamai_users},
+            files={target.system: getattr(args, target.system) for target in SEED_TARGETS},
             size=args.size,
         )
     except (SeedFileError, ValueError, OSError) as exc:

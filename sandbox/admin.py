@@ -4,7 +4,7 @@
 - ``GET  /__sandbox/stats``        — requests by ``"METHOD /route/template"``, records returned by route, faults
 - ``GET  /__sandbox/state``        — every system's records in native shape, ``?system=b2c`` for one system
 - ``POST /__sandbox/config``       — change ``fault_rate``, ``latency_ms``, ``daily_api_limit``, ``slow_fault_s``,
-                                     ``fault_kinds``, ``token_lifetime_s``, ``duplicate_rule`` at runtime
+                                     ``fault_kinds``, ``token_lifetime_s``, ``duplicate_rule``, ``scim_filter_supported``, ``dataverse_*`` at runtime
 - ``POST /__sandbox/reset-stats``  — zero the counters
 
 Admin routes are never faulted, delayed or counted.
@@ -57,6 +57,12 @@ def _fault_kinds(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _flag(value: Any) -> bool:
+    if value is not True and value is not False:
+        raise ValueError("must be true or false")
+    return value
+
+
 def _duplicate_rule(value: Any) -> str:
     if value not in ("off", "block"):
         raise ValueError("must be 'off' or 'block'")
@@ -72,6 +78,11 @@ RUNTIME_SETTINGS: dict[str, Callable[[Any], Any]] = {
     "fault_kinds": _fault_kinds,
     "token_lifetime_s": _non_negative_int,
     "duplicate_rule": _duplicate_rule,
+    "scim_filter_supported": _flag,
+    "dataverse_max_concurrent": _non_negative_int,
+    "dataverse_requests_per_window": _non_negative_int,
+    "dataverse_window_s": _non_negative_number,
+    "dataverse_execution_ms": _non_negative_number,
 }
 
 

@@ -37,6 +37,13 @@ class SandboxConfig:
     duplicate_rule: str = "off"  # Salesforce duplicate rule on Contact email: "off" | "block"
     token_lifetime_s: int = 3600  # lifetime of issued access tokens
     fault_kinds: tuple[str, ...] = ()  # restrict injected faults to these kinds (empty = every kind)
+    dynamics_share: float = 0.3  # synthetic people who also have a Dynamics contact (see sandbox.synthetic)
+    scim_filter_supported: bool = True  # the SCIM directory announces (and honours) filtering
+    # Dataverse service protection (per user; the Web API's defaults) and how long it works on each request
+    dataverse_max_concurrent: int = 52
+    dataverse_requests_per_window: int = 6000
+    dataverse_window_s: float = 300.0
+    dataverse_execution_ms: float = 0.0
 
 
 @dataclass

@@ -50,6 +50,12 @@ def error_body(path: str, status: int, message: str) -> bytes:
     if path.startswith(("/v1.0", "/beta")):
         code = {429: "TooManyRequests", 503: "ServiceUnavailable"}.get(status, "InternalServerError")
         return graph_error_body(code, message)
+    if path.startswith("/dynamics/"):
+        code = {429: "0x80072322", 503: "0x80040216"}.get(status, "0x80040216")
+        return orjson.dumps({"error": {"code": code, "message": message}})
+    if path.startswith("/scim/"):
+        return orjson.dumps({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": str(status),
+                             "detail": message})
     if path.startswith("/services/"):
         code = {429: "REQUEST_LIMIT_EXCEEDED", 503: "SERVER_UNAVAILABLE"}.get(status, "UNKNOWN_EXCEPTION")
         return orjson.dumps([{"message": message, "errorCode": code, "fields": []}])

@@ -2,7 +2,7 @@
 in-process for the systems that have no seed file.
 
 Each system module exposes a loader (``sandbox.microsoft.load_users``, ``sandbox.salesforce.load_contacts``,
-``sandbox.akamai.load_entities``); this module only reads files and routes records to them.
+``sandbox.akamai.load_entities``, ``sandbox.scim.load_users``); this module only reads files and routes records to them.
 """
 
 from __future__ import annotations
@@ -25,15 +25,23 @@ class SeedFileError(ValueError):
 
 @dataclass(frozen=True)
 class SeedTarget:
-    system: str  # key in the seed mapping and in the returned counts
+    system: str  # key in the seed mapping, the returned counts and SyntheticData; ``--<system>`` on the CLI
     module: str
     loader: str
+    description: str  # what the seed file holds, for ``--help``
+
+    @property
+    def option(self) -> str:
+        return "--" + self.system.replace("_", "-")
 
 
 SEED_TARGETS: tuple[SeedTarget, ...] = (
-    SeedTarget("users", "sandbox.microsoft", "load_users"),
-    SeedTarget("contacts", "sandbox.salesforce", "load_contacts"),
-    SeedTarget("akamai_users", "sandbox.akamai", "load_entities"),
+    SeedTarget("users", "sandbox.microsoft", "load_users", "JSONL of Microsoft Graph user objects"),
+    SeedTarget("contacts", "sandbox.salesforce", "load_contacts", "JSONL of Salesforce Contact records"),
+    SeedTarget("akamai_users", "sandbox.akamai", "load_entities", "JSONL of Akamai Identity Cloud user entities"),
+    SeedTarget("scim_users", "sandbox.scim", "load_users", "JSONL of SCIM 2.0 User resources"),
+    SeedTarget("dynamics_contacts", "sandbox.dataverse", "load_contacts",
+               "JSONL of Dataverse contact records (Web API shape)"),
 )
 
 
@@ -75,7 +83,8 @@ def _loader(target: SeedTarget):
 def _generate(ctx: SandboxContext, size: int) -> Any:
     config = ctx.config
     return synthetic.generate(
-        size, seed=config.seed, extensions_app_id=config.extensions_app_id, tenant=config.tenant_id
+        size, seed=config.seed, extensions_app_id=config.extensions_app_id, tenant=config.tenant_id,
+        dynamics_share=config.dynamics_share,
     )
 
 
@@ -87,7 +96,8 @@ def seed_context(
 ) -> dict[str, int]:
     """Load every system: from its seed file when given, else (with ``size``) from synthetic data.
 
-    ``files`` maps ``users`` / ``contacts`` / ``akamai_users`` to JSONL paths. Returns records loaded per system.
+    ``files`` maps a seed target's ``system`` (``users``, ``contacts``, …) to a JSONL path. Returns records loaded
+    per system.
     """
     with gc_paused():
         return _seed(ctx, files, size)

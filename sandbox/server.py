@@ -32,6 +32,8 @@ SYSTEM_MODULES = [
     "sandbox.microsoft",
     "sandbox.salesforce",
     "sandbox.akamai",
+    "sandbox.scim",
+    "sandbox.dataverse",
     "sandbox.admin",
 ]
 RETRY_MAX_S = 60

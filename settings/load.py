@@ -14,12 +14,14 @@ from typing import Any, TypeVar
 from settings.model import (
     AkamaiSettings,
     ConnectorSettings,
+    DataverseSettings,
     FastLaneSettings,
     FieldMappingSettings,
     GraphSettings,
     HttpSettings,
     IngestSettings,
     SalesforceSettings,
+    ScimSettings,
     Settings,
     SettingsError,
     WebhookSettings,
@@ -121,6 +123,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     akamai = r.section(("AKAMAI_BASE_URL", "AKAMAI_CLIENT_ID", "AKAMAI_CLIENT_SECRET"), lambda: AkamaiSettings(
         base_url=r.get("AKAMAI_BASE_URL"), client_id=r.get("AKAMAI_CLIENT_ID"),
         client_secret=r.get("AKAMAI_CLIENT_SECRET"), entity_type=r.get("AKAMAI_ENTITY_TYPE"), **shared))
+    dynamics = r.section(("DATAVERSE_URL", "DATAVERSE_TENANT_ID", "DATAVERSE_CLIENT_ID", "DATAVERSE_CLIENT_SECRET"),
+                         lambda: _checked(r, lambda: DataverseSettings(
+        url=r.get("DATAVERSE_URL"), tenant_id=r.get("DATAVERSE_TENANT_ID"), client_id=r.get("DATAVERSE_CLIENT_ID"),
+        client_secret=r.get("DATAVERSE_CLIENT_SECRET"), authority_host=r.get("DATAVERSE_AUTHORITY_HOST"),
+        api_version=r.get("DATAVERSE_API_VERSION").lstrip("vV"),
+        external_id_field=r.get("DATAVERSE_EXTERNAL_ID_FIELD"),
+        extra_contact_fields=r.get("DATAVERSE_CONTACT_FIELDS") or (), page_size=r.get("DATAVERSE_PAGE_SIZE"),
+        batch_size=r.get("DATAVERSE_BATCH_SIZE"), max_concurrent=r.get("DATAVERSE_MAX_CONCURRENT"),
+        requests_per_window=r.get("DATAVERSE_REQUESTS_PER_5_MIN"), **shared)))
+    scim = r.section(("SCIM_BASE_URL", "SCIM_TOKEN"), lambda: _checked(r, lambda: ScimSettings(
+        base_url=r.get("SCIM_BASE_URL"), token=r.get("SCIM_TOKEN"), page_size=r.get("SCIM_PAGE_SIZE"),
+        consent_attribute=r.get("SCIM_CONSENT_ATTRIBUTE"), contact_id_attribute=r.get("SCIM_CONTACT_ID_ATTRIBUTE"),
+        **shared)))
     webhook = r.section(("AKAMAI_WEBHOOK_JWKS_URL", "AKAMAI_WEBHOOK_ISSUER", "AKAMAI_WEBHOOK_AUDIENCE"),
                         lambda: WebhookSettings(
         jwks_url=r.get("AKAMAI_WEBHOOK_JWKS_URL"), issuer=r.get("AKAMAI_WEBHOOK_ISSUER"),
@@ -136,7 +151,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         inbox_path=r.get("GATEWAY_INBOX_PATH"),
         field_mapping=FieldMappingSettings(path=r.get("IDLINK_FIELD_MAPPING"), customer=r.get("IDLINK_CUSTOMER"),
                                            environment=r.get("IDLINK_ENVIRONMENT")),
-        http=http, graph=graph, salesforce=salesforce, akamai=akamai, webhook=webhook, connector=connector,
+        http=http, graph=graph, salesforce=salesforce, akamai=akamai, dynamics=dynamics, scim=scim,
+        webhook=webhook, connector=connector,
         connector_warehouse_lookup=r.get("CONNECTOR_WAREHOUSE_LOOKUP"),
         fast_lane=FastLaneSettings(create_contacts=r.get("FAST_LANE_CREATE_CONTACTS"),
                                    poll_interval_s=r.get("FAST_LANE_POLL_S"), workers=r.get("FAST_LANE_WORKERS"),
@@ -147,6 +163,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if r.problems:
         raise SettingsError("; ".join(r.problems))
     return settings
+
+
+def _checked(reader: _Reader, build: Callable[[], T]) -> T | None:
+    """A section whose own checks (``__post_init__``) failed adds its problem to the others instead of raising."""
+    named = len(reader.problems)
+    try:
+        return build()
+    except SettingsError as exc:
+        reader.problems.append(str(exc))
+        return None
+    except (AttributeError, TypeError, ValueError):
+        if len(reader.problems) > named:  # a malformed variable is named already; its value was None
+            return None
+        raise
 
 
 def _text(value: Path | str | None) -> str | None:

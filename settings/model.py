@@ -6,8 +6,10 @@ Components receive these objects; they never read the environment themselves.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from settings.registry import VARIABLES
 
@@ -85,6 +87,77 @@ class AkamaiSettings:
     retry_max_s: float = _number("IDLINK_RETRY_MAX_S")
 
 
+def is_loopback_host(host: str | None) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1): traffic that never leaves the machine."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_secure_base_url(url: str) -> bool:
+    """https, or plain http to a loopback host (test servers that speak no TLS); never http across a network,
+    where a bearer token or client secret would travel in clear."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and is_loopback_host(parts.hostname)
+
+
+@dataclass(frozen=True)
+class ScimSettings:
+    """A SCIM 2.0 directory (RFC 7643/7644) read as an identity source with a bearer token."""
+
+    base_url: str
+    token: str = field(repr=False)
+    page_size: int = int(_default("SCIM_PAGE_SIZE"))  # lowered to the server's filter.maxResults when smaller
+    # SCIM attribute paths (``<schema URN>:<attribute>`` for an extension) of the consent and the carried CRM id
+    consent_attribute: str = _default("SCIM_CONSENT_ATTRIBUTE")
+    contact_id_attribute: str = _default("SCIM_CONTACT_ID_ATTRIBUTE")
+    ca_bundle: str | None = None
+    timeout_s: float = _number("IDLINK_HTTP_TIMEOUT_S")
+    retry_max_s: float = _number("IDLINK_RETRY_MAX_S")
+
+    def __post_init__(self) -> None:
+        if not is_secure_base_url(self.base_url):
+            raise SettingsError("SCIM_BASE_URL must be an https URL (plain http only to a loopback host)")
+
+
+@dataclass(frozen=True)
+class DataverseSettings:
+    """Dynamics 365 / Dataverse Web API (OData v4) through an app registration (client credentials)."""
+
+    url: str  # the environment URL, e.g. https://contoso.crm.dynamics.com (the token's resource)
+    tenant_id: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    authority_host: str = _default("DATAVERSE_AUTHORITY_HOST")
+    api_version: str = _default("DATAVERSE_API_VERSION")
+    external_id_field: str = _default("DATAVERSE_EXTERNAL_ID_FIELD")
+    extra_contact_fields: tuple[str, ...] = ()
+    page_size: int = int(_default("DATAVERSE_PAGE_SIZE"))
+    batch_size: int = int(_default("DATAVERSE_BATCH_SIZE"))
+    max_concurrent: int = int(_default("DATAVERSE_MAX_CONCURRENT"))
+    requests_per_window: int = int(_default("DATAVERSE_REQUESTS_PER_5_MIN"))
+    ca_bundle: str | None = None
+    timeout_s: float = _number("IDLINK_HTTP_TIMEOUT_S")
+    retry_max_s: float = _number("IDLINK_RETRY_MAX_S")
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith("https://"):
+            raise SettingsError("DATAVERSE_URL must be an https URL")
+        if not self.authority_host.startswith("https://"):
+            raise SettingsError("DATAVERSE_AUTHORITY_HOST must be an https URL")
+        if not 1 <= self.batch_size <= 1000:
+            raise SettingsError("DATAVERSE_BATCH_SIZE must be between 1 and 1000")
+        if not 1 <= self.page_size <= 5000:
+            raise SettingsError("DATAVERSE_PAGE_SIZE must be between 1 and 5000")
+
+
 @dataclass(frozen=True)
 class WebhookSettings:
     """How Akamai Security Event Tokens are verified."""
@@ -154,6 +227,8 @@ class Settings:
     graph: GraphSettings | None = None
     salesforce: SalesforceSettings | None = None
     akamai: AkamaiSettings | None = None
+    dynamics: DataverseSettings | None = None
+    scim: ScimSettings | None = None
     webhook: WebhookSettings | None = None
     connector: ConnectorSettings | None = None
     connector_warehouse_lookup: bool = False

@@ -52,6 +52,10 @@ _CLIENTS = "every API client"
 _B2C = "B2C ingestion and writer, fast lane"
 _SALESFORCE = "Salesforce ingestion and writer, gateway"
 _AKAMAI = "Akamai ingestion and writer, fast lane"
+_DYNAMICS = "Dynamics ingestion and writer"
+_SCIM = "SCIM ingestion"
+# idlink's SCIM extension schema: where a directory keeps the consent and the carried CRM id by default
+IDLINK_SCIM_EXTENSION = "urn:ietf:params:scim:schemas:extension:idlink:2.0:User"
 _GATEWAY = "gateway"
 _FAST_LANE = "fast lane"
 _MAKE_DEV = "`make dev`"
@@ -93,6 +97,40 @@ VARIABLES: dict[str, Variable] = _vars(
              "external-ID field on Contact that holds the identity id", _SALESFORCE),
     Variable("SALESFORCE_CONTACT_FIELDS", "", "extra Contact fields to ingest, validated against describe",
              _SALESFORCE, Kind.LIST),
+    # -- Dynamics 365 / Dataverse
+    Variable("DATAVERSE_URL", "", "the environment URL (`https://<org>.crm.dynamics.com`, also the token's resource); "
+             "Dynamics is configured when this, `DATAVERSE_TENANT_ID`, `DATAVERSE_CLIENT_ID` and "
+             "`DATAVERSE_CLIENT_SECRET` are set", _DYNAMICS, Kind.HTTPS_URL, when_unset="– (Dynamics off)"),
+    Variable("DATAVERSE_TENANT_ID", "", "Entra tenant of the environment's app registration", _DYNAMICS),
+    Variable("DATAVERSE_CLIENT_ID", "", "client id of the app registration (an application user of the "
+             "environment)", _DYNAMICS),
+    Variable("DATAVERSE_CLIENT_SECRET", "", "client secret of the app registration", _DYNAMICS, secret=True),
+    Variable("DATAVERSE_AUTHORITY_HOST", "https://login.microsoftonline.com", "token authority host (msal; instance "
+             "discovery is off for other hosts)", _DYNAMICS, Kind.HTTPS_URL),
+    Variable("DATAVERSE_API_VERSION", "9.2", "Web API version", _DYNAMICS),
+    Variable("DATAVERSE_EXTERNAL_ID_FIELD", "idlink_identityid", "contact column that holds the identity id; an "
+             "active alternate key must consist of it alone", _DYNAMICS),
+    Variable("DATAVERSE_CONTACT_FIELDS", "", "extra contact columns to ingest, checked against the table's metadata",
+             _DYNAMICS, Kind.LIST),
+    Variable("DATAVERSE_PAGE_SIZE", "5000", "`Prefer: odata.maxpagesize` of reads (at most 5000)", _DYNAMICS,
+             Kind.POSITIVE_INT),
+    Variable("DATAVERSE_BATCH_SIZE", "1000", "change sets per `$batch` of the writer (at most 1000)", _DYNAMICS,
+             Kind.POSITIVE_INT),
+    Variable("DATAVERSE_MAX_CONCURRENT", "8", "requests in flight at once (service protection refuses more than 52)",
+             _DYNAMICS, Kind.POSITIVE_INT),
+    Variable("DATAVERSE_REQUESTS_PER_5_MIN", "6000", "requests per 5-minute window (service protection's default); "
+             "a 429 also pauses every request for its `Retry-After`", _DYNAMICS, Kind.POSITIVE_INT),
+    # -- a SCIM 2.0 directory
+    Variable("SCIM_BASE_URL", "", "the directory's SCIM endpoint (`https://<host>/scim/v2`; plain http only to a "
+             "loopback host); SCIM is configured when this and `SCIM_TOKEN` are set", _SCIM, Kind.URL,
+             when_unset="– (SCIM off)"),
+    Variable("SCIM_TOKEN", "", "bearer token of the directory", _SCIM, secret=True),
+    Variable("SCIM_PAGE_SIZE", "200", "`count` per `/Users` page (lowered to the server's `filter.maxResults`)",
+             _SCIM, Kind.POSITIVE_INT),
+    Variable("SCIM_CONSENT_ATTRIBUTE", f"{IDLINK_SCIM_EXTENSION}:crmSyncConsent", "SCIM attribute path of the "
+             "CRM-sync consent", _SCIM),
+    Variable("SCIM_CONTACT_ID_ATTRIBUTE", f"{IDLINK_SCIM_EXTENSION}:crmContactId", "SCIM attribute path of the CRM "
+             "contact id a user carries", _SCIM),
     # -- reverse-ETL field mapping
     Variable("IDLINK_FIELD_MAPPING", "config/field_mapping.json", "which remote field each value is written to "
              "(customer > environment > client id)", "reverse ETL, fast lane", Kind.PATH),

@@ -8,8 +8,9 @@ Fixtures
 
 ``sandbox_factory`` (function scope)
     ``start(*, users=None, contacts=None, akamai_users=None, size=None, fault_rate=0.0, latency_ms=0,
-    extra_args=()) -> RunningSandbox`` starts a private sandbox; ``users`` / ``contacts`` / ``akamai_users`` are
-    lists of native records written to JSONL seed files. Every sandbox started is stopped at teardown.
+    extra_args=(), seeds=None) -> RunningSandbox`` starts a private sandbox; ``users`` / ``contacts`` /
+    ``akamai_users`` are lists of native records written to JSONL seed files, ``seeds`` the same for any seed
+    target of ``sandbox.seed.SEED_TARGETS`` by its name (``{"scim_users": [...]}``). Every sandbox started is stopped at teardown.
 
 ``RunningSandbox``
     ``.url`` (admin base, ``SANDBOX_URL``), ``.env`` (every variable of the env file), ``.ca_bundle``,
@@ -35,7 +36,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ import httpx
 import orjson
 import pytest
 
-from sandbox.seed import write_jsonl
+from sandbox.seed import SEED_TARGETS, write_jsonl
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SANDBOX_START_TIMEOUT_S = 90.0
@@ -148,6 +149,7 @@ def launch_sandbox(
     latency_ms: float = 0,
     extra_args: Iterable[str] = (),
     timeout_s: float = SANDBOX_START_TIMEOUT_S,
+    seeds: Mapping[str, list[dict]] | None = None,
 ) -> RunningSandbox:
     """Start ``python -m sandbox serve`` in ``workdir`` and wait until it listens."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -169,13 +171,11 @@ def launch_sandbox(
         "--latency-ms",
         str(latency_ms),
     ]
-    for flag, records, name in (
-        ("--users", users, "users"),
-        ("--contacts", contacts, "contacts"),
-        ("--akamai-users", akamai_users, "akamai_users"),
-    ):
+    records_by_system = {"users": users, "contacts": contacts, "akamai_users": akamai_users, **(seeds or {})}
+    for target in SEED_TARGETS:
+        records = records_by_system.get(target.system)
         if records is not None:
-            args += [flag, str(write_jsonl(workdir / f"{name}.jsonl", records))]
+            args += [target.option, str(write_jsonl(workdir / f"{target.system}.jsonl", records))]
     if size is not None:
         args += ["--size", str(size)]
     args += list(extra_args)
@@ -220,6 +220,7 @@ def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., RunningSandbox]]:
         fault_rate: float = 0.0,
         latency_ms: float = 0,
         extra_args: Iterable[str] = (),
+        seeds: Mapping[str, list[dict]] | None = None,
     ) -> RunningSandbox:
         running = launch_sandbox(
             tmp_path / f"sandbox-{len(started)}",
@@ -230,6 +231,7 @@ def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., RunningSandbox]]:
             fault_rate=fault_rate,
             latency_ms=latency_ms,
             extra_args=extra_args,
+            seeds=seeds,
         )
         started.append(running)
         return running

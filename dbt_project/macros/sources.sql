@@ -47,6 +47,19 @@
     }) }}
 {%- endmacro %}
 
+{% macro dynamics_contact_raw_columns() -%}
+    {{ return({
+        'id': dbt.type_string(), 'account_id': dbt.type_string(), 'first_name': dbt.type_string(),
+        'last_name': dbt.type_string(), 'email': dbt.type_string(), 'phone': dbt.type_string(),
+        'mobile_phone': dbt.type_string(), 'street': dbt.type_string(), 'city': dbt.type_string(),
+        'postal_code': dbt.type_string(), 'country': dbt.type_string(), 'country_code': dbt.type_string(),
+        'phone_e164': dbt.type_string(), 'external_user_id': dbt.type_string(),
+        'created_on': dbt.type_timestamp(), 'modified_on': dbt.type_timestamp(),
+        'email_valid': dbt.type_boolean(), 'quality_flags': dbt.type_string(), 'is_deleted': dbt.type_boolean(),
+        'ingested_at': dbt.type_timestamp()
+    }) }}
+{%- endmacro %}
+
 {# Values of several keys of a JSON object held as text, as a list in the order of `keys` (index from 1); null
    when the text is missing or not valid JSON. One parse per row however many keys are read. #}
 {% macro json_text_fields(expr, keys) -%}{{ return(adapter.dispatch('json_text_fields', 'idlink')(expr, keys)) }}{%- endmacro %}

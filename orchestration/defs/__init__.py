@@ -2,6 +2,8 @@
 
 - `ingestion.py`: dlt loads of B2C users and Salesforce contacts (`raw_b2c/users`, `raw_salesforce/contact`);
 - `akamai.py`: the Akamai load and the push of CRM contact ids onto Akamai users;
+- `scim.py`: the load of a SCIM 2.0 directory's users (`raw_scim/users`);
+- `dynamics.py`: the Dynamics 365 / Dataverse load (`raw_dynamics/contact`) and push;
 - `linking.py`: every dbt model, seed and snapshot (group `linking`), dbt tests as asset checks;
 - `reverse_etl.py`: pushes to Salesforce and B2C with their checks;
 - `jobs.py`: `ingest_and_link` and `full_sync`;

@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+import orjson
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -21,7 +22,13 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from orchestration.defs.resources import DBT_PROJECT_DIR, WarehouseResource
+from orchestration.defs.resources import (
+    DBT_PROJECT_DIR,
+    DataverseResource,
+    SalesforceResource,
+    WarehouseResource,
+    configured_crms,
+)
 
 LINKS_ASSET_KEY = dg.AssetKey("identity_contact_links")
 # Runs launched by the near-real-time sensors carry this tag: they rebuild models and the link snapshot but
@@ -108,10 +115,14 @@ def link_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     }
 
 
-def dbt_build_args(targeted: bool) -> list[str]:
-    """dbt unit tests check the SQL, not the data: `make test` runs them, production builds skip them."""
+def dbt_build_args(targeted: bool, crms: list[str] | None = None) -> list[str]:
+    """dbt unit tests check the SQL, not the data: `make test` runs them, production builds skip them. ``crms``
+    (var crms) are the CRMs to link in: the configured ones."""
     excluded = ["unit_test", "test"] if targeted else ["unit_test"]
-    return ["build", *(arg for kind in excluded for arg in ("--exclude-resource-type", kind))]
+    args = ["build", *(arg for kind in excluded for arg in ("--exclude-resource-type", kind))]
+    if crms:
+        args += ["--vars", orjson.dumps({"crms": crms}).decode()]
+    return args
 
 
 def _is_links_event(event: Any) -> bool:
@@ -126,14 +137,15 @@ def _is_links_event(event: Any) -> bool:
     dagster_dbt_translator=IdlinkDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
     pool="warehouse",
 )
-def linking_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource,
-                       warehouse: WarehouseResource) -> Iterator[Any]:
+def linking_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
+                       salesforce: SalesforceResource, dynamics: DataverseResource) -> Iterator[Any]:
     # dbt resolves a relative WAREHOUSE_PATH against dbt_project/; hand it the resource's absolute path
     os.environ["WAREHOUSE_PATH"] = warehouse.path
     # DuckDB admits no reader while dbt writes, so the link summary is computed once dbt has exited. Dagster
     # wants a multi-asset's outputs in dependency order: hold back the links event and everything after it.
     held_back: list[Any] = []
-    for event in dbt.cli(dbt_build_args(targeted=context.run.tags.get(TARGETED_RUN_TAG) == "true"),
+    crms = configured_crms(salesforce, dynamics)
+    for event in dbt.cli(dbt_build_args(targeted=context.run.tags.get(TARGETED_RUN_TAG) == "true", crms=crms),
                          context=context, target_path=dbt_target_path(warehouse.path)).stream():
         if held_back or _is_links_event(event):
             held_back.append(event)

@@ -25,10 +25,12 @@ from inbox import Inbox
 from reverse_etl import TargetMapping, load_mapping
 from settings import (
     AkamaiSettings,
+    DataverseSettings,
     FieldMappingSettings,
     GraphSettings,
     HttpSettings,
     SalesforceSettings,
+    ScimSettings,
     Settings,
     load_settings,
 )
@@ -177,6 +179,60 @@ class AlertResource(dg.ConfigurableResource):
     ca_bundle: str | None = None
 
 
+class ScimResource(HttpTuning):
+    """A SCIM 2.0 directory (optional identity provider) read with a bearer token."""
+
+    base_url: str = ""
+    token: str = ""
+    page_size: int = ScimSettings.page_size
+    consent_attribute: str = ScimSettings.consent_attribute
+    contact_id_attribute: str = ScimSettings.contact_id_attribute
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.base_url and self.token)
+
+    def settings(self) -> ScimSettings:
+        return ScimSettings(base_url=self.base_url, token=self.token, page_size=self.page_size,
+                            consent_attribute=self.consent_attribute, contact_id_attribute=self.contact_id_attribute,
+                            **self._http())
+
+
+class DataverseResource(HttpTuning):
+    """Dynamics 365 / Dataverse through an app registration (client credentials; optional second CRM)."""
+
+    url: str = ""
+    tenant_id: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    authority_host: str = DataverseSettings.authority_host
+    api_version: str = DataverseSettings.api_version
+    external_id_field: str = DataverseSettings.external_id_field
+    extra_contact_fields: list[str] = Field(default_factory=list)
+    page_size: int = DataverseSettings.page_size
+    batch_size: int = DataverseSettings.batch_size
+    max_concurrent: int = DataverseSettings.max_concurrent
+    requests_per_window: int = DataverseSettings.requests_per_window
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.url and self.tenant_id and self.client_id and self.client_secret)
+
+    def settings(self) -> DataverseSettings:
+        return DataverseSettings(
+            url=self.url, tenant_id=self.tenant_id, client_id=self.client_id, client_secret=self.client_secret,
+            authority_host=self.authority_host, api_version=self.api_version,
+            external_id_field=self.external_id_field, extra_contact_fields=tuple(self.extra_contact_fields),
+            page_size=self.page_size, batch_size=self.batch_size, max_concurrent=self.max_concurrent,
+            requests_per_window=self.requests_per_window, **self._http())
+
+
+def configured_crms(salesforce: SalesforceResource, dynamics: DataverseResource) -> list[str]:
+    """The CRMs idlink links and writes to: the configured ones (Salesforce when none is, as it always was)."""
+    crms = [name for name, resource in (("salesforce", salesforce), ("dynamics", dynamics)) if resource.configured]
+    return crms or ["salesforce"]
+
+
 class LinkingDbtCliResource(DbtCliResource):
     """dagster-dbt's CLI resource without the ``dbt --version`` subprocess it starts once per run (2-4 s on a
     small worker, every targeted run): the dbt it runs is the dbt-core installed beside this interpreter
@@ -207,6 +263,7 @@ def _http(http: HttpSettings) -> dict:
 def build_resources(settings: Settings) -> dict:
     """Every resource, from settings read once at the edge; secrets stay EnvVars."""
     graph, salesforce, akamai = settings.graph, settings.salesforce, settings.akamai
+    scim, dynamics = settings.scim, settings.dynamics
     http = _http(settings.http)
     return {
         "warehouse": WarehouseResource(warehouse_path=str(settings.warehouse_path)),
@@ -230,6 +287,16 @@ def build_resources(settings: Settings) -> dict:
             base_url=akamai.base_url, client_id=akamai.client_id,
             client_secret=_secret("AKAMAI_CLIENT_SECRET", akamai.client_secret), entity_type=akamai.entity_type,
             **http),
+        "scim": ScimResource(**http) if scim is None else ScimResource(
+            base_url=scim.base_url, token=_secret("SCIM_TOKEN", scim.token), page_size=scim.page_size,
+            consent_attribute=scim.consent_attribute, contact_id_attribute=scim.contact_id_attribute, **http),
+        "dynamics": DataverseResource(**http) if dynamics is None else DataverseResource(
+            url=dynamics.url, tenant_id=dynamics.tenant_id, client_id=dynamics.client_id,
+            client_secret=_secret("DATAVERSE_CLIENT_SECRET", dynamics.client_secret),
+            authority_host=dynamics.authority_host, api_version=dynamics.api_version,
+            external_id_field=dynamics.external_id_field, extra_contact_fields=list(dynamics.extra_contact_fields),
+            page_size=dynamics.page_size, batch_size=dynamics.batch_size, max_concurrent=dynamics.max_concurrent,
+            requests_per_window=dynamics.requests_per_window, **http),
         "ingest_tuning": IngestTuningResource(workers=settings.ingest.workers,
                                               dlt_progress=settings.ingest.dlt_progress),
         "alerts": AlertResource(webhook_url=_secret("IDLINK_ALERT_WEBHOOK_URL", settings.alert_webhook_url),

@@ -23,32 +23,21 @@ from urllib.parse import parse_qs
 
 import jwt
 import orjson
-from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from sandbox import tokens
 from sandbox.context import SandboxContext
 from sandbox.faults import graph_error_body
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
-_KEY_ID = "idlink-sandbox-signing-key"
-_RUNTIME_KEY = "identity_platform.signing_key"
 # Scopes msal may add to any request; they do not name a resource.
 _RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
 
 
 def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
-
-
-def _signing_key(ctx: SandboxContext) -> rsa.RSAPrivateKey:
-    with ctx.lock:
-        key = ctx.runtime.get(_RUNTIME_KEY)
-        if key is None:
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            ctx.runtime[_RUNTIME_KEY] = key
-        return key
 
 
 def authority_url(ctx: SandboxContext) -> str:
@@ -58,6 +47,11 @@ def authority_url(ctx: SandboxContext) -> str:
 def graph_resources(ctx: SandboxContext) -> set[str]:
     """Resource identifiers accepted for Graph: the public one and the sandbox's own base URL."""
     return {GRAPH_RESOURCE, ctx.config.base_url.rstrip("/")}
+
+
+def token_resources(ctx: SandboxContext) -> set[str]:
+    """Every resource the platform issues tokens for: Graph and the APIs registered with ``tokens.protect``."""
+    return graph_resources(ctx) | tokens.protected_resources(ctx)
 
 
 def _aadsts(status: int, error: str, code: int, description: str) -> Response:
@@ -95,8 +89,7 @@ def issue_token(ctx: SandboxContext, audience: str) -> tuple[str, int]:
         "roles": ["User.ReadWrite.All"],
         "jti": str(uuid.uuid4()),
     }
-    token = jwt.encode(claims, _signing_key(ctx), algorithm="RS256", headers={"kid": _KEY_ID})
-    return token, lifetime
+    return tokens.sign(ctx, claims), lifetime
 
 
 def authenticate(ctx: SandboxContext, request: Request) -> Response | None:
@@ -105,19 +98,8 @@ def authenticate(ctx: SandboxContext, request: Request) -> Response | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return _unauthorized("Access token is empty.")
-    try:
-        jwt.decode(
-            token.strip(),
-            _signing_key(ctx).public_key(),
-            algorithms=["RS256"],
-            audience=sorted(graph_resources(ctx)),
-            options={"require": ["exp", "aud"]},
-        )
-    except jwt.ExpiredSignatureError:
-        return _unauthorized("Lifetime validation failed, the token is expired.")
-    except jwt.InvalidTokenError:
-        return _unauthorized("Access token validation failure. Invalid audience or signature.")
-    return None
+    refused = tokens.verify(ctx, token.strip(), graph_resources(ctx))
+    return _unauthorized(refused) if refused else None
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -163,8 +145,8 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
     async def keys(request: Request) -> Response:
         if request.path_params["tenant"] != config.tenant_id:
             return _unknown_tenant(request.path_params["tenant"])
-        jwk = orjson.loads(jwt.algorithms.RSAAlgorithm.to_jwk(_signing_key(ctx).public_key()))
-        jwk.update({"kid": _KEY_ID, "use": "sig", "alg": "RS256"})
+        jwk = orjson.loads(jwt.algorithms.RSAAlgorithm.to_jwk(tokens.signing_key(ctx).public_key()))
+        jwk.update({"kid": tokens.KEY_ID, "use": "sig", "alg": "RS256"})
         return _json({"keys": [jwk]})
 
     async def token(request: Request) -> Response:
@@ -198,7 +180,7 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
             )
         scopes = [s for s in str(form.get("scope", "")).split() if s not in _RESERVED_SCOPES]
         resources = {s[: -len("/.default")].rstrip("/") for s in scopes if s.endswith("/.default")}
-        if len(scopes) != 1 or not resources or not resources <= graph_resources(ctx):
+        if len(scopes) != 1 or not resources or not resources <= token_resources(ctx):
             return _aadsts(
                 400,
                 "invalid_scope",

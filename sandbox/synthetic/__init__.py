@@ -9,7 +9,10 @@ but are different people.
 Distribution (shares are of people unless stated):
 - 45% identity + contact, 35% identity only, 20% contact only (~``size`` identities, ~0.85 * ``size``
   contacts).
-- Of identities, ``akamai_share`` live in Akamai instead of B2C.
+- Of identities, ``akamai_share`` live in Akamai and ``scim_share`` in a SCIM 2.0 directory instead of B2C.
+- ``dynamics_share`` of the people also have a Dynamics 365 contact, whether or not they have a Salesforce one,
+  so a person may be in Salesforce, Dynamics, both or neither (truth pairs name their ``crm``). Dynamics records
+  draw from a random stream of their own: the other systems' records of a seed are the same with or without.
 - People who have both sides are written to steer their evidence: ~5% pre-linked (the contact's
   External_User_Id__c holds the identity id, or the identity's CrmContactId holds the contact id, or both),
   ~53% same email (case/space noise on one side), ~10% same mailbox (Gmail dots, googlemail.com, ``+tag``),
@@ -48,7 +51,12 @@ Akamai entity shape (``akamai_users``)::
 Everything is drawn from one seeded generator: the same seed gives the same dataset (in any process).
 Records are shuffled, as APIs return them in no meaningful order.
 
-Files (``write_dataset``): users.jsonl, contacts.jsonl, akamai_users.jsonl (native shapes), truth.jsonl
+SCIM user shape (``scim_users``): RFC 7643 User resources (``userName`` = the email, ``name``, ``emails``,
+``phoneNumbers``, ``addresses``, ``active``, ``meta``) with the enterprise extension (``employeeNumber``) and
+idlink's extension ``urn:ietf:params:scim:schemas:extension:idlink:2.0:User`` holding ``crmSyncConsent``
+(absent when consent is missing) and ``crmContactId`` when pre-linked.
+
+Files (``write_dataset``): users.jsonl, contacts.jsonl, akamai_users.jsonl, scim_users.jsonl (native shapes), truth.jsonl
 (TruthPair fields), negatives.jsonl (Negative fields), consent.jsonl ({"identity_id", "consent"}),
 defects.jsonl (Defect fields).
 CLI: ``python -m sandbox.synthetic --size N [--seed S] [--akamai-share F] --out DIR``.
@@ -73,10 +81,11 @@ DEFAULT_TENANT = "idlinksandbox.onmicrosoft.com"
 
 
 class TruthPair(NamedTuple):
-    identity_provider: str  # "b2c" | "akamai"
+    identity_provider: str  # "b2c" | "akamai" | "scim"
     identity_id: str
     contact_id: str
     evidence: str  # "id" | "email" | "mailbox" | "phone" | "name_place" | "none"
+    crm: str = "salesforce"  # "salesforce" | "dynamics": which CRM holds the contact
 
 
 class Negative(NamedTuple):
@@ -87,7 +96,7 @@ class Negative(NamedTuple):
 
 
 class Defect(NamedTuple):
-    system: str  # "b2c" | "akamai" | "salesforce"
+    system: str  # "b2c" | "akamai" | "scim" | "salesforce"
     record_id: str
     # "malformed_email" | "oversized_field" | "control_characters" | "emoji" | "empty_strings" | "rtl_text"
     kind: str
@@ -98,6 +107,8 @@ class SyntheticData:
     users: list[dict] = field(default_factory=list)
     contacts: list[dict] = field(default_factory=list)
     akamai_users: list[dict] = field(default_factory=list)
+    scim_users: list[dict] = field(default_factory=list)
+    dynamics_contacts: list[dict] = field(default_factory=list)
     truth: list[TruthPair] = field(default_factory=list)
     negatives: list[Negative] = field(default_factory=list)
     identity_consent: dict[str, str] = field(default_factory=dict)
@@ -110,12 +121,16 @@ def generate(
     extensions_app_id: str = DEFAULT_EXTENSIONS_APP_ID,
     tenant: str = DEFAULT_TENANT,
     akamai_share: float = 0.0,
+    scim_share: float = 0.0,
+    dynamics_share: float = 0.0,
 ) -> SyntheticData:
     """About ``size`` identities and ``size`` contacts with ground truth; deterministic for ``seed``."""
     if size < 0:
         raise ValueError("size must be >= 0")
-    if not 0.0 <= akamai_share <= 1.0:
-        raise ValueError("akamai_share must be between 0 and 1")
+    if not 0.0 <= dynamics_share <= 1.0:
+        raise ValueError("dynamics_share must be between 0 and 1")
+    if not 0.0 <= akamai_share <= 1.0 or not 0.0 <= scim_share <= 1.0 or akamai_share + scim_share > 1.0:
+        raise ValueError("akamai_share and scim_share must be between 0 and 1 and add up to at most 1")
     data = SyntheticData()
     people = round(size / 0.8)
     builder = Builder(
@@ -123,6 +138,8 @@ def generate(
         extensions_app_id=extensions_app_id,
         tenant=tenant,
         akamai_share=akamai_share,
+        scim_share=scim_share,
+        dynamics_share=dynamics_share,
         out=data,
         truth_pair=TruthPair,
         negative=Negative,
@@ -133,7 +150,8 @@ def generate(
     return data
 
 
-_FILES = ("users", "contacts", "akamai_users", "truth", "negatives", "consent", "defects")
+_FILES = ("users", "contacts", "akamai_users", "scim_users", "dynamics_contacts", "truth", "negatives", "consent",
+          "defects")
 
 
 def _rows(data: SyntheticData, name: str) -> Iterable[object]:
@@ -190,16 +208,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--akamai-share", type=float, default=0.0)
+    parser.add_argument("--scim-share", type=float, default=0.0)
+    parser.add_argument("--dynamics-share", type=float, default=0.0)
     parser.add_argument("--extensions-app-id", default=DEFAULT_EXTENSIONS_APP_ID)
     parser.add_argument("--tenant", default=DEFAULT_TENANT)
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    data = generate(args.size, args.seed, args.extensions_app_id, args.tenant, args.akamai_share)
+    data = generate(args.size, args.seed, args.extensions_app_id, args.tenant, args.akamai_share, args.scim_share,
+                    args.dynamics_share)
     generated = time.perf_counter()
     paths = write_dataset(data, args.out)
     print(
-        f"{len(data.users)} B2C users, {len(data.akamai_users)} Akamai users, {len(data.contacts)} contacts, "
+        f"{len(data.users)} B2C users, {len(data.akamai_users)} Akamai users, {len(data.scim_users)} SCIM users, "
+        f"{len(data.contacts)} Salesforce contacts, {len(data.dynamics_contacts)} Dynamics contacts, "
         f"{len(data.truth)} truth pairs, {len(data.negatives)} negatives: generated in "
         f"{generated - started:.1f} s, written in {time.perf_counter() - generated:.1f} s to {args.out}",
         file=sys.stderr,

@@ -13,7 +13,8 @@ import functools
 import gc
 import random
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,9 @@ from sandbox.synthetic.pools import (
 )
 
 SALESFORCE_API_VERSION = "62.0"
+SCIM_CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+SCIM_ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+SCIM_IDLINK_USER = "urn:ietf:params:scim:schemas:extension:idlink:2.0:User"
 _EPOCH_START = 1_546_300_800  # 2019-01-01
 _AS_OF = 1_764_547_200  # 2025-12-01: nothing is created or modified after this
 _B62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -190,7 +194,7 @@ class View:
     state: str | None
     country: str | None  # free text as written
     names_ok: bool
-    provider: str = "salesforce"  # "b2c" | "akamai" for identities
+    provider: str = "salesforce"  # "b2c" | "akamai" | "scim" for identities
     defect: str | None = None
 
     def signals(self, iso2: str) -> Signals:
@@ -219,6 +223,8 @@ class Builder:
         extensions_app_id: str,
         tenant: str,
         akamai_share: float,
+        scim_share: float = 0.0,
+        dynamics_share: float = 0.0,
         out: Any,
         truth_pair: Callable,
         negative: Callable,
@@ -232,6 +238,11 @@ class Builder:
         self.consent_attr = f"extension_{app}_CrmSyncConsent"
         self.contact_attr = f"extension_{app}_CrmContactId"
         self.akamai_share = akamai_share
+        self.scim_share = scim_share
+        self.scim_user_names: set[str] = set()
+        self.dynamics_share = dynamics_share
+        self.dynamics_rng = FastRandom(seed * 7919 + 365)
+        self.dynamics_version = 1_000
         self.out = out
         self.truth_pair, self.negative, self.defect = truth_pair, negative, defect
         self.mailboxes: set[str] = set()  # canonical mailboxes in use: one person (or family) each
@@ -272,6 +283,8 @@ class Builder:
         _shuffle(self.out.users, rng.random)
         _shuffle(self.out.contacts, rng.random)
         _shuffle(self.out.akamai_users, rng.random)
+        _shuffle(self.out.scim_users, rng.random)
+        _shuffle(self.out.dynamics_contacts, self.dynamics_rng.random)
 
     def _country(self) -> str:
         return _COUNTRY_CODES[bisect.bisect(_COUNTRY_EDGES, self.rng.random() * _COUNTRY_EDGES[-1])]
@@ -371,12 +384,73 @@ class Builder:
             self._both(p, scenario)
         elif r < 0.80:
             p.email = self._personal_email(p)
-            self._identity(p, self._view(p, "identity", p.email, noisy=False), crm_contact_id=None)
+            view = self._view(p, "identity", p.email, noisy=False)
+            identity_id, provider = self._identity(p, view, crm_contact_id=None)
+            self._maybe_dynamics(p, p.email, (provider, identity_id, view.signals(p.iso2)))
         else:
             p.email = self._personal_email(p) if rng.random() < 0.8 else self._work_email(p)
             for _ in range(self._contact_count()):
                 view = self._view(p, "contact", _maybe(rng, p.email, 0.95), noisy=rng.random() < 0.5)
                 self._contact(p, view, external_id=None)
+            self._maybe_dynamics(p, p.email, None)
+
+    @contextmanager
+    def _drawing_from(self, rng: FastRandom) -> Iterator[None]:
+        """Render with another generator: the Dynamics records of a person draw from their own stream, so
+        a dataset with Dynamics has exactly the B2C, Akamai and Salesforce records of the same seed without."""
+        saved, self.rng = self.rng, rng
+        try:
+            yield
+        finally:
+            self.rng = saved
+
+    def _maybe_dynamics(self, p: Person, email: str | None, identity: tuple[str, str, Any] | None) -> None:
+        """A Dynamics contact for ``dynamics_share`` of the people (whether or not they are in Salesforce), with
+        its truth pair when the person has an identity."""
+        drng = self.dynamics_rng
+        if not self.dynamics_share or drng.random() >= self.dynamics_share:
+            return
+        with self._drawing_from(drng):
+            view = self._view(p, "contact", _maybe(drng, email, 0.9) if email else None, noisy=drng.random() < 0.5)
+            carries = identity is not None and drng.random() < 0.05
+            contact_id = self._dynamics_contact(view, identity[1] if identity and carries else None)
+        if identity is not None:
+            provider, identity_id, id_sig = identity
+            self.out.truth.append(self.truth_pair(provider, identity_id, contact_id,
+                                                  evidence(id_sig, view.signals(p.iso2), carries), "dynamics"))
+
+    def _dynamics_contact(self, view: View, identity_id: str | None) -> str:
+        """A contact in the Dataverse Web API's shape (``GET contacts``)."""
+        rng = self.rng
+        created = _EPOCH_START + int(rng.random() * (_AS_OF - _EPOCH_START))
+        modified = min(_AS_OF, created + int(rng.random() * (600 * 86400)))
+        self.dynamics_version += 1 + int(rng.random() * 3)
+        contact_id = _uuid4(rng)
+        phone, mobile = (view.landline[0] if view.landline else None), (view.mobile[0] if view.mobile else None)
+        self.out.dynamics_contacts.append({
+            "contactid": contact_id,
+            "firstname": view.first,
+            "lastname": view.last,
+            "emailaddress1": view.email,
+            "telephone1": phone,
+            "mobilephone": mobile,
+            "address1_line1": view.street,
+            "address1_city": view.city,
+            "address1_postalcode": view.postal,
+            "address1_stateorprovince": view.state,
+            "address1_country": view.country,
+            "idlink_identityid": identity_id,
+            "_parentcustomerid_value": None,
+            "createdon": _ts_graph(created),
+            "modifiedon": _ts_graph(modified),
+            "versionnumber": self.dynamics_version,
+            "statecode": 0,
+            "merged": False,
+            "_masterid_value": None,
+        })
+        if view.defect:
+            self.out.defects.append(self.defect("dynamics", contact_id, view.defect))
+        return contact_id
 
     def _contact_count(self) -> int:
         r = self.rng.random()
@@ -448,6 +522,7 @@ class Builder:
             self.out.truth.append(
                 self.truth_pair(provider, identity_id, cid, evidence(id_sig, c_sig, prelinked))
             )
+        self._maybe_dynamics(p, c_email, (provider, identity_id, id_sig))
 
     def _family_mailbox(self) -> None:
         """Two family members share one email; first names clearly differ. One or both have an identity."""
@@ -538,8 +613,13 @@ class Builder:
         rnd = rng.random
         identity = side == "identity"
         provider = "salesforce"
-        if identity:
-            provider = "akamai" if self.akamai_share and rnd() < self.akamai_share else "b2c"
+        # one draw only when another provider is in use: the B2C-only dataset of a seed never changes
+        if identity and (self.akamai_share or self.scim_share):
+            r = rnd()
+            provider = "akamai" if r < self.akamai_share else "scim" if r < self.akamai_share + self.scim_share \
+                else "b2c"
+        elif identity:
+            provider = "b2c"
         first: str | None = p.first
         last: str | None = p.last
         names_ok = True
@@ -698,6 +778,10 @@ class Builder:
             record = self._akamai_user(view, created, consent, crm_contact_id)
             out.akamai_users.append(record)
             identity_id = record["uuid"]
+        elif provider == "scim":
+            record = self._scim_user(view, created, consent, crm_contact_id)
+            out.scim_users.append(record)
+            identity_id = record["id"]
         else:
             record = self._graph_user(p, view, created, consent, crm_contact_id)
             out.users.append(record)
@@ -774,6 +858,40 @@ class Builder:
             "consents": consents,
             "crmContactId": crm_contact_id,
         }
+
+    def _scim_user(self, view: View, created: int, consent: str, crm_contact_id: str | None) -> dict:
+        """A SCIM 2.0 User with the enterprise extension and idlink's extension (consent, carried CRM id)."""
+        rng = self.rng
+        updated = min(_AS_OF, created + rng.randrange(0, 400 * 86400))
+        email = (view.email or "").strip()
+        # userName is unique in a directory: a mailbox someone else signs in with gets a login name of its own
+        user_name = email if email and email.lower() not in self.scim_user_names else f"u{rng.getrandbits(32):08x}"
+        self.scim_user_names.add(user_name.lower())
+        extension: dict[str, Any] = {}
+        if consent != "missing":
+            extension["crmSyncConsent"] = consent == "granted"
+        if crm_contact_id:
+            extension["crmContactId"] = crm_contact_id
+        user: dict[str, Any] = {
+            "schemas": [SCIM_CORE_USER, SCIM_ENTERPRISE_USER, SCIM_IDLINK_USER],
+            "id": f"{rng.getrandbits(128):032x}",
+            "externalId": f"{rng.getrandbits(48):012x}",
+            "userName": user_name,
+            "name": {"givenName": view.first, "familyName": view.last},
+            "displayName": " ".join(part for part in (view.first, view.last) if part) or None,
+            "active": True,
+            "emails": [{"value": email, "type": "work", "primary": True}] if email else [],
+            "phoneNumbers": [{"value": phone[0], "type": kind} for phone, kind in
+                             ((view.mobile, "mobile"), (view.landline, "work")) if phone],
+            "addresses": ([{"streetAddress": view.street, "locality": view.city, "postalCode": view.postal,
+                            "region": view.state, "country": view.country, "type": "work", "primary": True}]
+                          if view.street or view.city else []),
+            SCIM_ENTERPRISE_USER: {"employeeNumber": str(rng.randrange(10_000, 999_999))},
+            "meta": {"resourceType": "User", "created": _ts_graph(created), "lastModified": _ts_graph(updated)},
+        }
+        if extension:
+            user[SCIM_IDLINK_USER] = extension
+        return user
 
     def _contact(self, p: Person, view: View, external_id: str | None, contact_id: str | None = None) -> None:
         rng = self.rng

@@ -35,8 +35,9 @@ def salesforce_entry(**fields):
 
 def test_the_shipped_mapping_loads_for_the_default_customer_and_every_client():
     targets = mapping_for(load_settings({}).field_mapping, "any-client-id")
-    assert set(targets) == {"salesforce", "b2c", "akamai"}
+    assert set(targets) == {"salesforce", "dynamics", "b2c", "akamai"}
     assert targets["salesforce"].remote("uuid") == "External_User_Id__c"
+    assert targets["dynamics"].remote("uuid") == "idlink_identityid"
     assert targets["b2c"].remote("crmContactId") == "CrmContactId"
     assert targets["akamai"].remote("crmContactId") == "crmContactId"
 

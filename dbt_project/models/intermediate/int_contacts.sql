@@ -8,8 +8,16 @@ salesforce as (
     from {{ ref('stg_salesforce__contacts') }}
 ),
 
+dynamics as (
+    select
+        {{ idlink.contact_link_columns() }}
+    from {{ ref('stg_dynamics__contacts') }}
+),
+
 final as (
     select * from salesforce
+    union all
+    select * from dynamics
 )
 
 select * from final

@@ -15,10 +15,18 @@ akamai as (
     from {{ ref('stg_akamai__users') }}
 ),
 
+scim as (
+    select
+        {{ idlink.identity_link_columns() }}
+    from {{ ref('stg_scim__users') }}
+),
+
 final as (
     select * from b2c
     union all
     select * from akamai
+    union all
+    select * from scim
 )
 
 select * from final

@@ -1,0 +1,72 @@
+with
+
+source as not materialized (
+    {{ idlink.typed_columns_from(source('raw_dynamics', 'contact'), idlink.dynamics_contact_raw_columns()) }}
+),
+
+renamed as not materialized (
+    select
+        'dynamics' as crm,
+        id as contact_id,
+        account_id,
+        {{ idlink.bounded_text('first_name') }} as given_name,
+        {{ idlink.bounded_text('last_name') }} as family_name,
+        email as email_raw,
+        email_valid as email_valid_raw,
+        phone_e164 as phone_raw,
+        {{ idlink.bounded_text('street') }} as street_address,
+        {{ idlink.bounded_text('city') }} as city,
+        {{ idlink.bounded_text('postal_code') }} as postal_code,
+        country_code as country_code_raw,
+        {{ idlink.blank_to_null('external_user_id') }} as external_user_id,
+        coalesce(is_deleted, false) as is_deleted,
+        coalesce(quality_flags, '') as quality_flags,
+        created_on as created_at,
+        coalesce(modified_on, created_on) as last_modified_at,
+        ingested_at
+    from source
+    where id is not null
+),
+
+name_keys as materialized (
+    {{ idlink.name_keys('renamed') }}
+),
+
+keyed as (
+    select
+        renamed.*,
+{{ idlink.person_match_keys('renamed') }}
+    from renamed
+    {{ idlink.name_key_joins('renamed') }}
+),
+
+final as (
+    select
+        keyed.crm,
+        keyed.contact_id,
+        keyed.account_id,
+        keyed.given_name,
+        keyed.family_name,
+        keyed.email,
+        {{ idlink.email_valid('keyed') }} as email_valid,
+        keyed.given_name_key,
+        keyed.family_name_key,
+{{ idlink.person_derived_keys('keyed') }},
+        keyed.phone_e164,
+        keyed.street_address,
+        keyed.street_key,
+        keyed.city,
+        keyed.city_key,
+        keyed.postal_code,
+        keyed.postal_code_key,
+        keyed.country_code,
+        keyed.external_user_id,
+        keyed.is_deleted,
+        keyed.quality_flags,
+        keyed.created_at,
+        keyed.last_modified_at,
+        keyed.ingested_at
+    from keyed
+)
+
+select * from final

@@ -1,0 +1,1 @@
+{{ idlink.stg_identity_users('scim') }}
