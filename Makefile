@@ -41,12 +41,13 @@ test: setup lint
 bench: setup
 	$(BIN)/python bench/ingest.py --size 100000
 	$(BIN)/python bench/linking.py --size 1000000
+	$(BIN)/python bench/publish.py --size 1000000
 	$(BIN)/python bench/record_linkage.py
 	$(BIN)/python bench/reverse_etl.py --size 100000 --latency-ms 50
 	$(BIN)/python bench/realtime.py --start-stack
 
 lint: setup
-	$(BIN)/ruff check settings inbox clients ingestion reverse_etl gateway orchestration sandbox bench tests
+	$(BIN)/ruff check settings inbox clients ingestion reverse_etl publishing gateway orchestration sandbox bench tests
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs

@@ -88,6 +88,20 @@ def summary(warehouse_path: str) -> list[str]:
     return lines
 
 
+def published_summary(paths: dict[str, Path]) -> list[str]:
+    """What each published database holds: its tables' row counts and the run they came from."""
+    lines = []
+    for role, path in paths.items():
+        with duckdb.connect(str(path), read_only=True) as conn:
+            schemas = [schema for (schema,) in conn.execute(
+                "select table_schema from information_schema.tables where table_name = 'publication'").fetchall()]
+            rows = [(schema, *row) for schema in schemas for row in conn.execute(
+                f"select relation, row_count, published_run_id from {schema}.publication order by relation").fetchall()]
+        lines.append(f"{role} database {path} (run {rows[0][3] if rows else '-'}):")
+        lines.extend(f"  {schema}.{relation:<26} {count:>7}" for schema, relation, count, _ in rows)
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1000, help="synthetic people in the sandbox")
@@ -100,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             # the demo is an edge: the sandbox's variables join the environment the settings and the runs read
             os.environ.update(read_env_file(env_file))
-            warehouse_path = str(load_settings().warehouse_path)
+            settings = load_settings()
+            warehouse_path = str(settings.warehouse_path)
             defs = build_definitions()
             instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
             # Run 1 links and creates; run 2 links the created contacts and writes their IDs back; the final
@@ -113,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
                 if not result.success:
                     return 1
             print("\n".join(summary(warehouse_path)))
+            print("\n".join(published_summary({"analyst": settings.publish.analyst_db_path,
+                                                "compliance": settings.publish.compliance_db_path})))
+            print(f"Query the links any time: duckdb -readonly {settings.publish.analyst_db_path}")
             print("Open the Dagster UI with `make dev` to browse these runs and assets.")
         finally:
             sandbox.terminate()

@@ -20,6 +20,7 @@ from settings.model import (
     GraphSettings,
     HttpSettings,
     IngestSettings,
+    PublishSettings,
     SalesforceSettings,
     ScimSettings,
     Settings,
@@ -146,11 +147,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         username=r.get("CONNECTOR_USERNAME"), password=r.get("CONNECTOR_PASSWORD"),
         budget_s=r.get("CONNECTOR_BUDGET_S"), consent_attribute=r.get("B2C_CONSENT_ATTRIBUTE"),
         contact_id_attribute=r.get("B2C_CONTACT_ID_ATTRIBUTE"), max_body_bytes=r.get("GATEWAY_MAX_BODY_BYTES")))
+    warehouse_path = r.get("WAREHOUSE_PATH")
     settings = Settings(
-        warehouse_path=r.get("WAREHOUSE_PATH"),
+        warehouse_path=warehouse_path,
         inbox_path=r.get("GATEWAY_INBOX_PATH"),
         field_mapping=FieldMappingSettings(path=r.get("IDLINK_FIELD_MAPPING"), customer=r.get("IDLINK_CUSTOMER"),
                                            environment=r.get("IDLINK_ENVIRONMENT")),
+        # beside the warehouse unless set: each warehouse (a test's, a benchmark's) publishes its own
+        publish=PublishSettings(analyst_db_path=r.get("ANALYST_DB_PATH") or _beside(warehouse_path, "analyst"),
+                                compliance_db_path=r.get("COMPLIANCE_DB_PATH") or _beside(warehouse_path,
+                                                                                          "compliance"),
+                                steward_db_path=r.get("STEWARD_DB_PATH"), hash_salt=r.get("ANALYST_HASH_SALT")),
         http=http, graph=graph, salesforce=salesforce, akamai=akamai, dynamics=dynamics, scim=scim,
         webhook=webhook, connector=connector,
         connector_warehouse_lookup=r.get("CONNECTOR_WAREHOUSE_LOOKUP"),
@@ -177,6 +184,10 @@ def _checked(reader: _Reader, build: Callable[[], T]) -> T | None:
         if len(reader.problems) > named:  # a malformed variable is named already; its value was None
             return None
         raise
+
+
+def _beside(warehouse_path: Path | None, name: str) -> Path | None:
+    return None if warehouse_path is None else warehouse_path.with_name(f"{name}.duckdb")
 
 
 def _text(value: Path | str | None) -> str | None:

@@ -214,6 +214,16 @@ class IngestSettings:
 
 
 @dataclass(frozen=True)
+class PublishSettings:
+    """Where each role's published database goes, and the salt of the keyed hashes in them."""
+
+    analyst_db_path: Path
+    compliance_db_path: Path
+    steward_db_path: Path | None = None  # None: no steward file is published
+    hash_salt: str | None = field(default=None, repr=False)  # None: a new random salt per publication
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything idlink is configured with, read once at an edge (``settings.load_settings``).
 
@@ -223,6 +233,7 @@ class Settings:
     warehouse_path: Path
     inbox_path: Path
     field_mapping: FieldMappingSettings
+    publish: PublishSettings
     http: HttpSettings = HttpSettings()
     graph: GraphSettings | None = None
     salesforce: SalesforceSettings | None = None

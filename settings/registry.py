@@ -60,6 +60,7 @@ _GATEWAY = "gateway"
 _FAST_LANE = "fast lane"
 _MAKE_DEV = "`make dev`"
 _DBT = "dbt (`dbt_project/profiles.yml`)"
+_PUBLISHING = "publishing"
 
 VARIABLES: dict[str, Variable] = _vars(
     # -- the warehouse and shared HTTP settings
@@ -173,6 +174,19 @@ VARIABLES: dict[str, Variable] = _vars(
     Variable("IDLINK_INGEST_WORKERS", "", "processes that normalise large loads (0 = in-process only)",
              "ingestion", Kind.COUNT, when_unset="usable CPU count"),
     Variable("IDLINK_DLT_PROGRESS", "false", "log dlt's load progress", "ingestion", Kind.FLAG),
+    # -- the published databases analysts, stewards and compliance read (a copy per run; never the warehouse)
+    Variable("ANALYST_DB_PATH", "", "the read-only analyst database published after every linking run (schema "
+             "`links`: links, review queue, masked or keyed personal fields only), replaced atomically",
+             _PUBLISHING, Kind.PATH, when_unset="`analyst.duckdb` beside the warehouse (`data/analyst.duckdb`)"),
+    Variable("COMPLIANCE_DB_PATH", "", "the published audit-only database of the compliance role (schema `audit`: "
+             "every write to an outside system, keys only)", _PUBLISHING, Kind.PATH,
+             when_unset="`compliance.duckdb` beside the warehouse"),
+    Variable("STEWARD_DB_PATH", "", "the published steward database (schemas `links` and `personal`: personal "
+             "fields in full), created readable by its owner only (mode 0600)", _PUBLISHING, Kind.PATH,
+             when_unset="– (none: personal fields stay in the warehouse)"),
+    Variable("ANALYST_HASH_SALT", "", "secret salt of the keyed hashes (`email_key`, `phone_key`) analysts join "
+             "on; set it so keys stay the same from one publication to the next", _PUBLISHING, secret=True,
+             when_unset="– (a new random salt per publication)"),
     # -- alerts
     Variable("IDLINK_ALERT_WEBHOOK_URL", "", "run-failure alerts: POST of `{job, run_id, error_type}` (no personal "
              "data); often carries a token", "run-failure sensor", Kind.URL, secret=True,

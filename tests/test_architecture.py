@@ -18,8 +18,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "clients": frozenset({"settings"}),
     "ingestion": frozenset({"settings", "clients"}),
     "reverse_etl": frozenset({"settings", "clients"}),
+    "publishing": frozenset({"settings"}),
     "gateway": frozenset({"settings", "clients", "inbox", "ingestion", "reverse_etl"}),
-    "orchestration": frozenset({"settings", "clients", "inbox", "ingestion", "reverse_etl"}),
+    "orchestration": frozenset({"settings", "clients", "inbox", "ingestion", "reverse_etl", "publishing"}),
     "sandbox": frozenset(),
 }
 # importer -> stages it may reach through their package root only (their public interface)

@@ -79,3 +79,20 @@
 {% macro run_timestamp() -%}
     cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
 {%- endmacro %}
+
+{% macro sync_log_columns() -%}
+    {{ return({
+        'run_id': dbt.type_string(), 'system': dbt.type_string(), 'operation': dbt.type_string(),
+        'record_key': dbt.type_string(), 'payload_hash': dbt.type_string(), 'outcome': dbt.type_string(),
+        'error_code': dbt.type_string(), 'error_message': dbt.type_string(), 'attempt': dbt.type_int(),
+        'logged_at': dbt.type_timestamp()
+    }) }}
+{%- endmacro %}
+
+{% macro dead_letter_columns() -%}
+    {{ return({
+        'system': dbt.type_string(), 'record_key': dbt.type_string(), 'payload_hash': dbt.type_string(),
+        'error_code': dbt.type_string(), 'error_message': dbt.type_string(), 'attempts': dbt.type_int(),
+        'first_failed_at': dbt.type_timestamp(), 'last_failed_at': dbt.type_timestamp()
+    }) }}
+{%- endmacro %}

@@ -5,6 +5,7 @@
 - `scim.py`: the load of a SCIM 2.0 directory's users (`raw_scim/users`);
 - `dynamics.py`: the Dynamics 365 / Dataverse load (`raw_dynamics/contact`) and push;
 - `linking.py`: every dbt model, seed and snapshot (group `linking`), dbt tests as asset checks;
+- `publishing.py`: the databases analysts, stewards and compliance read, published after every linking run;
 - `reverse_etl.py`: pushes to Salesforce and B2C with their checks;
 - `jobs.py`: `ingest_and_link` and `full_sync`;
 - `realtime.py`: sensors (inbox, Salesforce changes, run failures) and schedules;

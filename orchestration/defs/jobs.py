@@ -3,13 +3,14 @@ import dagster as dg
 
 ingest_and_link_job = dg.define_asset_job(
     name="ingest_and_link",
-    selection=dg.AssetSelection.groups("ingestion", "linking"),
-    description="Ingest identities and CRM contacts, then rebuild the link tables. Writes nothing outside the warehouse.",
+    selection=dg.AssetSelection.groups("ingestion", "linking", "publishing"),
+    description="Ingest identities and CRM contacts, rebuild the link tables and publish them. Writes nothing to "
+    "outside systems.",
 )
 
 full_sync_job = dg.define_asset_job(
     name="full_sync",
-    selection=dg.AssetSelection.groups("ingestion", "linking", "reverse_etl"),
+    selection=dg.AssetSelection.groups("ingestion", "linking", "publishing", "reverse_etl"),
     description="Ingest, link, and push new contacts and external IDs back to the CRM and the identity providers.",
 )
 

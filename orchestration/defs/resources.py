@@ -29,6 +29,7 @@ from settings import (
     FieldMappingSettings,
     GraphSettings,
     HttpSettings,
+    PublishSettings,
     SalesforceSettings,
     ScimSettings,
     Settings,
@@ -172,6 +173,25 @@ class IngestTuningResource(dg.ConfigurableResource):
     dlt_progress: bool = False
 
 
+class PublishingResource(dg.ConfigurableResource):
+    """Where each role's published database goes (``publishing``); the salt of the keyed hashes is a secret."""
+
+    analyst_db_path: str
+    compliance_db_path: str
+    steward_db_path: str = ""
+    hash_salt: str = ""
+
+    def settings(self) -> PublishSettings:
+        return PublishSettings(
+            analyst_db_path=_absolute(self.analyst_db_path), compliance_db_path=_absolute(self.compliance_db_path),
+            steward_db_path=_absolute(self.steward_db_path) if self.steward_db_path else None,
+            hash_salt=self.hash_salt or None)
+
+
+def _absolute(path: str) -> Path:
+    return Path(path) if Path(path).is_absolute() else REPO_ROOT / path
+
+
 class AlertResource(dg.ConfigurableResource):
     """Where run-failure alerts are posted (nothing when unset)."""
 
@@ -299,6 +319,11 @@ def build_resources(settings: Settings) -> dict:
             requests_per_window=dynamics.requests_per_window, **http),
         "ingest_tuning": IngestTuningResource(workers=settings.ingest.workers,
                                               dlt_progress=settings.ingest.dlt_progress),
+        "publishing": PublishingResource(
+            analyst_db_path=str(settings.publish.analyst_db_path),
+            compliance_db_path=str(settings.publish.compliance_db_path),
+            steward_db_path=str(settings.publish.steward_db_path or ""),
+            hash_salt=_secret("ANALYST_HASH_SALT", settings.publish.hash_salt)),
         "alerts": AlertResource(webhook_url=_secret("IDLINK_ALERT_WEBHOOK_URL", settings.alert_webhook_url),
                                 ca_bundle=settings.http.ca_bundle),
         "dbt": LinkingDbtCliResource(

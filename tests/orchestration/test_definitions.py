@@ -27,10 +27,9 @@ def test_both_jobs_are_defined(defs):
     assert {"ingest_and_link", "full_sync"} <= names
 
 
-def test_every_asset_belongs_to_one_of_the_three_stages(defs):
+def test_every_asset_belongs_to_a_stage_or_to_publishing(defs):
     groups = {node.group_name for node in _asset_specs(defs).values()}
-    assert groups <= {"ingestion", "linking", "reverse_etl"}
-    assert {"ingestion", "linking", "reverse_etl"} <= groups
+    assert groups == {"ingestion", "linking", "publishing", "reverse_etl"}
 
 
 def test_raw_tables_line_up_with_dbt_sources(defs):
@@ -44,13 +43,13 @@ def test_ingest_and_link_selects_no_asset_that_writes_to_outside_systems(defs):
     graph = defs.resolve_asset_graph()
     selected = defs.resolve_job_def("ingest_and_link").asset_layer.selected_asset_keys
     groups = {graph.get(key).group_name for key in selected}
-    assert groups == {"ingestion", "linking"}
+    assert groups == {"ingestion", "linking", "publishing"}
 
 
 def test_full_sync_selects_every_stage(defs):
     graph = defs.resolve_asset_graph()
     selected = defs.resolve_job_def("full_sync").asset_layer.selected_asset_keys
-    assert {graph.get(key).group_name for key in selected} == {"ingestion", "linking", "reverse_etl"}
+    assert {graph.get(key).group_name for key in selected} == {"ingestion", "linking", "publishing", "reverse_etl"}
 
 
 def test_everything_that_opens_the_warehouse_shares_one_pool(defs):

@@ -1,0 +1,39 @@
+"""Publishing: after every linking run, each role's views are copied out of the warehouse into what that role
+reads, so analysts query at any time without touching the pipeline's warehouse.
+
+* DuckDB (default): one file per role (``ANALYST_DB_PATH``, ``COMPLIANCE_DB_PATH``, optionally
+  ``STEWARD_DB_PATH``), replaced atomically (``publish_files``).
+* Postgres: schemas ``links``, ``personal``, ``audit`` swapped in one transaction and granted to the roles
+  ``idlink_analyst``, ``idlink_steward``, ``idlink_compliance`` (``publish_schemas``).
+
+The access matrix is ``publishing.roles``. Imports: ``settings`` only.
+"""
+
+from publishing.duckdb_files import Publication, PublishError, publish_files
+from publishing.postgres import publish_schemas
+from publishing.roles import ANALYST, COMPLIANCE, ROLES, STEWARD, Role, published_schemas, view_schema
+from settings import PublishSettings
+
+
+def file_targets(settings: PublishSettings) -> dict[Role, object]:
+    """Each role's file: the analyst and compliance databases always, the steward's only when configured."""
+    targets = {ANALYST: settings.analyst_db_path, COMPLIANCE: settings.compliance_db_path}
+    if settings.steward_db_path is not None:
+        targets[STEWARD] = settings.steward_db_path
+    return targets
+
+
+__all__ = [
+    "ANALYST",
+    "COMPLIANCE",
+    "ROLES",
+    "STEWARD",
+    "Publication",
+    "PublishError",
+    "Role",
+    "file_targets",
+    "publish_files",
+    "publish_schemas",
+    "published_schemas",
+    "view_schema",
+]
