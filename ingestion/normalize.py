@@ -190,199 +190,38 @@ def country_iso2(value: str | None) -> str | None:
 
 
 # -- phones ---------------------------------------------------------------------------------------------------
-# Parsing and validating with phonenumbers costs tens of microseconds per number, most of it in layers that
-# only matter for free text (extensions, RFC 3966, letters, IDD detection) and in regex look-ups per call.
-# Numbers written as "+<digits>" with plain separators (most of them: what B2C stores) take a shortcut that
-# runs the same steps as ``phonenumbers.parse`` for that shape, and validity checks use the same metadata
-# rules with the patterns compiled once. Every other spelling goes through ``phonenumbers.parse``.
-_pnu = phonenumbers.phonenumberutil
-_PLUS_SHAPE = re.compile(r"\+[0-9][0-9 ().\-]*")
-_NATIONAL_SHAPE = re.compile(r"\(?[0-9][0-9 ().\-]*")
+# phonenumbers' public API only: ``parse``, the validity checks and ``format_number`` (about 30 us a number, two
+# thirds of it in ``parse``). No spelling is worked on twice in a process: plain spellings are reduced to their
+# digits (the parser ignores the separators, so "+44 20 7946 0000" and "+442079460000" are one entry) and
+# results are cached per spelling and country, which pays off where numbers repeat (an account's switchboard
+# on many contacts, one person's number on both sides). Validity is checked against the record's own country
+# first, which spares the scan of every region sharing a calling code (+1 has two dozen) that
+# ``is_valid_number`` makes.
+_PLAIN_SHAPE = re.compile(r"\+?\(?[0-9][0-9 ().\-]*")
 _SEPARATORS = str.maketrans("", "", " ().-")
-_SUPPORTED_REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
-# the number types whose match makes a number valid (mobile only when its pattern differs from fixed line's);
-# any match will do, so the common ones come first
-_NUMBER_TYPES = (
-    "fixed_line",
-    "premium_rate",
-    "toll_free",
-    "shared_cost",
-    "voip",
-    "personal_number",
-    "pager",
-    "uan",
-    "voicemail",
-)
-_NO_STRIP = (
-    _pnu.ValidationResult.TOO_SHORT,
-    _pnu.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
-    _pnu.ValidationResult.INVALID_LENGTH,
-)
-phonenumbers.re_util.enable_pattern_cache()  # metadata patterns compiled once, not re-looked-up per call
+_E164_CACHE_SIZE = 1 << 14  # distinct spellings remembered per process (a few MB)
+phonenumbers.enable_pattern_cache()  # metadata patterns compiled once, not once per call
 
 
-def _desc_rule(desc: Any) -> tuple[frozenset[int], re.Pattern] | None:
-    """(possible lengths, compiled pattern) of a metadata number description; None when it never matches."""
-    if desc is None or not desc.national_number_pattern:
+@functools.lru_cache(maxsize=_E164_CACHE_SIZE)
+def _e164(text: str, country: str | None) -> str | None:
+    try:
+        number = phonenumbers.parse(text, country)
+    except phonenumbers.NumberParseException:
         return None
-    return frozenset(desc.possible_length), re.compile(desc.national_number_pattern)
-
-
-_RULES: dict[int, tuple[Any, Any, tuple[Any, ...]]] = {}  # id(metadata) -> (metadata, general, types)
-
-
-def _validity_rules(metadata: Any) -> tuple[Any, tuple[Any, ...]]:
-    """The general rule and the per-type rules of a region's metadata, as ``_number_type_helper`` uses them.
-
-    Metadata objects live for the whole process (phonenumbers keeps them), so their id is a stable key; the
-    entry holds the object itself so the id can never be reused while cached.
-    """
-    entry = _RULES.get(id(metadata))
-    if entry is None or entry[0] is not metadata:
-        types = [_desc_rule(getattr(metadata, name)) for name in _NUMBER_TYPES]
-        if not metadata.same_mobile_and_fixed_line_pattern:
-            types.insert(0, _desc_rule(metadata.mobile))
-        entry = (metadata, _desc_rule(metadata.general_desc), tuple(rule for rule in types if rule is not None))
-        _RULES[id(metadata)] = entry
-    return entry[1], entry[2]
-
-
-def _matches(nsn: str, rule: tuple[frozenset[int], re.Pattern] | None) -> bool:
-    if rule is None:
-        return False
-    lengths, pattern = rule
-    if lengths and len(nsn) not in lengths:
-        return False
-    return pattern.fullmatch(nsn) is not None
-
-
-def _has_type(nsn: str, metadata: Any) -> bool:
-    """``_number_type_helper(nsn, metadata) != UNKNOWN`` with precompiled patterns."""
-    general, types = _validity_rules(metadata)
-    return _matches(nsn, general) and any(_matches(nsn, rule) for rule in types)
-
-
-@functools.lru_cache(maxsize=4096)
-def _validation_metadata(country_code: int, region: str) -> Any:
-    """The metadata ``is_valid_number_for_region`` checks a number of ``country_code`` against, or None."""
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, region.upper())
-    if metadata is None or (
-        region != _pnu.REGION_CODE_FOR_NON_GEO_ENTITY
-        and country_code != _pnu.country_code_for_valid_region(region)
-    ):
-        return None
-    return metadata
-
-
-def _valid_for_region(number: phonenumbers.PhoneNumber, nsn: str, region: str | None) -> bool:
-    """``phonenumbers.is_valid_number_for_region``."""
-    if region is None:
-        return False
-    metadata = _validation_metadata(number.country_code, region)
-    return metadata is not None and _has_type(nsn, metadata)
-
-
-def _region_of(number: phonenumbers.PhoneNumber, nsn: str) -> str | None:
-    """``phonenumbers.region_code_for_number``."""
-    regions = _pnu.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code)
-    if regions is None:
-        return None
-    if len(regions) == 1:
-        return regions[0]
-    for region in regions:
-        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
-        if metadata is None:
-            continue
-        if metadata.leading_digits is not None:
-            if _pnu.re_compile(metadata.leading_digits).match(nsn):
-                return region
-        elif _has_type(nsn, metadata):
-            return region
-    return None
-
-
-def _parse_plus(digits: str) -> phonenumbers.PhoneNumber | None:
-    """``phonenumbers.parse("+" + digits)`` for ASCII digits, or None when that needs the general parser."""
-    if len(digits) <= _pnu._MIN_LENGTH_FOR_NSN:
-        return None
-    country_code, national = _pnu._extract_country_code(digits)
-    if country_code == 0 or len(national) < _pnu._MIN_LENGTH_FOR_NSN:
-        return None
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
-        country_code, _pnu.region_code_for_country_code(country_code)
-    )
-    if metadata is None:
-        return None
-    _, stripped, _ = _pnu._maybe_strip_national_prefix_carrier_code(national, metadata)
-    if _pnu._test_number_length(stripped, metadata) not in _NO_STRIP:
-        national = stripped
-    if not _pnu._MIN_LENGTH_FOR_NSN <= len(national) <= _pnu._MAX_LENGTH_FOR_NSN:
-        return None
-    number = phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national))
-    _pnu._set_italian_leading_zeros_for_phone_number(national, number)
-    return number
-
-
-def _parse_national(digits: str, region: str) -> phonenumbers.PhoneNumber | None:
-    """``phonenumbers.parse(digits, region)`` for ASCII digits and a supported region (the steps after text
-    extraction, which plain digits do not need); None when that needs the general parser. Raises
-    ``NumberParseException`` where ``parse`` would."""
-    if len(digits) < 3:
-        return None
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
-    if metadata is None:
-        return None
-    number = phonenumbers.PhoneNumber()
-    country_code, national = _pnu._maybe_extract_country_code(digits, metadata, False, number)
-    if country_code != 0:
-        number_region = _pnu.region_code_for_country_code(country_code)
-        if number_region != region:
-            metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, number_region)
-            if metadata is None:
-                return None
-    else:
-        national = digits
-        country_code = metadata.country_code
-        number.country_code = country_code
-    if len(national) < _pnu._MIN_LENGTH_FOR_NSN:
-        return None
-    _, stripped, _ = _pnu._maybe_strip_national_prefix_carrier_code(national, metadata)
-    if _pnu._test_number_length(stripped, metadata) not in _NO_STRIP:
-        national = stripped
-    if not _pnu._MIN_LENGTH_FOR_NSN <= len(national) <= _pnu._MAX_LENGTH_FOR_NSN:
-        return None
-    _pnu._set_italian_leading_zeros_for_phone_number(national, number)
-    number.national_number = int(national)
-    return number
+    valid = (country is not None and number.country_code == phonenumbers.country_code_for_region(country)
+             and phonenumbers.is_valid_number_for_region(number, country)) or phonenumbers.is_valid_number(number)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if valid else None
 
 
 def phone_e164(value: str | None, country: str | None) -> str | None:
     """E.164 form of a phone number read in the record's country (ISO2), or None when it is not valid."""
     if not value:
         return None
-    number = None
     text = value.strip()
-    try:
-        if len(text) <= _pnu._MAX_INPUT_STRING_LENGTH:
-            if _PLUS_SHAPE.fullmatch(text):
-                number = _parse_plus(text[1:].translate(_SEPARATORS))
-            elif country in _SUPPORTED_REGIONS and _NATIONAL_SHAPE.fullmatch(text):
-                number = _parse_national(text.translate(_SEPARATORS), country)
-        if number is None:
-            number = phonenumbers.parse(value, country)
-    except phonenumbers.NumberParseException:
-        return None
-    nsn = _pnu.national_significant_number(number)
-    # checking against the record's own country first skips the scan of every region sharing the calling
-    # code (+1 has two dozen); any other valid number is still accepted
-    valid = False
-    if country and number.country_code == phonenumbers.country_code_for_region(country):
-        valid = _valid_for_region(number, nsn, country)
-    if not valid:
-        valid = _valid_for_region(number, nsn, _region_of(number, nsn))
-    if not valid:
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if _PLAIN_SHAPE.fullmatch(text):
+        text = text.translate(_SEPARATORS)
+    return _e164(text, country)
 
 
 def first_e164(phones: Iterable[str | None], country: str | None, flags: set[str]) -> str | None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import random
 from datetime import UTC, datetime
+from pathlib import Path
 
+import phonenumbers
 import pytest
 
 from ingestion import normalize as n
@@ -150,9 +154,7 @@ def test_quarantine_excerpt_lists_keys_never_values():
 
 
 def _reference_e164(value: str | None, country: str | None) -> str | None:
-    """The plain phonenumbers pipeline the shortcuts of ``phone_e164`` must agree with."""
-    import phonenumbers
-
+    """The plain phonenumbers pipeline ``phone_e164`` (separators dropped, results cached) must agree with."""
     if not value:
         return None
     try:
@@ -166,11 +168,7 @@ def _reference_e164(value: str | None, country: str | None) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def test_phone_shortcuts_agree_with_phonenumbers_on_many_spellings():
-    import random
-
-    import phonenumbers
-
+def test_phone_normalisation_agrees_with_plain_phonenumbers_on_many_spellings():
     rng = random.Random(20261123)
     regions = sorted(phonenumbers.SUPPORTED_REGIONS)
     cases: list[tuple[str, str | None]] = [
@@ -203,3 +201,19 @@ def test_phone_shortcuts_agree_with_phonenumbers_on_many_spellings():
         cases.append((text, rng.choice([region, region, None])))
     mismatches = [(v, c) for v, c in cases if n.phone_e164(v, c) != _reference_e164(v, c)]
     assert mismatches == []
+
+
+def test_phone_normalisation_uses_only_the_public_api_of_phonenumbers():
+    """A private name (``phonenumberutil._...``, ``_pnu``) would break quietly on a library upgrade."""
+    tree = ast.parse(Path(n.__file__).read_text())
+    used = {f"{node.value.id}.{node.attr}" for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "phonenumbers"}
+    private = sorted(name for name in used if name.split(".")[1].startswith("_") or "phonenumberutil" in name)
+    assert private == []
+    assert used <= {f"phonenumbers.{name}" for name in dir(phonenumbers) if not name.startswith("_")}
+
+
+def test_the_same_number_in_another_spelling_is_normalised_once():
+    n._e164.cache_clear()
+    assert n.phone_e164("+44 20 7946 0000", "GB") == n.phone_e164("+44-20-7946-0000", "GB") == "+442079460000"
+    assert n._e164.cache_info().misses == 1
