@@ -10,6 +10,7 @@ import msal
 import orjson
 import requests
 
+from clients import json_bodies
 from clients.http import ApiError, error_code_and_message, new_session, send, successful_content
 from clients.microsoft_identity import app_token, confidential_client
 from settings import GraphSettings
@@ -79,7 +80,7 @@ class GraphClient:
         return successful_content(method, self.request(method, path_or_url, **kw), self.url(path_or_url))
 
     def _json(self, method: str, path_or_url: str, **kw: Any) -> Any:
-        return orjson.loads(self._raw(method, path_or_url, **kw))
+        return json_bodies.loads(self._raw(method, path_or_url, **kw))
 
     def iter_user_page_bodies(self, select: Sequence[str], top: int = 999) -> Iterator[tuple[bytes, dict]]:
         """Each page of ``/users`` as its raw JSON body and the parsed body, following ``@odata.nextLink``.
@@ -91,7 +92,7 @@ class GraphClient:
         while next_url:
             raw = self._raw("GET", next_url, params=params)
             params = None  # the next link already carries the query
-            body = orjson.loads(raw)
+            body = json_bodies.loads(raw)
             yield raw, body
             next_url = body.get("@odata.nextLink")
 
@@ -112,7 +113,7 @@ class GraphClient:
                 status=response.status_code,
                 code=code,
             )
-        return orjson.loads(response.content)
+        return json_bodies.loads(response.content)
 
     def batch(self, requests: list[dict]) -> list[dict]:
         """One JSON ``$batch`` of at most 20 sub-requests; answers come back in the order of ``requests``."""

@@ -11,10 +11,10 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import requests
 import simple_salesforce
 
+from clients import json_bodies
 from clients.http import (
     ApiError,
     RequestLimitExceeded,
@@ -142,7 +142,7 @@ class SalesforceClient:
         return successful_content(method, self.request(method, path, **kw), path)
 
     def _json(self, method: str, path: str, **kw: Any) -> Any:
-        return orjson.loads(self._raw(method, path, **kw))
+        return json_bodies.loads(self._raw(method, path, **kw))
 
     def query_page_bodies(
         self, soql: str, include_deleted: bool = False, batch_size: int | None = None
@@ -156,7 +156,7 @@ class SalesforceClient:
             "GET", "queryAll" if include_deleted else "query", params={"q": soql}, headers=headers
         )
         while True:
-            body = orjson.loads(raw)
+            body = json_bodies.loads(raw)
             yield raw, body
             next_url = body.get("nextRecordsUrl")
             if body.get("done", True) or not next_url:

@@ -15,11 +15,10 @@ from typing import Any
 from urllib.parse import quote
 
 import dlt
-import orjson
 import pyarrow as pa
 import tenacity
 
-from clients import http
+from clients import http, json_bodies
 from clients.graph import BATCH_LIMIT, GraphClient
 from clients.http import RETRYABLE_STATUSES, ApiError, parse_retry_after
 from ingestion import normalize as n
@@ -94,10 +93,10 @@ class UserPageBuilder:
         self.extensions = list(extensions)
 
     def build(
-        self, records: list[Any], page_key: str, quarantine: Quarantine, now: datetime
+        self, records: list[Any], page_key: str, quarantine: Quarantine, now: datetime, screen_text: bool = False
     ) -> dict[str, list]:
         cols: dict[str, list] = {f.name: [] for f in SCHEMA}
-        for user_id, record in keyed_records(records, "id", page_key, quarantine):
+        for user_id, record in keyed_records(records, "id", page_key, quarantine, screen_text=screen_text):
             self._append(cols, user_id, record, now)
         return cols
 
@@ -229,14 +228,15 @@ def changed_only(cols: dict[str, list], known: dict[str, str | None], counts: Lo
 
 def build_user_page(
     task: tuple[bytes, Sequence[tuple[str, str]], str, datetime],
-) -> tuple[bytes, list[tuple[str, str, str]], int]:
-    """Worker step: raw Graph page body -> (Arrow IPC of its rows, quarantined rows, records seen). Pure."""
+) -> tuple[bytes, list[tuple[str, str, str]], int, list[str]]:
+    """Worker step: raw Graph page body -> (Arrow IPC of its rows, quarantined rows, records seen, ids of
+    quarantined users that exist). Pure."""
     raw, extensions, page_key, now = task
-    body = orjson.loads(raw)
+    body, screen_text = json_bodies.loads_checked(raw)
     records = body.get("value", []) if isinstance(body, dict) else []
     quarantine = Quarantine("b2c")
-    cols = UserPageBuilder(extensions=extensions).build(records, page_key, quarantine, now)
-    return to_ipc(table_from_columns(SCHEMA, cols)), quarantine.rows, len(records)
+    cols = UserPageBuilder(extensions=extensions).build(records, page_key, quarantine, now, screen_text)
+    return to_ipc(table_from_columns(SCHEMA, cols)), quarantine.rows, len(records), quarantine.held_keys
 
 
 def tombstones(warehouse_path: str, dataset: str, ids: list[str], now: datetime, table: str = TABLE,
@@ -332,7 +332,7 @@ def _targeted_pages(client: GraphClient, ids: list[str], not_found: list[str]) -
                     )
                 http._sleep(delay)
             pending = retry
-        yield orjson.dumps({"value": found})
+        yield json_bodies.dumps({"value": found})
 
 
 @dlt.source(name="b2c", max_table_nesting=0)
@@ -373,9 +373,12 @@ def b2c_source(
         )
         batcher = TableBatcher()
         seen: set[str] = set()
-        for ipc, quarantined, fetched in ordered_map(build_user_page, tasks, workers=workers):
+        for ipc, quarantined, fetched, held in ordered_map(build_user_page, tasks, workers=workers):
             counts.pages += 1
             counts.fetched += fetched
+            # a user quarantined for its text still exists: keep its last good row, do not tombstone it
+            for user_id in held:
+                known.pop(user_id, None)
             table = changed_rows(first_sightings(from_ipc(ipc), seen), known, counts)
             if table is not None and (batch := batcher.add(table)) is not None:
                 yield _users_item(batch)

@@ -124,7 +124,7 @@ def table_from_columns(schema: pa.Schema, data: dict[str, list]) -> pa.Table:
 
 
 def routed(
-    table: pa.Table,
+    table: pa.Table | list[dict],
     table_name: str,
     columns: tuple[tuple[str, pa.DataType], ...],
     *,

@@ -258,7 +258,8 @@ def json_text(value: Any) -> str | None:
 def excerpt_keys(record: Any, limit: int = 10) -> str:
     """A PII-free description of a record for quarantine: its type and its first keys, never its values."""
     if isinstance(record, Mapping):
-        keys = [str(k)[:40] for k in list(record)[:limit]]
+        # a key that is not valid Unicode is shown with replacement characters
+        keys = [str(k)[:40].encode("utf-8", errors="replace").decode() for k in list(record)[:limit]]
         return orjson.dumps({"type": "object", "keys": keys}).decode()
     return orjson.dumps({"type": type(record).__name__}).decode()
 

@@ -31,6 +31,8 @@ def warehouse_pipeline(pipeline_name: str, dataset_name: str, warehouse_path: st
     # arrow items carry no dlt bookkeeping columns unless asked; the raw-table contract includes both
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
+    # a loaded package's job files are full copies of the rows: personal data stays in the warehouse only
+    dlt.config["load.delete_completed_jobs"] = True
     return dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=dlt.destinations.duckdb(credentials=str(warehouse)),

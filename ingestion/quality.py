@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 
+from clients.json_bodies import has_invalid_text
 from ingestion.columns import QUARANTINE, arrow_schema, routed, table_from_columns
 from ingestion.normalize import as_text, excerpt_keys
 
@@ -18,6 +19,7 @@ QUARANTINE_SCHEMA = arrow_schema(QUARANTINE)
 
 NOT_AN_OBJECT = "not_an_object"
 MISSING_ID = "missing_id"
+INVALID_TEXT = "invalid_text"  # a lone surrogate or invalid UTF-8: the value cannot be stored as text
 
 
 def keyed_records(
@@ -26,15 +28,25 @@ def keyed_records(
     page_key: str,
     quarantine: Quarantine,
     missing_key_location: Callable[[int, dict], str] | None = None,
+    screen_text: bool = False,
 ) -> Iterator[tuple[str, dict]]:
     """`(key, record)` for each record of a page that is an object with a usable key; the others are
-    quarantined under `<page_key>/<position>` (or the location `missing_key_location` gives) with the reason."""
+    quarantined under `<page_key>/<position>` (or the location `missing_key_location` gives) with the reason.
+
+    ``screen_text`` (the page held text that is not valid Unicode, see ``clients.json_bodies``) also
+    quarantines the records carrying such text; one whose key is readable is noted in ``quarantine.held_keys``
+    so its last good row is kept rather than taken for gone."""
     for position, record in enumerate(records):
         if not isinstance(record, dict):
             quarantine.add(f"{page_key}/{position}", NOT_AN_OBJECT, record)
             continue
         key, _ = as_text(record.get(key_field))
         key = key.strip() if key else None
+        if screen_text and has_invalid_text(record):
+            quarantine.add(f"{page_key}/{position}", INVALID_TEXT, record)
+            if key and not has_invalid_text(key):
+                quarantine.held_keys.append(key)
+            continue
         if not key:
             location = missing_key_location(position, record) if missing_key_location else str(position)
             quarantine.add(f"{page_key}/{location}", MISSING_ID, record)
@@ -48,6 +60,7 @@ class Quarantine:
 
     source: str
     rows: list[tuple[str, str, str]] = field(default_factory=list)
+    held_keys: list[str] = field(default_factory=list)  # quarantined records known to exist (see keyed_records)
 
     def add(self, record_key: str, reason: str, record: Any) -> None:
         self.rows.append((record_key, reason, excerpt_keys(record)))
@@ -68,9 +81,11 @@ class Quarantine:
             "payload_excerpt": [r[2] for r in self.rows],
             "quarantined_at": [now] * len(self.rows),
         }
-        table = table_from_columns(QUARANTINE_SCHEMA, data)
+        # as rows, not an Arrow table: an incremental resource (Salesforce's cursor on system_modstamp) lets
+        # rows without the cursor column through, where an Arrow table without it fails the extract
+        rows = table_from_columns(QUARANTINE_SCHEMA, data).to_pylist()
         self.rows = []
-        return routed(table, QUARANTINE_TABLE, QUARANTINE, write_disposition="append")
+        return routed(rows, QUARANTINE_TABLE, QUARANTINE, write_disposition="append")
 
 
 @dataclass

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dlt
-import orjson
 import pyarrow.compute as pc
 
+from clients import json_bodies
 from clients.http import ApiError
 from clients.salesforce import SalesforceClient
 from ingestion import normalize as n
@@ -107,10 +107,10 @@ class ContactPageBuilder:
         return cls(settings.external_id_field, settings.extra_contact_fields)
 
     def build(
-        self, records: list[Any], page_key: str, quarantine: Quarantine, now: datetime
+        self, records: list[Any], page_key: str, quarantine: Quarantine, now: datetime, screen_text: bool = False
     ) -> dict[str, list]:
         cols: dict[str, list] = {f.name: [] for f in SCHEMA}
-        for contact_id, record in keyed_records(records, "Id", page_key, quarantine):
+        for contact_id, record in keyed_records(records, "Id", page_key, quarantine, screen_text=screen_text):
             self._append(cols, contact_id, record, now)
         return cols
 
@@ -198,10 +198,10 @@ def build_contact_page(
 ) -> tuple[bytes, list[tuple[str, str, str]], int]:
     """Worker step: raw query page body -> (Arrow IPC of its rows, quarantined rows, records seen). Pure."""
     raw, external_id_field, extra_fields, page_key, now = task
-    body = orjson.loads(raw)
+    body, screen_text = json_bodies.loads_checked(raw)
     records = body.get("records", []) if isinstance(body, dict) else []
     quarantine = Quarantine("salesforce")
-    cols = ContactPageBuilder(external_id_field, extra_fields).build(records, page_key, quarantine, now)
+    cols = ContactPageBuilder(external_id_field, extra_fields).build(records, page_key, quarantine, now, screen_text)
     return to_ipc(table_from_columns(SCHEMA, cols)), quarantine.rows, len(records)
 
 

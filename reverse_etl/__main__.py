@@ -14,7 +14,7 @@ import orjson
 
 from reverse_etl.mapping import mapping_for
 from reverse_etl.runner import DEFAULT_MAX_WORKERS, push_b2c, push_salesforce
-from reverse_etl.salesforce_writer import DEFAULT_BULK_THRESHOLD
+from reverse_etl.salesforce_writer import DEFAULT_BULK_THRESHOLD, ValidationPolicy
 from reverse_etl.state import DEFAULT_MAX_ATTEMPTS
 from settings import SettingsError, load_settings
 
@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     push.add_argument("--max-attempts", type=int, default=DEFAULT_MAX_ATTEMPTS)
     push.add_argument("--max-workers", type=int, default=DEFAULT_MAX_WORKERS)
     push.add_argument("--bulk-threshold", type=int, default=DEFAULT_BULK_THRESHOLD)
+    push.add_argument("--validation-policy", choices=[p.value for p in ValidationPolicy],
+                      default=ValidationPolicy.DROP_FIELD.value,
+                      help="a new contact refused for a field value: create it without the field, or dead-letter it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
 
@@ -46,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                            "SALESFORCE_CLIENT_SECRET)\n")
         client_id = settings.graph.client_id if settings.graph else settings.salesforce.client_id
         result = push_salesforce(warehouse, settings.salesforce, mapping_for(settings.field_mapping, client_id),
-                                 run_id, bulk_threshold=args.bulk_threshold, **common)
+                                 run_id, bulk_threshold=args.bulk_threshold,
+                                 validation_policy=ValidationPolicy(args.validation_policy), **common)
     else:
         if settings.graph is None:
             parser.exit(2, "python -m reverse_etl: B2C is not configured (B2C_TENANT_ID, B2C_CLIENT_ID, "

@@ -66,7 +66,7 @@ class AkamaiWriter(AttributeWriter):
             if exc.code == "record_not_found":
                 return Outcome.failure(record.key, code, "identity no longer exists", give_up=True)
             transient = exc.retryable or exc.code in _TRANSIENT_CODES or exc.status in (401, 403)
-            return Outcome.failure(record.key, code, exc.message, permanent=not transient)
+            return Outcome.failure(record.key, code, permanent=not transient)
         return Outcome.success(record.key, str(record.target))
 
 

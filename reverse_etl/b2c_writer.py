@@ -35,10 +35,11 @@ def _retry_after(headers: dict[str, Any]) -> float | None:
     return None
 
 
-def _error(body: Any) -> tuple[str | None, str | None]:
+def _error_code(body: Any) -> str | None:
+    # the code only: Graph's message may quote the value it refused
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return body["error"].get("code"), body["error"].get("message")
-    return None, None
+        return body["error"].get("code")
+    return None
 
 
 class B2CWriter(AttributeWriter):
@@ -79,7 +80,7 @@ class B2CWriter(AttributeWriter):
                 # the whole $batch failed: transient ones stay pending, a refused request is permanent
                 permanent = not exc.retryable and exc.status is not None and 400 <= exc.status < 500
                 for record in waiting.values():
-                    outcomes[record.key] = Outcome.failure(record.key, exc.code or f"HTTP_{exc.status}", exc.message,
+                    outcomes[record.key] = Outcome.failure(record.key, exc.code or f"HTTP_{exc.status}",
                                                            permanent=permanent)
                 break
             retry: dict[str, SyncRecord] = {}
@@ -87,7 +88,7 @@ class B2CWriter(AttributeWriter):
             for response in responses:
                 record = waiting[response["id"]]
                 status = response["status"]
-                code, message = _error(response.get("body"))
+                code = _error_code(response.get("body"))
                 if 200 <= status < 300:
                     outcomes[record.key] = Outcome.success(record.key, record.target)
                 elif status == 404:
@@ -95,13 +96,12 @@ class B2CWriter(AttributeWriter):
                                                            "identity no longer exists", give_up=True)
                 elif status in _RETRYABLE:
                     retry[response["id"]] = record
-                    outcomes[record.key] = Outcome.failure(record.key, code or f"HTTP_{status}", message)
+                    outcomes[record.key] = Outcome.failure(record.key, code or f"HTTP_{status}")
                     wait = _retry_after(response.get("headers") or {})
                     if wait is not None:
                         asked.append(wait)
                 else:
-                    outcomes[record.key] = Outcome.failure(record.key, code or f"HTTP_{status}", message,
-                                                           permanent=True)
+                    outcomes[record.key] = Outcome.failure(record.key, code or f"HTTP_{status}", permanent=True)
             if not retry:
                 break
             round_no += 1

@@ -37,8 +37,9 @@ from reverse_etl.salesforce_writer import (
     DEFAULT_BULK_THRESHOLD,
     SET_EXTERNAL_ID,
     SalesforceWriter,
+    ValidationPolicy,
 )
-from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, Outcome, StateStore, SyncRecord, Writer, redact
+from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, Outcome, StateStore, SyncRecord, Writer
 from settings import GraphSettings, SalesforceSettings
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,8 @@ def run_sync(con: duckdb.DuckDBPyConnection, writer: Writer, records: Iterable[S
                     continue
                 except Exception as exc:  # a writer bug must not lose records: they stay pending
                     log.exception("%s writer failed on a batch of %d records", writer.system, len(batch))
-                    outcomes = {r.key: Outcome.failure(r.key, type(exc).__name__, redact(str(exc))) for r in batch}
+                    outcomes = {r.key: Outcome.failure(r.key, type(exc).__name__, "the writer failed on this batch")
+                                for r in batch}
                 for record in batch:
                     outcome = outcomes.get(record.key) or Outcome.failure(record.key, "NO_RESULT",
                                                                           "writer reported no outcome")
@@ -244,20 +246,28 @@ def _describe(client: SalesforceClient) -> dict:
     return client.describe("Contact")
 
 
+def required_fields(describe: Mapping[str, Any]) -> list[str]:
+    """Fields a new record must have: not nillable, createable and not filled in by the org itself."""
+    return [f["name"] for f in describe.get("fields", [])
+            if not f.get("nillable", True) and f.get("createable") and not f.get("defaultedOnCreate")]
+
+
 def push_salesforce(warehouse_path: str | Path, settings: SalesforceSettings, mapping: Mapping[str, TargetMapping],
                     run_id: str, dry_run: bool = False, *, client: SalesforceClient | None = None,
                     max_attempts: int = DEFAULT_MAX_ATTEMPTS, max_workers: int = DEFAULT_MAX_WORKERS,
-                    bulk_threshold: int = DEFAULT_BULK_THRESHOLD) -> SyncResult:
-    """Create missing contacts and set / clear external ids in Salesforce from the marts."""
+                    bulk_threshold: int = DEFAULT_BULK_THRESHOLD,
+                    validation_policy: ValidationPolicy = ValidationPolicy.DROP_FIELD) -> SyncResult:
+    """Create missing contacts and set / clear external ids in Salesforce from the marts; a new contact the org
+    refuses for a field value follows ``validation_policy``."""
     target = _target(mapping, "salesforce")
     client = client or SalesforceClient(settings)
-    writer = SalesforceWriter(client, external_id_field=settings.external_id_field, bulk_threshold=bulk_threshold)
     try:
         # fail fast on a mapping the org cannot take, before anything is written
         describe = _describe(client)
     except RequestLimitExceeded:
         log.warning("Salesforce API request limit already reached: nothing sent, pending records wait for the "
                     "next run")
+        writer = SalesforceWriter(client, external_id_field=settings.external_id_field)
         with duckdb.connect(str(warehouse_path)) as con:
             store = StateStore(con, writer.system, run_id, max_attempts)
             result = SyncResult(system=writer.system, run_id=run_id, dry_run=dry_run, limit_reached=True,
@@ -265,6 +275,8 @@ def push_salesforce(warehouse_path: str | Path, settings: SalesforceSettings, ma
             _finish(store, result, writer)
             return result
     validate_salesforce_mapping(target, describe, settings.external_id_field)
+    writer = SalesforceWriter(client, external_id_field=settings.external_id_field, bulk_threshold=bulk_threshold,
+                              validation_policy=validation_policy, required_fields=required_fields(describe))
     with duckdb.connect(str(warehouse_path)) as con:
         records, invalid = salesforce_records(con, target, settings.external_id_field)
         return run_sync(con, writer, records, run_id, dry_run=dry_run, max_attempts=max_attempts,

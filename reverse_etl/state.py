@@ -2,15 +2,19 @@
 
 Tables (keys, hashes and error codes only; payloads never leave the marts):
 
-* ``sync_state``   last payload accepted by the remote system per (system, record_key) -- the diff baseline;
+* ``sync_state``   last payload accepted by the remote system per (system, record_key) -- the diff baseline --
+                   and the fields it was accepted without (``dropped_fields``, see the validation policy);
 * ``pending``      intent written before a request, removed when the outcome is known; survives crashes;
 * ``dead_letters`` records that failed permanently and are no longer retried while their payload is unchanged;
 * ``sync_log``     one row per record per attempt (the audit trail).
+
+Error messages stored there are idlink's own words plus the names of the fields the remote system rejected:
+never the remote system's message, which may quote the rejected value (Salesforce does for
+``STRING_TOO_LONG`` and ``INVALID_EMAIL_ADDRESS``).
 """
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,10 +45,12 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_log (
     run_id VARCHAR NOT NULL, system VARCHAR NOT NULL, operation VARCHAR NOT NULL, record_key VARCHAR NOT NULL,
     payload_hash VARCHAR NOT NULL, outcome VARCHAR NOT NULL, error_code VARCHAR, error_message VARCHAR,
     attempt INTEGER NOT NULL, logged_at TIMESTAMP NOT NULL);
+ALTER TABLE {SCHEMA}.sync_state ADD COLUMN IF NOT EXISTS dropped_fields VARCHAR;
 """
 
 # sync_log.outcome values
 SUCCEEDED = "succeeded"
+SUCCEEDED_WITHOUT_FIELDS = "succeeded_without_fields"  # accepted once the fields it rejected were left out
 FAILED = "failed"  # stays pending, retried next run
 DEAD_LETTERED = "dead_lettered"
 
@@ -60,20 +66,12 @@ def payload_hash(operation: str, payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-_EMAIL = re.compile(r"[^\s@'\"<>:;,]+@[^\s@'\"<>:;,]+")
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-_DIGITS = re.compile(r"(?<![A-Za-z0-9])\+?\d[\d\s().-]{5,}\d(?![A-Za-z0-9])")  # phone-like, not record ids
-
-
-def redact(message: str | None) -> str | None:
-    """Remote error messages may echo the offending value (an email, a name in quotes, a phone number):
-    keep the explanation, drop the values, so the audit tables stay free of PII."""
-    if message is None:
-        return None
-    text = _EMAIL.sub("<email>", str(message))
-    text = _QUOTED.sub("<value>", text)
-    text = _DIGITS.sub("<number>", text)
-    return text[:_MESSAGE_LIMIT]
+def audit_message(message: str | None, fields: Sequence[str] = ()) -> str | None:
+    """What the audit tables keep of a failure: idlink's own explanation and the rejected fields' names."""
+    parts = [message] if message else []
+    if fields:
+        parts.append("fields: " + ", ".join(fields))
+    return "; ".join(parts)[:_MESSAGE_LIMIT] or None
 
 
 @dataclass(frozen=True)
@@ -93,9 +91,13 @@ class SyncRecord:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the remote system answered for one record. ``permanent`` failures (validation errors) are
-    dead-lettered after the configured number of attempts; ``give_up`` ones (record gone) at once;
-    other failures stay pending and are retried on the next run."""
+    """What the remote system answered for one record. ``permanent`` failures (e.g. a duplicate rule) are
+    dead-lettered after the configured number of attempts; ``give_up`` ones (record gone, a value the system
+    refuses) at once; other failures stay pending and are retried on the next run.
+
+    ``error_message`` is idlink's own text, never the remote message (it may quote values); ``fields`` names
+    the fields the remote system rejected. A success may have left ``dropped_fields`` out (with the
+    ``error_code`` that rejected them)."""
 
     key: str
     ok: bool
@@ -104,16 +106,26 @@ class Outcome:
     error_message: str | None = None
     permanent: bool = False
     give_up: bool = False
+    fields: tuple[str, ...] = ()
+    dropped_fields: tuple[str, ...] = ()
 
     @classmethod
-    def success(cls, key: str, remote_id: str | None = None) -> Outcome:
-        return cls(key=key, ok=True, remote_id=remote_id)
+    def success(cls, key: str, remote_id: str | None = None, *, dropped_fields: Sequence[str] = (),
+                code: str | None = None) -> Outcome:
+        return cls(key=key, ok=True, remote_id=remote_id, error_code=code, dropped_fields=tuple(dropped_fields))
 
     @classmethod
-    def failure(cls, key: str, code: str | None, message: str | None, *, permanent: bool = False,
-                give_up: bool = False) -> Outcome:
+    def failure(cls, key: str, code: str | None, message: str | None = None, *, permanent: bool = False,
+                give_up: bool = False, fields: Sequence[str] = ()) -> Outcome:
         return cls(key=key, ok=False, error_code=code, error_message=message, permanent=permanent or give_up,
-                   give_up=give_up)
+                   give_up=give_up, fields=tuple(fields))
+
+    @property
+    def audit_text(self) -> str | None:
+        if self.ok:
+            return audit_message("accepted without the fields it rejected", self.dropped_fields) \
+                if self.dropped_fields else None
+        return audit_message(self.error_message, self.fields)
 
 
 class Writer(Protocol):
@@ -244,18 +256,19 @@ class StateStore:
         now = _now()
         log_rows: dict[str, list] = {k: [] for k in (
             "operation", "record_key", "payload_hash", "outcome", "error_code", "error_message", "attempt")}
-        ok_rows: dict[str, list] = {"record_key": [], "payload_hash": [], "remote_id": []}
+        ok_rows: dict[str, list] = {"record_key": [], "payload_hash": [], "remote_id": [], "dropped_fields": []}
         retry_rows: dict[str, list] = {"record_key": [], "error_code": []}
         dead_rows: dict[str, list] = {k: [] for k in (
             "record_key", "payload_hash", "error_code", "error_message", "attempts")}
         for record, outcome, attempt in pairs:
-            message = redact(outcome.error_message)
+            message = outcome.audit_text
             if outcome.ok:
-                verdict = SUCCEEDED
+                verdict = SUCCEEDED_WITHOUT_FIELDS if outcome.dropped_fields else SUCCEEDED
                 counts.succeeded += 1
                 ok_rows["record_key"].append(record.key)
                 ok_rows["payload_hash"].append(record.payload_hash)
                 ok_rows["remote_id"].append(outcome.remote_id)
+                ok_rows["dropped_fields"].append(",".join(outcome.dropped_fields) or None)
             elif outcome.give_up or (outcome.permanent and attempt >= self.max_attempts):
                 verdict = DEAD_LETTERED
                 counts.dead_lettered += 1
@@ -280,7 +293,8 @@ class StateStore:
                 ("outcome", pa.string()), ("error_code", pa.string()), ("error_message", pa.string()),
                 ("attempt", pa.int32())])),
             "ok_input": pa.table(ok_rows, schema=pa.schema([
-                ("record_key", pa.string()), ("payload_hash", pa.string()), ("remote_id", pa.string())])),
+                ("record_key", pa.string()), ("payload_hash", pa.string()), ("remote_id", pa.string()),
+                ("dropped_fields", pa.string())])),
             "retry_input": pa.table(retry_rows, schema=pa.schema([
                 ("record_key", pa.string()), ("error_code", pa.string())])),
             "dead_input": pa.table(dead_rows, schema=pa.schema([
@@ -298,11 +312,13 @@ class StateStore:
                 FROM log_input""", [self.run_id, system, now])
             if ok_rows["record_key"]:
                 self.con.execute(f"""
-                    INSERT INTO {SCHEMA}.sync_state (system, record_key, payload_hash, remote_id, accepted_at)
-                    SELECT ?, record_key, payload_hash, remote_id, ? FROM ok_input
+                    INSERT INTO {SCHEMA}.sync_state (system, record_key, payload_hash, remote_id, accepted_at,
+                        dropped_fields)
+                    SELECT ?, record_key, payload_hash, remote_id, ?, dropped_fields FROM ok_input
                     ON CONFLICT (system, record_key) DO UPDATE SET payload_hash = excluded.payload_hash,
                         remote_id = coalesce(excluded.remote_id, sync_state.remote_id),
-                        accepted_at = excluded.accepted_at""", [system, now])
+                        accepted_at = excluded.accepted_at, dropped_fields = excluded.dropped_fields""",
+                                 [system, now])
                 # a record that succeeds (e.g. after its payload was corrected) is no longer a dead letter
                 for table_name in ("pending", "dead_letters"):
                     self.con.execute(f"""

@@ -20,12 +20,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from sandbox import wire_json
 from sandbox.context import SandboxContext
 from sandbox.faults import FAULT_KINDS
 
 
 def _json(payload: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+    return Response(wire_json.dumps_ascii(payload), status_code=status, media_type="application/json")
 
 
 def _error(status: int, message: str) -> Response:

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from sandbox import synthetic
+from sandbox import synthetic, wire_json
 from sandbox.context import SandboxContext, gc_paused
 
 
@@ -58,9 +56,9 @@ def _read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise SeedFileError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+                record = wire_json.loads(line)
+            except ValueError as exc:
+                raise SeedFileError(f"{path}:{number}: not valid JSON ({exc})") from None
             if not isinstance(record, dict):
                 raise SeedFileError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
             records.append(record)
@@ -72,7 +70,7 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("wb") as fh:
         for record in records:
-            fh.write(orjson.dumps(record) + b"\n")
+            fh.write(wire_json.dumps(record) + b"\n")
     return target
 
 

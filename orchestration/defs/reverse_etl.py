@@ -18,7 +18,7 @@ from orchestration.defs.resources import (
     WarehouseResource,
 )
 from reverse_etl.runner import SyncResult, push_b2c, push_salesforce
-from reverse_etl.salesforce_writer import DEFAULT_BULK_THRESHOLD
+from reverse_etl.salesforce_writer import DEFAULT_BULK_THRESHOLD, ValidationPolicy
 from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, append_external_log
 
 SALESFORCE_KEY = dg.AssetKey(["reverse_etl", "salesforce_contacts"])
@@ -36,6 +36,9 @@ class ReverseEtlConfig(dg.Config):
     max_attempts: int = DEFAULT_MAX_ATTEMPTS  # attempts before a permanently failing record is dead-lettered
     max_workers: int = 4  # concurrent requests
     bulk_threshold: int = DEFAULT_BULK_THRESHOLD  # above this many records of one kind, a Bulk API 2.0 job
+    # a new contact the CRM refuses for a field value: created without the refused optional fields
+    # (drop_field, flagged in reverse_etl.sync_state.dropped_fields) or dead-lettered at once (dead_letter)
+    validation_policy: ValidationPolicy = ValidationPolicy.DROP_FIELD
 
 
 def sync_checks(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
@@ -110,7 +113,7 @@ def salesforce_contacts(context: dg.AssetExecutionContext, config: ReverseEtlCon
         warehouse.path, salesforce.settings(), field_mapping.for_client(graph.client_id or salesforce.client_id),
         context.run.run_id,
         dry_run=config.dry_run, max_attempts=config.max_attempts, max_workers=config.max_workers,
-        bulk_threshold=config.bulk_threshold)
+        bulk_threshold=config.bulk_threshold, validation_policy=config.validation_policy)
     if result.limit_reached:
         context.log.warning("Salesforce API request limit reached: %d records stay pending for the next run",
                             result.pending_after)

@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from sandbox import wire_json
 from sandbox.context import SandboxContext, gc_paused
 from sandbox.faults import graph_error
 from sandbox.microsoft.identity_platform import authenticate
@@ -202,7 +203,7 @@ class UserStore:
         if select != self._fragments_select:
             self._fragments = {}
             self._fragments_select = select
-        cache, dumps = self._fragments, orjson.dumps
+        cache, dumps = self._fragments, wire_json.dumps
         out = []
         for record in records:
             fragment = cache.get(record["id"])
@@ -693,7 +694,7 @@ def _error_result(status: int, code: str, message: str) -> GraphResult:
 def _render(result: GraphResult) -> Response:
     if result.body is None:
         return Response(status_code=result.status, headers=result.headers)
-    content = result.body if isinstance(result.body, bytes) else orjson.dumps(result.body)
+    content = result.body if isinstance(result.body, bytes) else wire_json.dumps(result.body)
     return Response(content, status_code=result.status, media_type="application/json", headers=result.headers)
 
 

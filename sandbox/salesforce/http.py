@@ -17,6 +17,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from sandbox import wire_json
 from sandbox.context import SandboxContext
 from sandbox.salesforce.ids import ORG_PREFIX, USER_PREFIX, random_id
 from sandbox.salesforce.schema import ValidationFailed
@@ -98,7 +99,7 @@ def org_of(ctx: SandboxContext) -> Org:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON_MEDIA_TYPE, headers=headers)
+    return Response(wire_json.dumps(body), status_code=status, media_type=JSON_MEDIA_TYPE, headers=headers)
 
 
 def instance_url(ctx: SandboxContext, request: Request) -> str:

@@ -137,7 +137,8 @@ def clean_payload(payload: Mapping[str, Any], *, creating: bool) -> dict[str, An
     """Validate a create/update body and return it keyed by canonical field names.
 
     Raises :class:`ValidationFailed` with every problem found (not just the first), so callers can report
-    them all at once the way Salesforce does. Messages never echo field values (they may be personal data).
+    them all at once the way Salesforce does. Like Salesforce, the messages of ``STRING_TOO_LONG`` and
+    ``INVALID_EMAIL_ADDRESS`` quote the rejected value: clients must not store messages as they come.
     """
     errors: list[FieldError] = []
     cleaned: dict[str, Any] = {}
@@ -196,14 +197,14 @@ def _coerce(f: Field, value: Any) -> Any:
         return full
     if f.length and len(text) > f.length:
         raise ValidationFailed([FieldError(
-            "STRING_TOO_LONG", f"{f.label}: data value too large (max length={f.length})", (f.name,))])
+            "STRING_TOO_LONG", f"{f.label}: data value too large: {text} (max length={f.length})", (f.name,))])
     if f.type == "email":
         try:
             # Salesforce takes ASCII addresses only; "test" domains stay usable for synthetic data
             validate_email(text, check_deliverability=False, allow_smtputf8=False, test_environment=True)
         except EmailNotValidError:
             raise ValidationFailed([FieldError(
-                "INVALID_EMAIL_ADDRESS", f"{f.label}: invalid email address", (f.name,))]) from None
+                "INVALID_EMAIL_ADDRESS", f"{f.label}: invalid email address: {text}", (f.name,))]) from None
     return text
 
 

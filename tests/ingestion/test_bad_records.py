@@ -174,3 +174,63 @@ def test_records_without_id_or_not_objects_are_quarantined_without_their_values(
     assert all(q[4] is not None for q in quarantined)
     excerpts = " ".join(q[3] for q in quarantined)
     assert "Secret Person" not in excerpts and "x@y.z" not in excerpts and "displayName" in excerpts
+
+
+# "\ud800" is a lone surrogate (served as the escape "\ud800"); "\udcff" is how Python keeps the invalid UTF-8
+# byte 0xFF (served as that raw byte)
+UNREADABLE_USERS = [graph_user("u-fine"), graph_user("u-lone-surrogate", surname="Lee\ud800"),
+                    graph_user("u-bad-bytes", givenName="Ann\udcff"), graph_user("u-fine-2")]
+UNREADABLE_CONTACTS = [contact("003000000000011AAA"), contact("003000000000012AAA", LastName="Lee\ud800"),
+                       contact("003000000000013AAA", FirstName="Ann\udcff"), contact("003000000000014AAA")]
+
+
+@pytest.fixture(scope="module")
+def unreadable_sandbox(tmp_path_factory):
+    from tests.fixtures_sandbox import launch_sandbox
+
+    running = launch_sandbox(tmp_path_factory.mktemp("unreadable-records"), users=UNREADABLE_USERS,
+                             contacts=UNREADABLE_CONTACTS, akamai_users=[])
+    yield running
+    running.stop()
+
+
+def quarantined(warehouse: str, dataset: str) -> list[tuple[str, str, str]]:
+    return query(warehouse, f"select record_key, reason, payload_excerpt from {dataset}.quarantine order by 1")
+
+
+def test_a_user_with_text_that_is_not_unicode_is_quarantined_and_the_rest_of_the_page_loads(
+        unreadable_sandbox, warehouse):
+    run_b2c(graph_settings(unreadable_sandbox.env), warehouse)
+    assert {r[0] for r in query(warehouse, "select id from raw_b2c.users")} == {"u-fine", "u-fine-2"}
+    rows = quarantined(warehouse, "raw_b2c")
+    assert [(key, reason) for key, reason, _ in rows] == [
+        ("users/page-1/1", "invalid_text"), ("users/page-1/2", "invalid_text")]
+    assert all("Lee" not in excerpt and "Ann" not in excerpt for _, _, excerpt in rows)
+
+
+def test_a_contact_with_text_that_is_not_unicode_is_quarantined_and_the_rest_of_the_page_loads(
+        unreadable_sandbox, warehouse):
+    run_salesforce(salesforce_settings(unreadable_sandbox.env), warehouse)
+    assert {r[0] for r in query(warehouse, "select id from raw_salesforce.contact")} == {
+        "003000000000011AAA", "003000000000014AAA"}
+    assert [(key, reason) for key, reason, _ in quarantined(warehouse, "raw_salesforce")] == [
+        ("contact/all/page-1/1", "invalid_text"), ("contact/all/page-1/2", "invalid_text")]
+
+
+def test_a_known_user_whose_record_turns_unreadable_keeps_its_row_and_is_not_taken_for_deleted(
+        monkeypatch, warehouse):
+    class RawPages(FakeGraph):
+        def iter_user_page_bodies(self, select, top=999):
+            yield from ((raw, None) for raw in self.pages)
+
+    monkeypatch.setattr(b2c, "GraphClient", RawPages)
+    settings = graph_settings({"B2C_TENANT_ID": "t", "B2C_CLIENT_ID": "c", "B2C_CLIENT_SECRET": "s",
+                               "B2C_EXTENSIONS_APP_ID": "b2c0e5a1-5e1d-4c2b-9a7f-3c1d2e4f5a6b"})
+    RawPages.pages = [orjson.dumps({"value": [graph_user("u-1"), graph_user("u-2")]})]
+    run_b2c(settings, warehouse)
+    RawPages.pages = [orjson.dumps({"value": [graph_user("u-1"), graph_user("u-2")]}).replace(
+        b'"surname":"Lee"', b'"surname":"Lee\\ud800"', 1).replace(b'"givenName":"Ann"', b'"givenName":"Ann\xff"')]
+    run_b2c(settings, warehouse)
+    assert query(warehouse, "select id, surname, is_deleted from raw_b2c.users order by id") == [
+        ("u-1", "Lee", False), ("u-2", "Lee", False)]
+    assert [reason for _, reason, _ in quarantined(warehouse, "raw_b2c")] == ["invalid_text", "invalid_text"]

@@ -61,13 +61,14 @@ def test_prefetch_reraises_the_producers_error_after_the_good_pages():
 def test_worker_page_step_turns_a_raw_graph_body_into_rows_and_quarantine():
     now = datetime(2025, 1, 1, tzinfo=UTC)
     raw = orjson.dumps({"value": [{"id": "u1", "displayName": "Ann", "extension_x_Consent": True}, "junk"]})
-    ipc, quarantined, fetched = build_user_page(
+    ipc, quarantined, fetched, held = build_user_page(
         (raw, [("Consent", "extension_x_Consent")], "users/page-1", now)
     )
     table = from_ipc(ipc)
     assert table.schema == SCHEMA and table.column("id").to_pylist() == ["u1"]
     assert table.column("custom_attributes").to_pylist() == ['{"Consent":true}']
     assert fetched == 2 and [(q[0], q[1]) for q in quarantined] == [("users/page-1/1", "not_an_object")]
+    assert held == []
 
 
 def test_table_batcher_gathers_pages_into_large_items():

@@ -8,7 +8,14 @@ import requests
 from clients.http import ApiError, RequestLimitExceeded
 from reverse_etl.attribute_writer import SET_ATTRIBUTE
 from reverse_etl.b2c_writer import B2CWriter
-from reverse_etl.salesforce_writer import CREATE_CONTACT, SET_EXTERNAL_ID, BulkJob, SalesforceWriter
+from reverse_etl.salesforce_writer import (
+    CREATE_CONTACT,
+    SET_EXTERNAL_ID,
+    BulkJob,
+    SalesforceWriter,
+    ValidationPolicy,
+    bulk_error,
+)
 from reverse_etl.state import SyncRecord
 from settings import GraphSettings, SalesforceSettings
 
@@ -101,7 +108,7 @@ def test_collection_upsert_judges_each_record_by_its_position_in_the_answer():
     ]))
     ok, invalid, locked = SalesforceWriter(sf).send([contact(1), contact(2), contact(3)])
     assert ok.ok and ok.remote_id == "003A"
-    assert invalid.permanent and invalid.error_code == "INVALID_EMAIL_ADDRESS"
+    assert invalid.give_up and invalid.error_code == "INVALID_EMAIL_ADDRESS"
     assert not locked.ok and not locked.permanent
     method, path, kw = sf.calls[0]
     body = orjson.loads(kw["data"])
@@ -153,3 +160,46 @@ def test_a_bulk_job_that_fails_as_a_whole_leaves_every_record_pending():
                         (200, {"state": "Failed", "errorMessage": "InvalidBatch : unknown column"}))
     outcomes = SalesforceWriter(sf, bulk_threshold=1, sleep=lambda s: None).send(BulkJob([contact(1), contact(2)]))
     assert {(o.ok, o.permanent, o.error_code) for o in outcomes} == {(False, False, "BULK_JOB_FAILED")}
+
+
+def refusal(code: str, *fields: str, message: str = "refused") -> dict:
+    return {"success": False, "errors": [{"statusCode": code, "message": message, "fields": list(fields)}]}
+
+
+def test_a_new_contact_refused_for_optional_fields_is_upserted_again_without_each_of_them():
+    record = SyncRecord("b2c:id-1", CREATE_CONTACT, {"External_User_Id__c": "id-1", "LastName": "Lee",
+                                                       "Email": "zoë@x.org", "Phone": "+1 bad"})
+    sf = FakeSalesforce((200, [refusal("INVALID_EMAIL_ADDRESS", "Email")]),
+                        (200, [refusal("INVALID_TYPE_ON_FIELD_IN_RECORD", "Phone")]),
+                        (200, [{"id": "003A", "success": True, "created": True, "errors": []}]))
+    (outcome,) = SalesforceWriter(sf).send([record])
+    assert outcome.ok and outcome.remote_id == "003A"
+    assert (outcome.dropped_fields, outcome.error_code) == (("Email", "Phone"), "INVALID_EMAIL_ADDRESS")
+    sent = [set(orjson.loads(kw["data"])["records"][0]) - {"attributes"} for _, _, kw in sf.calls]
+    assert sent == [{"External_User_Id__c", "LastName", "Email", "Phone"}, {"External_User_Id__c", "LastName", "Phone"},
+                    {"External_User_Id__c", "LastName"}]
+
+
+def test_a_refused_required_field_or_external_id_is_given_up_without_a_second_request():
+    sf = FakeSalesforce((200, [refusal("STRING_TOO_LONG", "LastName"), refusal("STRING_TOO_LONG", "External_User_Id__c"),
+                               refusal("FIELD_CUSTOM_VALIDATION_EXCEPTION")]))
+    outcomes = SalesforceWriter(sf).send([contact(1), contact(2), contact(3)])
+    assert [(o.give_up, o.fields) for o in outcomes] == [
+        (True, ("LastName",)), (True, ("External_User_Id__c",)), (True, ())]
+    assert len(sf.calls) == 1
+
+
+def test_under_the_dead_letter_policy_nothing_is_sent_again():
+    sf = FakeSalesforce((200, [refusal("INVALID_EMAIL_ADDRESS", "Phone")]))
+    (outcome,) = SalesforceWriter(sf, validation_policy=ValidationPolicy.DEAD_LETTER).send([contact(1)])
+    assert outcome.give_up and len(sf.calls) == 1
+
+
+def test_a_bulk_error_yields_its_code_and_only_field_names_the_record_carried():
+    fields = ("External_User_Id__c", "LastName", "Email")
+    assert bulk_error("INVALID_EMAIL_ADDRESS:Email: invalid email address: a:b@c:Email", fields) == (
+        "INVALID_EMAIL_ADDRESS", ("Email",))
+    assert bulk_error("STRING_TOO_LONG:Last Name: data value too large: Lee (max length=80):lastname", fields) == (
+        "STRING_TOO_LONG", ("LastName",))
+    assert bulk_error("FIELD_CUSTOM_VALIDATION_EXCEPTION:Refused: Smith", fields) == (
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION", ())

@@ -90,7 +90,7 @@ def test_upsert_job_processes_asynchronously_and_reports_successes_and_failures(
 
     failures = results(sf, job["id"], "failedResults")
     assert [(r["sf__Id"], r["sf__Error"], r[EXT]) for r in failures] == [
-        ("", "INVALID_EMAIL_ADDRESS:Email: invalid email address:Email", "ext-3")]
+        ("", "INVALID_EMAIL_ADDRESS:Email: invalid email address: not-an-email:Email", "ext-3")]
     assert results(sf, job["id"], "unprocessedrecords") == []
     assert [event for _, event, _ in sf.events] == ["updated", "created"]
 

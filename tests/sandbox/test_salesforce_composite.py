@@ -32,7 +32,8 @@ def test_upsert_collection_reports_each_record_in_request_order(sf):
     created, bad, updated, missing = response.json()
     assert created["success"] is True and created["created"] is True and created["errors"] == []
     assert bad == {"id": None, "success": False, "created": False, "errors": [
-        {"statusCode": "INVALID_EMAIL_ADDRESS", "message": "Email: invalid email address", "fields": ["Email"]}]}
+        {"statusCode": "INVALID_EMAIL_ADDRESS", "message": "Email: invalid email address: nope",
+         "fields": ["Email"]}]}
     assert updated == {"id": existing_id, "success": True, "errors": [], "created": False}
     assert missing["success"] is False and missing["errors"][0]["statusCode"] == "MISSING_ARGUMENT"
     assert sf.contacts[existing_id]["FirstName"] == "Updated"
