@@ -1,6 +1,9 @@
-"""Command line: ``python -m reverse_etl push salesforce|b2c [--dry-run]`` with settings from the environment.
+"""Command line, with settings from the environment; each command prints one JSON line (keys and counts only).
 
-Prints the run's counts as one JSON line (keys and counts only).
+``python -m reverse_etl push salesforce|b2c [--dry-run]``
+    push the marts to one system.
+``python -m reverse_etl replay (--all | [--system S] [--error-code C] [--key K ...])``
+    hand dead letters back to the next push (every filter given must match), audited in ``sync_log``.
 """
 from __future__ import annotations
 
@@ -10,12 +13,13 @@ import sys
 import uuid
 from pathlib import Path
 
+import duckdb
 import orjson
 
 from reverse_etl.mapping import mapping_for
 from reverse_etl.runner import DEFAULT_MAX_WORKERS, push_b2c, push_salesforce
 from reverse_etl.salesforce_writer import DEFAULT_BULK_THRESHOLD, ValidationPolicy
-from reverse_etl.state import DEFAULT_MAX_ATTEMPTS
+from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, replay_dead_letters
 from settings import SettingsError, load_settings
 
 
@@ -33,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     push.add_argument("--validation-policy", choices=[p.value for p in ValidationPolicy],
                       default=ValidationPolicy.DROP_FIELD.value,
                       help="a new contact refused for a field value: create it without the field, or dead-letter it")
+    replay = sub.add_parser("replay", help="hand dead letters back to the next push (audited in sync_log)")
+    replay.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: WAREHOUSE_PATH)")
+    replay.add_argument("--run-id", default=None, help="sync_log run_id of the replay rows")
+    replay.add_argument("--all", action="store_true", help="every dead letter")
+    replay.add_argument("--system", help="only dead letters of this system (salesforce, b2c, akamai)")
+    replay.add_argument("--error-code", help="only dead letters with this error code, e.g. INVALID_EMAIL_ADDRESS")
+    replay.add_argument("--key", action="append", default=[], help="a record_key (repeatable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
 
@@ -41,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         parser.exit(2, f"python -m reverse_etl: {exc}\n")
     warehouse = args.warehouse or settings.warehouse_path
+    if args.command == "replay":
+        return _replay(args, warehouse)
     run_id = args.run_id or f"cli-{uuid.uuid4()}"
     common = {"dry_run": args.dry_run, "max_attempts": args.max_attempts, "max_workers": args.max_workers}
     if args.system == "salesforce":
@@ -58,6 +71,18 @@ def main(argv: list[str] | None = None) -> int:
         result = push_b2c(warehouse, settings.graph, mapping_for(settings.field_mapping, settings.graph.client_id),
                           run_id, **common)
     sys.stdout.write(orjson.dumps(result.as_dict()).decode() + "\n")
+    return 0
+
+
+def _replay(args: argparse.Namespace, warehouse: Path) -> int:
+    if not (args.all or args.system or args.error_code or args.key):
+        sys.stderr.write("replay: name what to replay (--system, --error-code, --key) or pass --all\n")
+        return 2
+    run_id = args.run_id or f"replay-{uuid.uuid4()}"
+    with duckdb.connect(str(warehouse)) as con:
+        counts = replay_dead_letters(con, run_id, system=args.system, error_code=args.error_code, keys=args.key)
+    sys.stdout.write(orjson.dumps({"run_id": run_id, "replayed": sum(counts.values()), "by_system": counts}).decode()
+                     + "\n")
     return 0
 
 

@@ -367,6 +367,59 @@ def external_write(system: str, operation: str, record_key: str, payload: Mappin
             "remote_id": remote_id}
 
 
+REPLAY = "replay"  # sync_log.operation of a dead letter handed back to the next push
+REPLAY_REQUESTED = "replay_requested"  # its sync_log.outcome
+
+
+def replay_dead_letters(con: duckdb.DuckDBPyConnection, run_id: str, *, system: str | None = None,
+                        error_code: str | None = None, keys: Sequence[str] = ()) -> dict[str, int]:
+    """Hand dead letters back to the next push: each matching one (every filter given must match; none given
+    = all) leaves ``dead_letters`` for ``pending`` with its attempts counted afresh, and ``sync_log`` records
+    the replay under ``run_id``. The next push sends the record if it is still in the marts. Returns the count
+    replayed per system."""
+    ensure_schema(con)
+    where, params = ["true"], []
+    for column, value in (("system", system), ("error_code", error_code)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if keys:
+        where.append("list_contains(?, record_key)")
+        params.append(list(keys))
+    chosen = con.execute(f"""SELECT system, record_key, payload_hash, error_code FROM {SCHEMA}.dead_letters
+                             WHERE {' AND '.join(where)}""", params).fetchall()
+    if not chosen:
+        return {}
+    replayed = pa.table({name: pa.array([row[i] for row in chosen], pa.string())
+                         for i, name in enumerate(("system", "record_key", "payload_hash", "error_code"))})
+    now = _now()
+    con.register("replayed", replayed)
+    try:
+        con.execute("BEGIN")
+        con.execute(f"""
+            INSERT INTO {SCHEMA}.sync_log
+            SELECT ?, system, '{REPLAY}', record_key, payload_hash, '{REPLAY_REQUESTED}', error_code, NULL, 0, ?
+            FROM replayed""", [run_id, now])
+        con.execute(f"""
+            INSERT INTO {SCHEMA}.pending (system, record_key, payload_hash, attempts, next_attempt_at, last_error_code)
+            SELECT system, record_key, payload_hash, 0, ?, error_code FROM replayed
+            ON CONFLICT (system, record_key) DO UPDATE SET payload_hash = excluded.payload_hash, attempts = 0,
+                next_attempt_at = excluded.next_attempt_at, last_error_code = excluded.last_error_code""", [now])
+        con.execute(f"""
+            DELETE FROM {SCHEMA}.dead_letters AS d
+            WHERE EXISTS (SELECT 1 FROM replayed AS r WHERE r.system = d.system AND r.record_key = d.record_key)""")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("replayed")
+    counts: dict[str, int] = {}
+    for replayed_system, *_ in chosen:
+        counts[replayed_system] = counts.get(replayed_system, 0) + 1
+    return counts
+
+
 def append_external_log(con: duckdb.DuckDBPyConnection, run_id: str, rows: Sequence[Mapping[str, Any]]) -> int:
     """Copy writes made outside a sync run (the near-real-time fast lane) into ``sync_log``, keeping the time
     each was made; rows carry system, operation, record_key, payload_hash, outcome, error_code, logged_at."""
