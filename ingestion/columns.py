@@ -63,6 +63,7 @@ SALESFORCE_CONTACT: tuple[tuple[str, pa.DataType], ...] = (
     ("country_code", TEXT),
     ("phone_e164", TEXT),
     ("external_user_id", TEXT),
+    ("master_record_id", TEXT),
     ("created_date", TIMESTAMP),
     ("last_modified_date", TIMESTAMP),
     ("system_modstamp", TIMESTAMP),

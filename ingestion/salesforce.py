@@ -44,6 +44,7 @@ STANDARD_FIELDS: tuple[str, ...] = (
     "Id",
     "IsDeleted",
     "AccountId",
+    "MasterRecordId",
     "FirstName",
     "LastName",
     "Email",
@@ -60,7 +61,7 @@ STANDARD_FIELDS: tuple[str, ...] = (
 )
 _ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 _IDS_PER_QUERY = 200  # keeps each SOQL statement far below Salesforce's length limit
-_PAYLOAD_COLUMNS = tuple(f.name for f in SCHEMA)[:20]  # id … email_valid
+_PAYLOAD_COLUMNS = tuple(f.name for f in SCHEMA)[:21]  # id … email_valid
 
 
 class ConfigurationError(ValueError):
@@ -136,6 +137,7 @@ class ContactPageBuilder:
         country_code = n.country_iso2(country)
         phone_e164 = n.first_e164((mobile_phone, phone), country_code, flags)
         external_user_id = text(r.get(self.external_id_field), flags)
+        master_record_id = text(r.get("MasterRecordId"), flags)  # set on a contact merged into another
         created = n.parse_timestamp(r.get("CreatedDate"), flags)
         modified = n.parse_timestamp(r.get("LastModifiedDate"), flags)
         modstamp = n.parse_timestamp(r.get("SystemModstamp"), flags)
@@ -158,6 +160,7 @@ class ContactPageBuilder:
             country_code,
             phone_e164,
             external_user_id,
+            master_record_id,
             created,
             modified,
             modstamp,

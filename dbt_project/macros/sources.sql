@@ -41,6 +41,7 @@
         'mobile_phone': dbt.type_string(), 'mailing_street': dbt.type_string(), 'mailing_city': dbt.type_string(),
         'mailing_postal_code': dbt.type_string(), 'mailing_country': dbt.type_string(),
         'country_code': dbt.type_string(), 'phone_e164': dbt.type_string(), 'external_user_id': dbt.type_string(),
+        'master_record_id': dbt.type_string(),
         'created_date': dbt.type_timestamp(), 'last_modified_date': dbt.type_timestamp(),
         'email_valid': dbt.type_boolean(), 'quality_flags': dbt.type_string(), 'is_deleted': dbt.type_boolean(),
         'ingested_at': dbt.type_timestamp()
@@ -54,6 +55,7 @@
         'mobile_phone': dbt.type_string(), 'street': dbt.type_string(), 'city': dbt.type_string(),
         'postal_code': dbt.type_string(), 'country': dbt.type_string(), 'country_code': dbt.type_string(),
         'phone_e164': dbt.type_string(), 'external_user_id': dbt.type_string(),
+        'master_record_id': dbt.type_string(),
         'created_on': dbt.type_timestamp(), 'modified_on': dbt.type_timestamp(),
         'email_valid': dbt.type_boolean(), 'quality_flags': dbt.type_string(), 'is_deleted': dbt.type_boolean(),
         'ingested_at': dbt.type_timestamp()

@@ -74,5 +74,6 @@
 
 {% macro contact_link_columns() -%}
     {{ (['crm', 'contact_id'] + idlink.match_key_columns()
-        + ['external_user_id', 'is_deleted', 'created_at', 'last_modified_at']) | join(',\n        ') }}
+        + ['external_user_id', 'master_record_id', 'is_deleted', 'created_at', 'last_modified_at'])
+        | join(',\n        ') }}
 {%- endmacro %}

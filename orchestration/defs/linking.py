@@ -104,6 +104,7 @@ def link_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "links_active": active,
         "links_withdrawn": by_status.get("withdrawn", 0),
         "links_deleted": by_status.get("deleted", 0),
+        "links_contact_deleted": by_status.get("contact_deleted", 0),
         "links_by_rule": dg.MetadataValue.json(by_rule),
         "match_rate": round(active / eligible, 4) if eligible else 0.0,
         "conflicts": sum(conflicts.values()),

@@ -241,7 +241,9 @@ def salesforce_changes_sensor(context: dg.SensorEvaluationContext, salesforce: S
     since, seen_ids = _read_cursor(context.cursor)
     soql = ("SELECT Id, SystemModstamp FROM Contact WHERE SystemModstamp >= "
             f"{_soql_datetime(since)} ORDER BY SystemModstamp LIMIT {SALESFORCE_BATCH_LIMIT}")
-    records = unseen_changes(next(iter(SalesforceClient(salesforce.settings()).query_pages(soql)), []), since, seen_ids)
+    # queryAll: a contact deleted or merged away in the CRM is a change too (its link must follow)
+    pages = SalesforceClient(salesforce.settings()).query_pages(soql, include_deleted=True)
+    records = unseen_changes(next(iter(pages), []), since, seen_ids)
     if not records:
         return dg.SkipReason("no Contact changes")
     plan = TargetedRunPlan()

@@ -2,12 +2,16 @@
 
 The sandbox server composes it through ``routes(ctx)``, seeds it with ``load_contacts(ctx, contacts)`` and
 writes ``env(ctx)`` into the environment file that points the pipeline at it.
+
+``POST /__sandbox/salesforce/merge`` with ``{"master": id, "losers": [id, ...]}`` does what a CRM user's merge
+does (the REST API has no merge): the losers are deleted with ``MasterRecordId`` set, the master is kept.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -23,7 +27,8 @@ from sandbox.salesforce.http import (
     token_endpoint,
     versions,
 )
-from sandbox.salesforce.schema import EXTERNAL_ID_FIELD
+from sandbox.salesforce.schema import EXTERNAL_ID_FIELD, ValidationFailed
+from sandbox.salesforce.store import http_status_of
 
 API_VERSION = "62.0"
 DATA = "/services/data/v{version}"
@@ -60,6 +65,24 @@ async def limits(request: Request, org: Org) -> Response:
     })
 
 
+def merge_endpoint(ctx: SandboxContext) -> Callable:
+    async def merge(request: Request) -> Response:
+        try:
+            body = orjson.loads(await request.body())
+            master, losers = str(body["master"]), [str(loser) for loser in body["losers"]]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return json_response({"error": 'expected {"master": id, "losers": [id, ...]}'}, 400)
+        org = org_of(ctx)
+        try:
+            with org.contacts.transaction() as tx:
+                master_id = org.contacts.merge(tx, master, losers)
+        except ValidationFailed as failure:
+            return json_response([e.as_rest() for e in failure.errors], http_status_of(failure))
+        return json_response({"id": master_id, "merged": losers})
+
+    return merge
+
+
 def _both(path: str, endpoint: Callable, methods: list[str]) -> list[Route]:
     """Clients differ on trailing slashes (simple-salesforce adds them); answer both spellings."""
     return [Route(path, endpoint, methods=methods), Route(path + "/", endpoint, methods=methods)]
@@ -88,6 +111,7 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
     ]
     result: list[BaseRoute] = [
         Route("/services/oauth2/token", token_endpoint(ctx), methods=["POST"]),
+        Route("/__sandbox/salesforce/merge", merge_endpoint(ctx), methods=["POST"]),
         *_both("/services/data", versions, ["GET"]),
     ]
     for path, handler, methods in table:

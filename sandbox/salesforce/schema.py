@@ -35,6 +35,9 @@ CONTACT_FIELDS: tuple[Field, ...] = (
     Field("Id", "id", "Contact ID", 18, nillable=False, createable=False, updateable=False, id_lookup=True),
     Field("IsDeleted", "boolean", "Deleted", nillable=False, createable=False, updateable=False),
     Field("AccountId", "reference", "Account ID", 18, reference_to=("Account",)),
+    # set on a contact merged into another (deleted, queryAll only): the contact that survived the merge
+    Field("MasterRecordId", "reference", "Master Record ID", 18, createable=False, updateable=False,
+          reference_to=("Contact",)),
     Field("LastName", "string", "Last Name", 80, nillable=False),
     Field("FirstName", "string", "First Name", 40),
     Field("Salutation", "picklist", "Salutation", 40),

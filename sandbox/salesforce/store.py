@@ -232,6 +232,25 @@ class ContactStore:
         tx.events.append(("deleted", record))
         return record["Id"]
 
+    def merge(self, tx: Transaction, master_id: str, loser_ids: Iterable[str]) -> str:
+        """What Salesforce's merge does to the contacts: each loser is deleted (queryAll still finds it) with
+        ``MasterRecordId`` naming the master, which is kept (and counts as modified)."""
+        master = self.get(master_id)
+        for loser_id in loser_ids:
+            loser = self.get(loser_id)
+            if loser["Id"] == master["Id"]:
+                raise ValidationFailed([FieldError("INVALID_ID_FIELD", "a record cannot be merged into itself")])
+            now = CLOCK.next()
+            record = {**loser, "IsDeleted": True, "MasterRecordId": master["Id"], "LastModifiedDate": now,
+                      "SystemModstamp": now}
+            self._put(tx, record)
+            tx.events.append(("deleted", record))
+        now = CLOCK.next()
+        master = {**master, "LastModifiedDate": now, "SystemModstamp": now}
+        self._put(tx, master)
+        tx.events.append(("updated", master))
+        return master["Id"]
+
     def upsert(self, tx: Transaction, field_name: str, value: str, payload: Mapping[str, Any]) -> tuple[str, bool]:
         """Update the one record whose external id is ``value`` or create it; returns (id, created)."""
         if value is None or str(value).strip() == "":

@@ -50,6 +50,16 @@ def test_changed_contacts_become_a_targeted_run_and_the_cursor_follows_system_mo
     assert third.run_requests == []
 
 
+def test_a_contact_deleted_in_the_crm_is_a_change_too(sandbox, stand_in_defs, recorded_run_config) -> None:
+    salesforce = resource_for(sandbox)
+    contact_id = create_contact(salesforce, "SensorDeleted")
+    first = evaluate(salesforce, None, stand_in_defs)
+    response = SalesforceClient(salesforce.settings()).request("DELETE", f"sobjects/Contact/{contact_id}")
+    assert response.status_code == 204
+    second = evaluate(salesforce, first.cursor, stand_in_defs)
+    assert len(second.run_requests) == 1 and recorded_run_config == [("targeted", [], [contact_id])]
+
+
 def test_changes_within_the_cursor_second_are_compared_to_the_millisecond() -> None:
     since = realtime._parse_modstamp("2026-01-02T03:04:05.500+0000")
     records = [{"Id": "003A", "SystemModstamp": "2026-01-02T03:04:05.200+0000"},  # before the cursor

@@ -1,4 +1,6 @@
--- Consented identities with no contact in a CRM and no open question about one (tie or contested contact).
+-- Consented identities with no contact in a CRM and no open question about one (tie or contested contact). An
+-- identity whose contact was deleted or merged away in the CRM gets none (int_contact_removals), unless var
+-- recreate_deleted_contacts asks to create again a contact that was deleted (not merged).
 with
 
 identities as (
@@ -20,6 +22,11 @@ crms as (
 settled_or_in_review as (
     select identity_provider, identity_id, crm from {{ ref('int_link_assignments') }}
     where outcome in ('link', 'conflict')
+    union all
+    select identity_provider, identity_id, crm from {{ ref('int_contact_removals') }}
+    {%- if var('recreate_deleted_contacts') %}
+    where surviving_contact_id is not null
+    {%- endif %}
 ),
 
 final as (

@@ -32,9 +32,10 @@ crm_side as (
         or (l.status <> 'active' and l.contact_holds_identity_id and relinked.contact_id is null)
 ),
 
--- the identity learns its contact id; on withdrawal it is cleared (a deleted identity has nothing to write on).
--- It has one attribute for it, which holds the contact id of the first CRM of var crms: a link in another CRM
--- is written on that CRM's contact alone (two CRMs would otherwise overwrite each other's id on every run).
+-- the identity learns its contact id; on withdrawal, or when the CRM deleted the contact, it is cleared (a deleted
+-- identity has nothing to write on). It has one attribute for it, which holds the contact id of the first CRM of
+-- var crms: a link in another CRM is written on that CRM's contact alone (two CRMs would otherwise overwrite each
+-- other's id on every run).
 identity_side as (
     select
         l.identity_provider as target_system, l.identity_id as target_id,
@@ -45,7 +46,7 @@ identity_side as (
     from links as l
     where l.crm = '{{ var("crms")[0] }}'
         and ((l.status = 'active' and not l.identity_holds_contact_id)
-            or (l.status = 'withdrawn' and l.identity_holds_contact_id))
+            or (l.status in ('withdrawn', 'contact_deleted') and l.identity_holds_contact_id))
 ),
 
 final as (

@@ -1,5 +1,6 @@
 -- The golden table: one row per (identity, crm) that is linked now (active) or was linked and must be undone
--- (withdrawn: consent no longer granted; deleted: identity deleted), with when the link was first seen.
+-- (withdrawn: consent no longer granted; deleted: identity deleted; contact_deleted: the contact was deleted in
+-- the CRM), with when the link was first seen. A contact merged away in the CRM is followed to the survivor.
 with
 
 contacts as (
@@ -66,10 +67,27 @@ ended as (
     where e.evidence_rank = 1
 ),
 
+-- contacts deleted or merged away in the CRM (only for identities the assignment neither links nor reviews)
+removed as (
+    select
+        r.identity_provider, r.identity_id, r.crm, r.contact_id, r.match_rule, r.match_confidence, r.status,
+        'granted' as consent_state,
+        {{ idlink.holds_id('i.carried_contact_id', 'r.contact_id') }} as identity_holds_contact_id,
+        -- unknown when the contact is deleted: there is nothing left to write on
+        case when r.status = 'active' then {{ idlink.holds_id('c.external_user_id', 'r.identity_id') }} end
+            as contact_holds_identity_id
+    from {{ ref('int_contact_removals') }} as r
+    inner join {{ ref('int_identities') }} as i
+        on i.identity_provider = r.identity_provider and i.identity_id = r.identity_id
+    left join contacts as c on c.crm = r.crm and c.contact_id = r.contact_id
+),
+
 current_links as (
     select * from active
     union all
     select * from ended
+    union all
+    select * from removed
 ),
 
 final as (
