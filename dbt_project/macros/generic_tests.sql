@@ -26,3 +26,16 @@
     select {{ columns | join(', ') }} from {{ model }}
     where {% for column in columns %}{{ column }} is null{% if not loop.last %} or {% endif %}{% endfor %}
 {% endtest %}
+
+{# Rows whose identity may not be linked: no granted CRM-sync consent, or deleted (dbt's `where` config narrows
+   the rows checked). A mart test that guards the push: nothing reaches a CRM for such an identity. #}
+{% test consented_identities(model) %}
+    with checked as (
+        select identity_provider, identity_id from {{ model }}
+    )
+    select c.identity_provider, c.identity_id
+    from checked as c
+    left join {{ ref('int_identities') }} as i
+        on i.identity_provider = c.identity_provider and i.identity_id = c.identity_id
+    where i.identity_id is null or not ({{ idlink.linkable_identity('i') }})
+{% endtest %}

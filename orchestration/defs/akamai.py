@@ -79,9 +79,10 @@ def akamai_users(context: dg.AssetExecutionContext, config: AkamaiIngestConfig, 
     pipeline = warehouse_pipeline(PIPELINE_NAME, DATASET, warehouse.path, ingest_tuning.dlt_progress)
     context.log.info("Akamai load: %s", f"{len(config.identity_ids)} targeted users" if config.identity_ids
                      else "full scan")
-    events = dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline,
-                     dagster_dlt_translator=AkamaiTranslator())
-    yield from with_summary(events, warehouse.path, DATASET, TABLE)
+    with warehouse.exclusive(context.log):
+        events = dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline,
+                         dagster_dlt_translator=AkamaiTranslator())
+        yield from with_summary(events, warehouse.path, DATASET, TABLE)
 
 
 @dg.asset(
@@ -101,8 +102,10 @@ def akamai_contact_ids(context: dg.AssetExecutionContext, config: ReverseEtlConf
         result = SyncResult(system="akamai", run_id=context.run.run_id, dry_run=config.dry_run)
     else:
         mapping = field_mapping.for_client(graph.client_id or akamai.client_id)
-        result = push_akamai(warehouse.path, akamai.settings(), mapping, context.run.run_id, dry_run=config.dry_run, max_attempts=config.max_attempts,
-                             max_workers=config.max_workers)
+        with warehouse.exclusive(context.log):
+            result = push_akamai(warehouse.path, akamai.settings(), mapping, context.run.run_id,
+                                 dry_run=config.dry_run, max_attempts=config.max_attempts,
+                                 max_workers=config.max_workers)
     done = sync_materialization(CONTACT_IDS_KEY, result, config.min_success_rate)
     return dg.MaterializeResult(asset_key=CONTACT_IDS_KEY, metadata={**done.metadata, "configured": akamai.configured},
                                 check_results=done.check_results)

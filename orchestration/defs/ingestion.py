@@ -121,13 +121,14 @@ def b2c_users(
     context.log.info(
         "B2C load: %s", f"{len(config.identity_ids)} targeted users" if config.identity_ids else "full scan"
     )
-    events = dlt.run(
-        context=context,
-        dlt_source=source,
-        dlt_pipeline=warehouse_pipeline("b2c", b2c_ingestion.DATASET, warehouse.path, ingest_tuning.dlt_progress),
-        dagster_dlt_translator=IngestionTranslator(),
-    )
-    yield from with_summary(events, warehouse.path, b2c_ingestion.DATASET, b2c_ingestion.TABLE)
+    with warehouse.exclusive(context.log):
+        events = dlt.run(
+            context=context,
+            dlt_source=source,
+            dlt_pipeline=warehouse_pipeline("b2c", b2c_ingestion.DATASET, warehouse.path, ingest_tuning.dlt_progress),
+            dagster_dlt_translator=IngestionTranslator(),
+        )
+        yield from with_summary(events, warehouse.path, b2c_ingestion.DATASET, b2c_ingestion.TABLE)
 
 
 @dlt_assets(
@@ -154,14 +155,15 @@ def salesforce_contacts(
         "Salesforce load: %s",
         f"{len(config.contact_ids)} targeted contacts" if config.contact_ids else "incremental",
     )
-    events = dlt.run(
-        context=context,
-        dlt_source=source,
-        dlt_pipeline=warehouse_pipeline("salesforce", salesforce_ingestion.DATASET, warehouse.path,
-                                        ingest_tuning.dlt_progress),
-        dagster_dlt_translator=IngestionTranslator(),
-    )
-    yield from with_summary(events, warehouse.path, salesforce_ingestion.DATASET, salesforce_ingestion.TABLE)
+    with warehouse.exclusive(context.log):
+        events = dlt.run(
+            context=context,
+            dlt_source=source,
+            dlt_pipeline=warehouse_pipeline("salesforce", salesforce_ingestion.DATASET, warehouse.path,
+                                            ingest_tuning.dlt_progress),
+            dagster_dlt_translator=IngestionTranslator(),
+        )
+        yield from with_summary(events, warehouse.path, salesforce_ingestion.DATASET, salesforce_ingestion.TABLE)
 
 
 defs = dg.Definitions(assets=[b2c_users, salesforce_contacts])

@@ -21,6 +21,7 @@ from dagster_dbt import (
     DbtProject,
     dbt_assets,
 )
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from orchestration.defs.resources import (
     DBT_PROJECT_DIR,
@@ -31,8 +32,9 @@ from orchestration.defs.resources import (
 )
 
 LINKS_ASSET_KEY = dg.AssetKey("identity_contact_links")
-# Runs launched by the near-real-time sensors carry this tag: they rebuild models and the link snapshot but
-# leave the data tests to the scheduled syncs, so an event reaches the CRM in seconds, not minutes.
+# Runs launched by the near-real-time sensors carry this tag: they rebuild models and the link snapshot and run
+# the data tests of the marts (the blocking checks that guard every push: one-to-one, uniqueness, consent), and
+# leave the tests of staging and intermediate models to the scheduled syncs.
 TARGETED_RUN_TAG = "idlink/targeted"
 
 # dbt writes these; everything else in the project is source
@@ -117,10 +119,12 @@ def link_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 
 
 def dbt_build_args(targeted: bool, crms: list[str] | None = None) -> list[str]:
-    """dbt unit tests check the SQL, not the data: `make test` runs them, production builds skip them. ``crms``
-    (var crms) are the CRMs to link in: the configured ones."""
-    excluded = ["unit_test", "test"] if targeted else ["unit_test"]
-    args = ["build", *(arg for kind in excluded for arg in ("--exclude-resource-type", kind))]
+    """dbt unit tests check the SQL, not the data: `make test` runs them, production builds skip them. Every
+    build runs the marts' data tests: a failing one fails the build, so no push follows it. ``crms`` (var crms)
+    are the CRMs to link in: the configured ones."""
+    args = ["build", "--exclude-resource-type", "unit_test"]
+    if targeted:
+        args += ["--exclude", "tag:upstream_check"]  # tests of staging and intermediate models (dbt_project.yml)
     if crms:
         args += ["--vars", orjson.dumps({"crms": crms}).decode()]
     return args
@@ -132,26 +136,43 @@ def _is_links_event(event: Any) -> bool:
         or getattr(event, "output_name", None) == "identity_contact_links")
 
 
-@dbt_assets(
-    manifest=linking_project.manifest_path,
-    project=linking_project,
-    dagster_dbt_translator=IdlinkDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
-    pool="warehouse",
-)
-def linking_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
-                       salesforce: SalesforceResource, dynamics: DataverseResource) -> Iterator[Any]:
+def linking_assets_for(project: DbtProject) -> dg.AssetsDefinition:
+    """Every node of a dbt project as assets, its data tests as checks (blocking when their severity is error)."""
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=IdlinkDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+        pool="warehouse",
+    )
+    def linking_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
+                           salesforce: SalesforceResource, dynamics: DataverseResource) -> Iterator[Any]:
+        with warehouse.exclusive(context.log):
+            yield from _build(context, dbt, warehouse, configured_crms(salesforce, dynamics))
+
+    return linking_dbt_assets
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
+           crms: list[str]) -> Iterator[Any]:
+    """dbt build (tests of the marts included, see dbt_build_args), then the link summary on the links event."""
     # dbt resolves a relative WAREHOUSE_PATH against dbt_project/; hand it the resource's absolute path
     os.environ["WAREHOUSE_PATH"] = warehouse.path
     # DuckDB admits no reader while dbt writes, so the link summary is computed once dbt has exited. Dagster
     # wants a multi-asset's outputs in dependency order: hold back the links event and everything after it.
     held_back: list[Any] = []
-    crms = configured_crms(salesforce, dynamics)
-    for event in dbt.cli(dbt_build_args(targeted=context.run.tags.get(TARGETED_RUN_TAG) == "true", crms=crms),
-                         context=context, target_path=dbt_target_path(warehouse.path)).stream():
-        if held_back or _is_links_event(event):
-            held_back.append(event)
-        else:
-            yield event
+    try:
+        for event in dbt.cli(dbt_build_args(targeted=context.run.tags.get(TARGETED_RUN_TAG) == "true", crms=crms),
+                             context=context, target_path=dbt_target_path(warehouse.path)).stream():
+            if held_back or _is_links_event(event):
+                held_back.append(event)
+            else:
+                yield event
+    except DagsterDbtCliRuntimeError:
+        # a failed test fails the build (and so stops every push after it): its check result, and what dbt
+        # built before, still reach Dagster
+        yield from held_back
+        raise
     if not held_back:
         return
     with warehouse.connect(read_only=True) as con:
@@ -162,5 +183,7 @@ def linking_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, w
     yield links_event.with_metadata({**(links_event.metadata or {}), **summary})
     yield from rest
 
+
+linking_dbt_assets = linking_assets_for(linking_project)
 
 defs = dg.Definitions(assets=[linking_dbt_assets])

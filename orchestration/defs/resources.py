@@ -8,6 +8,7 @@ and ``reverse_etl/``, which know nothing of Dagster.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Iterator, Mapping
 from functools import cached_property
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import filelock
 from dagster_dbt import DbtCliResource
 from dagster_dlt import DagsterDltResource
 from dbt.version import __version__ as dbt_version
@@ -40,9 +42,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 
 
+WAREHOUSE_WAIT_LOG_S = 30.0  # how often a step waiting for the warehouse says so
+
+
 class WarehouseResource(dg.ConfigurableResource):
-    """The single DuckDB file shared by dlt, dbt and the reverse-ETL writers (one writer at a time: pool
-    `warehouse`). Connections are opened per use, never held between runs or at import time."""
+    """The single DuckDB file shared by dlt, dbt and the reverse-ETL writers. Connections are opened per use,
+    never held between runs or at import time.
+
+    DuckDB admits one writing process per file. Every step that opens it runs in pool `warehouse` (limit 1 in
+    deploy/dagster.yaml) *and* holds ``exclusive()`` for its whole run: an instance without that pool limit (a
+    fresh DAGSTER_HOME) would otherwise start two such steps, of one run or of two, on the file at once."""
 
     warehouse_path: str
 
@@ -53,6 +62,23 @@ class WarehouseResource(dg.ConfigurableResource):
             path = REPO_ROOT / path
         path.parent.mkdir(parents=True, exist_ok=True)
         return str(path)
+
+    @contextlib.contextmanager
+    def exclusive(self, log: logging.Logger | dg.DagsterLogManager | None = None) -> Iterator[None]:
+        """Hold the warehouse for one step: an inter-process lock beside the file, waited for as long as it
+        takes (the step holding it finishes or dies, which frees it)."""
+        lock = filelock.FileLock(self.path + ".step-lock")
+        while True:
+            try:
+                lock.acquire(timeout=WAREHOUSE_WAIT_LOG_S)
+                break
+            except filelock.Timeout:
+                if log is not None:
+                    log.info("waiting for another step to release the warehouse")
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -109,15 +109,16 @@ def salesforce_contacts(context: dg.AssetExecutionContext, config: ReverseEtlCon
                         inbox: InboxResource) -> dg.MaterializeResult:
     if not salesforce.configured:
         raise dg.Failure("Salesforce is not configured: set SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET")
-    result = push_salesforce(
-        warehouse.path, salesforce.settings(), field_mapping.for_client(graph.client_id or salesforce.client_id),
-        context.run.run_id,
-        dry_run=config.dry_run, max_attempts=config.max_attempts, max_workers=config.max_workers,
-        bulk_threshold=config.bulk_threshold, validation_policy=config.validation_policy)
-    if result.limit_reached:
-        context.log.warning("Salesforce API request limit reached: %d records stay pending for the next run",
-                            result.pending_after)
-    recorded = record_fast_lane_writes(warehouse.path, inbox.path)
+    with warehouse.exclusive(context.log):
+        result = push_salesforce(
+            warehouse.path, salesforce.settings(), field_mapping.for_client(graph.client_id or salesforce.client_id),
+            context.run.run_id,
+            dry_run=config.dry_run, max_attempts=config.max_attempts, max_workers=config.max_workers,
+            bulk_threshold=config.bulk_threshold, validation_policy=config.validation_policy)
+        if result.limit_reached:
+            context.log.warning("Salesforce API request limit reached: %d records stay pending for the next run",
+                                result.pending_after)
+        recorded = record_fast_lane_writes(warehouse.path, inbox.path)
     return sync_materialization(SALESFORCE_KEY, result, config.min_success_rate,
                                 extra_metadata={"fast_lane_writes_recorded": recorded})
 
@@ -135,8 +136,9 @@ def b2c_contact_ids(context: dg.AssetExecutionContext, config: ReverseEtlConfig,
                     graph: GraphResource, field_mapping: FieldMappingResource) -> dg.MaterializeResult:
     if not graph.configured:
         raise dg.Failure("B2C is not configured: set B2C_TENANT_ID, B2C_CLIENT_ID and B2C_CLIENT_SECRET")
-    result = push_b2c(warehouse.path, graph.settings(), field_mapping.for_client(graph.client_id), context.run.run_id,
-                      dry_run=config.dry_run, max_attempts=config.max_attempts, max_workers=config.max_workers)
+    with warehouse.exclusive(context.log):
+        result = push_b2c(warehouse.path, graph.settings(), field_mapping.for_client(graph.client_id), context.run.run_id,
+                          dry_run=config.dry_run, max_attempts=config.max_attempts, max_workers=config.max_workers)
     return sync_materialization(B2C_KEY, result, config.min_success_rate)
 
 
