@@ -42,7 +42,8 @@ class AkamaiClient:
         """POST one ``entity.*`` call; returns the ``stat: ok`` body or raises ``ApiError``."""
         url = f"{self.settings.base_url.rstrip('/')}/{endpoint}"
         form = {"type_name": self.settings.entity_type, **{k: v for k, v in params.items() if v is not None}}
-        response = send(self._session, "POST", url, data=form,
+        # every entity.* call this client makes reads or sets attributes: repeating it changes nothing
+        response = send(self._session, "POST", url, data=form, idempotent=True,
                         timeout_s=self.settings.timeout_s, retry_max_s=self.settings.retry_max_s)
         try:
             body = response.json()

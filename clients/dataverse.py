@@ -21,7 +21,14 @@ import msal
 import orjson
 import requests
 
-from clients.http import ApiError, error_code_and_message, new_session, send, successful_content
+from clients.http import (
+    IDEMPOTENT_METHODS,
+    ApiError,
+    error_code_and_message,
+    new_session,
+    send,
+    successful_content,
+)
 from clients.microsoft_identity import app_token, confidential_client
 from clients.throttle import GatedAdapter, RequestGate
 from settings import DataverseSettings
@@ -252,8 +259,10 @@ class DataverseClient:
             return path_or_url
         return f"{self.api_root}/{path_or_url.lstrip('/')}"
 
-    def request(self, method: str, path_or_url: str, **kw: Any) -> requests.Response:
-        """Authenticated request with retries; refreshes the token once when Dataverse answers 401."""
+    def request(self, method: str, path_or_url: str, *, idempotent: bool | None = None,
+                **kw: Any) -> requests.Response:
+        """Authenticated request with retries (``idempotent``: see ``clients.http.send``); refreshes the token
+        once when Dataverse answers 401."""
         url = self.url(path_or_url)
         extra_headers = kw.pop("headers", None) or {}
         for attempt in range(2):
@@ -261,7 +270,7 @@ class DataverseClient:
             with self._calls_lock:
                 self._calls += 1
             response = send(self.session, method, url, timeout_s=self.settings.timeout_s,
-                            retry_max_s=self.settings.retry_max_s, headers=headers, **kw)
+                            retry_max_s=self.settings.retry_max_s, idempotent=idempotent, headers=headers, **kw)
             if response.status_code != 401 or attempt == 1:
                 return response
             self._drop_token()
@@ -316,9 +325,11 @@ class DataverseClient:
         if len(items) > BATCH_LIMIT:
             raise ValueError(f"a Dataverse $batch takes at most {BATCH_LIMIT} requests, got {len(items)}")
         boundary = f"batch_{uuid.uuid4().hex}"
+        # retried like its requests would be: only when every one of them is idempotent
         response = self.request("POST", "$batch", data=batch_body(self.api_root, items, boundary),
                                 headers={"Content-Type": f"multipart/mixed; boundary={boundary}",
-                                         "Prefer": "odata.continue-on-error"})
+                                         "Prefer": "odata.continue-on-error"},
+                                idempotent=all(item.method.upper() in IDEMPOTENT_METHODS for item in items))
         if response.status_code >= 400:
             code, message = error_code_and_message(response)
             raise ApiError(f"POST $batch failed with HTTP {response.status_code}: {message}",

@@ -11,7 +11,14 @@ import orjson
 import requests
 
 from clients import json_bodies
-from clients.http import ApiError, error_code_and_message, new_session, send, successful_content
+from clients.http import (
+    IDEMPOTENT_METHODS,
+    ApiError,
+    error_code_and_message,
+    new_session,
+    send,
+    successful_content,
+)
 from clients.microsoft_identity import app_token, confidential_client
 from settings import GraphSettings
 
@@ -52,8 +59,10 @@ class GraphClient:
             return path_or_url
         return f"{self._base}/{path_or_url.lstrip('/')}"
 
-    def request(self, method: str, path_or_url: str, **kw: Any) -> requests.Response:
-        """Authenticated request with retries; refreshes the token once when Graph answers 401."""
+    def request(self, method: str, path_or_url: str, *, idempotent: bool | None = None,
+                **kw: Any) -> requests.Response:
+        """Authenticated request with retries (``idempotent``: see ``clients.http.send``); refreshes the token
+        once when Graph answers 401."""
         url = self.url(path_or_url)
         extra_headers = kw.pop("headers", None) or {}
         for attempt in range(2):
@@ -68,6 +77,7 @@ class GraphClient:
                 url,
                 timeout_s=self.settings.timeout_s,
                 retry_max_s=self.settings.retry_max_s,
+                idempotent=idempotent,
                 headers=headers,
                 **kw,
             )
@@ -116,7 +126,9 @@ class GraphClient:
         return json_bodies.loads(response.content)
 
     def batch(self, requests: list[dict]) -> list[dict]:
-        """One JSON ``$batch`` of at most 20 sub-requests; answers come back in the order of ``requests``."""
+        """One JSON ``$batch`` of at most 20 sub-requests; answers come back in the order of ``requests``.
+
+        The batch is retried like its sub-requests would be: only when every one of them is idempotent."""
         if not requests:
             return []
         if len(requests) > BATCH_LIMIT:
@@ -129,6 +141,7 @@ class GraphClient:
             "$batch",
             data=orjson.dumps({"requests": requests}),
             headers={"Content-Type": "application/json"},
+            idempotent=all(str(r.get("method", "GET")).upper() in IDEMPOTENT_METHODS for r in requests),
         )
         by_id = {str(r.get("id")): r for r in body.get("responses", [])}
         missing = [i for i in ids if i not in by_id]

@@ -3,6 +3,13 @@
 Retries throttling (429), transient server errors (500/502/503/504), timeouts and dropped connections with
 exponential backoff and full jitter, honours ``Retry-After`` and never spends more than ``retry_max_s`` in
 total. Any other status is handed back to the caller, which knows what a 4xx means for its API.
+
+Only an idempotent request is retried blindly: repeating it changes nothing, whether or not the first attempt
+reached the server. A non-idempotent one (by default a POST, e.g. creating a record) is retried only when it
+provably never reached the server: the connection could not be opened, or the server answered 429 (refused
+before processing). A timeout, a connection dropped after sending or a 5xx leaves its outcome unknown: it is
+not repeated, and the caller learns ``ApiError.outcome_unknown`` (or gets the 5xx) and must find out what
+happened, e.g. by reading the record back by a key it chose.
 """
 
 from __future__ import annotations
@@ -15,9 +22,13 @@ from urllib.parse import urlsplit
 
 import requests
 import tenacity
+import urllib3
 from requests.adapters import HTTPAdapter
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Methods repeated without harm. PATCH is idempotent in general only by convention: every PATCH idlink sends
+# sets values (an update by id, an upsert by external id), so sending it twice leaves the same record.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"})
 # a dropped connection shows up as ChunkedEncodingError when the body is cut short after the headers
 _TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 _BACKOFF_BASE_S = 0.5
@@ -28,13 +39,16 @@ class ApiError(Exception):
     """An API call that failed for good (or, with ``retryable``, one that kept failing until the budget ran out)."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, code: str | None = None, retryable: bool = False
+        self, message: str, *, status: int | None = None, code: str | None = None, retryable: bool = False,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.retryable = retryable
+        # a non-idempotent request may or may not have been carried out (see the module docstring)
+        self.outcome_unknown = outcome_unknown
 
 
 class RequestLimitExceeded(ApiError):
@@ -138,6 +152,16 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
+def never_sent(exc: BaseException) -> bool:
+    """True when a transport error proves the request never reached the server (no connection was opened)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        return isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return False
+
+
 def send(
     session: requests.Session,
     method: str,
@@ -145,13 +169,19 @@ def send(
     *,
     timeout_s: float,
     retry_max_s: float,
+    idempotent: bool | None = None,
     **requests_kwargs: Any,
 ) -> requests.Response:
     """Send one request, retrying transient failures within ``retry_max_s`` seconds in total.
 
-    Returns the final response for any non-retryable status. Raises ``ApiError(retryable=True)`` when the
-    budget is spent on retryable failures.
+    ``idempotent`` (default: by method, see ``IDEMPOTENT_METHODS``) decides what may be retried (module
+    docstring). Returns the final response for any status not retried. Raises ``ApiError(retryable=True)`` when
+    the budget is spent on retryable failures, and ``ApiError(outcome_unknown=True)`` when a non-idempotent
+    request failed in a way that does not tell whether it was carried out.
     """
+    if idempotent is None:
+        idempotent = method.upper() in IDEMPOTENT_METHODS
+    retry_statuses = RETRYABLE_STATUSES if idempotent else frozenset({429})
     started = time.monotonic()
     deadline = started + retry_max_s
     jitter = tenacity.wait_random_exponential(multiplier=_BACKOFF_BASE_S, max=_BACKOFF_CAP_S)
@@ -181,12 +211,17 @@ def send(
         remaining = deadline - time.monotonic()
         timeout = max(0.5, min(timeout_s, remaining)) if retry_max_s > 0 else timeout_s
         response = session.request(method, url, timeout=timeout, **requests_kwargs)
-        if response.status_code in RETRYABLE_STATUSES:
+        if response.status_code in retry_statuses:
             raise _RetryableStatus(response)
         return response
 
+    def retryable(exc: BaseException) -> bool:
+        if isinstance(exc, _RetryableStatus):
+            return True
+        return isinstance(exc, _TRANSPORT_ERRORS) and (idempotent or never_sent(exc))
+
     retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type((_RetryableStatus, *_TRANSPORT_ERRORS)),
+        retry=tenacity.retry_if_exception(retryable),
         wait=wait,
         stop=stop,
         sleep=lambda seconds: _sleep(seconds),
@@ -207,6 +242,14 @@ def send(
         ) from None
     except _TRANSPORT_ERRORS as exc:
         attempts = retrying.statistics.get("attempt_number", 1)
+        if not idempotent and not never_sent(exc):
+            raise ApiError(
+                f"{method} {route} failed after it was sent ({type(exc).__name__}): not repeated, its outcome is "
+                "unknown",
+                status=None,
+                code=type(exc).__name__,
+                outcome_unknown=True,
+            ) from None
         raise ApiError(
             f"{method} {route} unreachable after {attempts} attempts"
             f" ({time.monotonic() - started:.1f} s): {type(exc).__name__}",

@@ -46,6 +46,7 @@ class SalesforceClient:
             f"{self.settings.login_url}/services/oauth2/token",
             timeout_s=self.settings.timeout_s,
             retry_max_s=self.settings.retry_max_s,
+            idempotent=True,  # a second token is as good as the first
             data={
                 "grant_type": "client_credentials",
                 "client_id": self.settings.client_id,
@@ -101,8 +102,9 @@ class SalesforceClient:
             return instance_url + path
         return f"{instance_url}/services/data/v{self.settings.api_version}/{path.lstrip('/')}"
 
-    def request(self, method: str, path: str, **kw: Any) -> requests.Response:
-        """Authenticated request with retries; re-logs in once on INVALID_SESSION_ID.
+    def request(self, method: str, path: str, *, idempotent: bool | None = None, **kw: Any) -> requests.Response:
+        """Authenticated request with retries (``idempotent``: see ``clients.http.send``); re-logs in once on
+        INVALID_SESSION_ID.
 
         Raises ``RequestLimitExceeded`` on 403 REQUEST_LIMIT_EXCEEDED; other statuses are returned.
         """
@@ -117,6 +119,7 @@ class SalesforceClient:
                 url,
                 timeout_s=self.settings.timeout_s,
                 retry_max_s=self.settings.retry_max_s,
+                idempotent=idempotent,
                 headers=headers,
                 **kw,
             )

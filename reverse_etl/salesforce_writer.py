@@ -313,7 +313,9 @@ class SalesforceWriter:
         return out.getvalue().encode()
 
     def _bulk_json(self, method: str, path: str, body: dict) -> dict:
-        response = self._request(method, path, data=orjson.dumps(body), headers={"Content-Type": "application/json"})
+        # creating a job twice leaves an empty one, which Salesforce expires: harmless to repeat
+        response = self._request(method, path, data=orjson.dumps(body), headers={"Content-Type": "application/json"},
+                                 idempotent=True)
         if response.status_code >= 300:
             code, message = error_code_and_message(response)
             raise ApiError(f"{method} {path.split('/')[0]}/{path.split('/')[1]} failed with HTTP "

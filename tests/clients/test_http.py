@@ -6,6 +6,7 @@ import time
 
 import pytest
 import requests
+import urllib3
 
 from clients import http
 from clients.http import ApiError, retry_after_seconds, send
@@ -105,3 +106,38 @@ def test_configured_ca_bundle_wins_over_requests_environment_variables(monkeypat
     session = http.new_session(bundle)
     merged = session.merge_environment_settings("https://api.example.test/", {}, None, None, None)
     assert merged["verify"] == bundle
+
+
+def refused() -> requests.ConnectionError:
+    """What requests raises when no connection could be opened: the request never left."""
+    reason = urllib3.exceptions.NewConnectionError(None, "Connection refused")
+    return requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, URL, reason))
+
+
+def test_a_post_that_may_have_reached_the_server_is_never_repeated(waits):
+    for failure in (requests.ConnectionError("reset after sending"), requests.ReadTimeout("no answer"),
+                    requests.exceptions.ChunkedEncodingError("answer cut short")):
+        session, adapter = scripted_session([failure, (201, {"id": "second"})])
+        with pytest.raises(ApiError) as info:
+            send(session, "POST", URL, timeout_s=5, retry_max_s=60)
+        assert info.value.outcome_unknown and not info.value.retryable
+        assert len(adapter.requests) == 1
+
+
+def test_a_post_answered_with_a_server_error_is_handed_back_unrepeated(waits):
+    session, adapter = scripted_session([(503,), (201, {})])
+    assert send(session, "POST", URL, timeout_s=5, retry_max_s=60).status_code == 503
+    assert len(adapter.requests) == 1
+
+
+def test_a_post_that_never_reached_the_server_or_was_throttled_is_retried(waits):
+    session, adapter = scripted_session([refused(), requests.exceptions.ConnectTimeout("no connection"),
+                                         (429, None, {"Retry-After": "1"}), (201, {})])
+    assert send(session, "POST", URL, timeout_s=5, retry_max_s=60).status_code == 201
+    assert len(adapter.requests) == 4
+
+
+def test_a_post_declared_idempotent_is_retried_like_a_get(waits):
+    session, adapter = scripted_session([requests.ReadTimeout("slow"), (503,), (200, {})])
+    assert send(session, "POST", URL, timeout_s=5, retry_max_s=60, idempotent=True).status_code == 200
+    assert len(adapter.requests) == 3
