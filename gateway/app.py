@@ -1,4 +1,8 @@
-"""The event gateway's ASGI application: Akamai webhook listener, B2C API connector and a health check.
+"""The event gateway's ASGI application: Akamai webhook listener, B2C API connector, health and readiness.
+
+``/readyz`` answers 200 only when the inbox can store an event now (the writer takes the write lock within a
+second), else 503, so a load balancer stops sending while another process holds the lock or the disk fails;
+``/healthz`` says the same with the inbox's counts.
 
 Each route is mounted only when its settings are present, so one deployment can serve either side. The settings
 are read by the command line (``python -m gateway serve``) or, for uvicorn's worker processes, by
@@ -6,6 +10,7 @@ are read by the command line (``python -m gateway serve``) or, for uvicorn's wor
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -23,6 +28,7 @@ from settings import ConnectorSettings, Settings, WebhookSettings, load_settings
 
 log = logging.getLogger(__name__)
 
+READINESS_TIMEOUT_S = 1.0
 WEBHOOK_PATH = "/webhooks/akamai"
 CONNECTOR_PATH = "/connectors/b2c/signup"
 
@@ -65,16 +71,27 @@ def create_app(
         connector_endpoint = B2CConnectorEndpoint(connector, inbox, directory)
         routes.append(Route(CONNECTOR_PATH, connector_endpoint.handle, methods=["POST"]))
 
+    async def inbox_ready() -> bool:
+        return await asyncio.to_thread(inbox.ready, READINESS_TIMEOUT_S)
+
+    async def readyz(request: Request) -> JSONResponse:
+        if await inbox_ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "unavailable", "inbox": "cannot store now"}, status_code=503)
+
     async def healthz(request: Request) -> JSONResponse:
         try:
             stats = inbox.stats()
         except Exception as exc:  # noqa: BLE001 - the inbox file is unusable: say so, the balancer takes us out
             return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
-        return JSONResponse({"status": "ok", "webhook": verifier is not None,
-                             "connector": connector_endpoint is not None,
-                             "inbox": {"pending": stats["pending"], "total": stats["total"]}})
+        ready = await inbox_ready()
+        return JSONResponse({"status": "ok" if ready else "unavailable", "inbox_can_store": ready,
+                             "webhook": verifier is not None, "connector": connector_endpoint is not None,
+                             "inbox": {"pending": stats["pending"], "total": stats["total"]}},
+                            status_code=200 if ready else 503)
 
     routes.append(Route("/healthz", healthz, methods=["GET"]))
+    routes.append(Route("/readyz", readyz, methods=["GET"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):

@@ -6,10 +6,15 @@ must keep accepting events while a Dagster run holds the warehouse.
 Writes go through one writer thread that commits whatever has queued up in a single transaction
 (group commit): each caller still waits until its event is on disk, but one fsync covers many events.
 Events are idempotent by ``id`` (the SET's ``jti`` or the connector's request id).
+
+A caller may stop waiting (its own deadline is shorter than SQLite's wait for a lock another process holds):
+its event is still stored, and nothing a caller does can stop the writer. ``ready`` says whether the inbox can
+store an event now, by taking the write lock through the same writer.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -17,7 +22,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -99,6 +104,18 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 _STOP = object()
+_PROBE = None  # a queued "event" that only takes the write lock: readiness
+
+
+def _settle(future: Future, result: Any = None, error: BaseException | None = None) -> None:
+    """Complete a caller's future unless the caller gave up on it (cancelled): never raises."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass  # the caller stopped waiting; its event is stored all the same
 
 
 @contextmanager
@@ -157,7 +174,15 @@ class Inbox:
         except Exception as exc:
             raise InboxUnavailable(type(exc).__name__) from exc
 
-    def _submit(self, event: InboxEvent) -> Future[bool]:
+    def ready(self, timeout_s: float = 1.0) -> bool:
+        """True when the inbox can store an event now: the writer takes the write lock within ``timeout_s``."""
+        try:
+            future = self._submit(_PROBE)
+            return bool(future.result(timeout=timeout_s))
+        except Exception:  # noqa: BLE001 - closed, timed out or failed: not ready
+            return False
+
+    def _submit(self, event: InboxEvent | None) -> Future[bool]:
         if self._closed:
             raise InboxUnavailable("inbox closed")
         self._ensure_writer()
@@ -194,28 +219,32 @@ class Inbox:
                 if conn is None:
                     conn = _connect(self.path)
                 results = self._write_batch(conn, [event for event, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - every waiting caller must hear of it
+            except BaseException as exc:  # noqa: BLE001 - every waiting caller must hear of it; the writer lives on
                 log.error("inbox write failed for %d events: %s", len(batch), type(exc).__name__)
                 if conn is not None:
-                    conn.close()
+                    with contextlib.suppress(Exception):
+                        conn.close()
                     conn = None  # reopen next time: the file may come back
                 for _, future in batch:
-                    future.set_exception(InboxUnavailable(type(exc).__name__))
+                    _settle(future, error=InboxUnavailable(type(exc).__name__))
             else:
                 for (_, future), stored in zip(batch, results):
-                    future.set_result(stored)
+                    _settle(future, stored)
             if stop_after:
                 break
         if conn is not None:
             conn.close()
 
     @staticmethod
-    def _write_batch(conn: sqlite3.Connection, events: list[InboxEvent]) -> list[bool]:
+    def _write_batch(conn: sqlite3.Connection, events: list[InboxEvent | None]) -> list[bool]:
         received_at = _now()
         results: list[bool] = []
         seen: set[str] = set()
         with _immediate_transaction(conn):
             for event in events:
+                if event is _PROBE:  # the write lock is held: the inbox can store
+                    results.append(True)
+                    continue
                 if event.id in seen:  # a duplicate within the same batch
                     results.append(False)
                     continue

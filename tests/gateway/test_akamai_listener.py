@@ -153,3 +153,20 @@ def test_healthz_reports_the_inbox(client, signing_key) -> None:
     post(client, signing_key.sign(set_claims()))
     body = client.get("/healthz").json()
     assert body["status"] == "ok" and body["inbox"] == {"pending": 1, "total": 1}
+
+
+def test_readiness_and_health_fail_while_the_inbox_cannot_store(client, inbox, signing_key) -> None:
+    import sqlite3
+
+    assert client.get("/readyz").status_code == 200
+    holder = sqlite3.connect(inbox.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        assert client.get("/readyz").status_code == 503
+        health = client.get("/healthz")
+        assert health.status_code == 503 and health.json()["inbox_can_store"] is False
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert client.get("/readyz").status_code == 200
+    assert post(client, signing_key.sign(set_claims())).status_code == 202

@@ -141,3 +141,36 @@ def test_audit_rows_wait_until_marked_imported(inbox: Inbox) -> None:
     assert all(r["logged_at"] for r in waiting)
     inbox.mark_audit_imported([waiting[0]["id"]])
     assert [r["record_key"] for r in inbox.unimported_audit()] == ["akamai:u2"]
+
+
+def test_a_caller_that_stopped_waiting_never_stops_the_writer(inbox: Inbox) -> None:
+    import asyncio
+
+    holder = sqlite3.connect(inbox.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a sensor or a second worker holds the write lock longer than callers wait
+
+    async def impatient() -> None:
+        with pytest.raises(InboxUnavailable):
+            await inbox.aput(event(1), timeout_s=0.2)
+
+    asyncio.run(impatient())
+    later: list[bool] = []
+    waiting = threading.Thread(target=lambda: later.append(inbox.put(event(2), timeout_s=10)))
+    waiting.start()
+    time.sleep(0.2)
+    holder.execute("ROLLBACK")  # the lock is released
+    waiting.join()
+    assert later == [True], "an event queued behind the abandoned one is stored"
+    assert inbox.put(event(3), timeout_s=5) is True
+    assert inbox.put(event(1), timeout_s=5) is False  # the abandoned event was stored all the same
+    holder.close()
+
+
+def test_readiness_says_whether_the_inbox_can_store_now(inbox: Inbox) -> None:
+    assert inbox.ready(timeout_s=2)
+    holder = sqlite3.connect(inbox.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    assert not inbox.ready(timeout_s=0.3)
+    holder.execute("ROLLBACK")
+    assert inbox.ready(timeout_s=5)
+    holder.close()
