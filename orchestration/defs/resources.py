@@ -122,7 +122,7 @@ class GraphResource(HttpTuning):
 
     tenant_id: str = ""
     client_id: str = ""
-    client_secret: str = ""
+    client_secret: str = Field(default="", repr=False)  # a secret: never in repr or logs
     authority_host: str = GraphSettings.authority_host
     graph_base_url: str = GraphSettings.graph_base_url
     extensions_app_id: str = ""
@@ -147,7 +147,7 @@ class SalesforceResource(HttpTuning):
     """Salesforce through a connected app (client-credentials flow against a configurable login host)."""
 
     client_id: str = ""
-    client_secret: str = ""
+    client_secret: str = Field(default="", repr=False)  # a secret: never in repr or logs
     login_url: str = SalesforceSettings.login_url
     api_version: str = SalesforceSettings.api_version
     external_id_field: str = SalesforceSettings.external_id_field
@@ -169,7 +169,7 @@ class AkamaiResource(HttpTuning):
 
     base_url: str = ""
     client_id: str = ""
-    client_secret: str = ""
+    client_secret: str = Field(default="", repr=False)  # a secret: never in repr or logs
     entity_type: str = AkamaiSettings.entity_type
 
     @property
@@ -221,7 +221,7 @@ def _absolute(path: str) -> Path:
 class AlertResource(dg.ConfigurableResource):
     """Where run-failure alerts are posted (nothing when unset)."""
 
-    webhook_url: str = ""
+    webhook_url: str = Field(default="", repr=False)  # may carry a token: never in repr or logs
     ca_bundle: str | None = None
 
 
