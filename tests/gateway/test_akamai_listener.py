@@ -170,3 +170,34 @@ def test_readiness_and_health_fail_while_the_inbox_cannot_store(client, inbox, s
         holder.close()
     assert client.get("/readyz").status_code == 200
     assert post(client, signing_key.sign(set_claims())).status_code == 202
+
+
+def test_while_the_key_set_was_never_fetched_forged_tokens_do_not_each_trigger_a_fetch(inbox, signing_key) -> None:
+    server = JwksServer()
+    server.fail = True
+    with server.running():
+        app = create_app(inbox=inbox, verifier=SetVerifier(webhook_settings(server.url, jwks_min_refresh_s=60.0)))
+        with TestClient(app) as client:
+            answers = [post(client, signing_key.sign(set_claims(), kid=f"forged-{n}")).status_code
+                       for n in range(100)]
+    assert set(answers) == {503}  # the sender retries later
+    assert server.fetches == 1  # one attempt, then the backoff
+
+
+def test_concurrent_unknown_kids_share_one_fetch(signing_key) -> None:
+    import asyncio
+
+    from gateway.jwks import JwksCache, UnknownKey
+
+    server = JwksServer()
+    server.keys = [signing_key.jwk()]
+
+    async def lookups():
+        cache = JwksCache(server.url, min_refresh_s=60.0)
+        return await asyncio.gather(*(cache.key(f"forged-{n}") for n in range(20)), cache.key(signing_key.kid),
+                                    return_exceptions=True)
+
+    with server.running():
+        results = asyncio.run(lookups())
+    assert server.fetches == 1
+    assert all(isinstance(r, UnknownKey) for r in results[:-1]) and results[-1].key_id == signing_key.kid
