@@ -16,6 +16,7 @@ from clients.http import (
     ApiError,
     error_code_and_message,
     new_session,
+    path_segment,
     send,
     successful_content,
 )
@@ -113,7 +114,7 @@ class GraphClient:
 
     def get_user(self, user_id: str, select: Sequence[str]) -> dict | None:
         """One user, or None when it does not exist (any more)."""
-        response = self.request("GET", f"users/{user_id}", params={"$select": ",".join(select)})
+        response = self.request("GET", f"users/{path_segment(user_id)}", params={"$select": ",".join(select)})
         if response.status_code == 404:
             return None
         if response.status_code >= 400:

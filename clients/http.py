@@ -18,7 +18,7 @@ import email.utils
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 import tenacity
@@ -78,6 +78,16 @@ def new_session(ca_bundle: str | None) -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
+
+
+def path_segment(value: object) -> str:
+    """``value`` as one URL path segment: every character that could end or climb the segment (``/``, ``?``,
+    ``#``, ``%``) percent-encoded, and a segment of dots refused, so data (an id from a webhook, a record)
+    always addresses the record it names and no other."""
+    text = str(value)
+    if text.strip(".") == "":
+        raise ValueError("a path segment cannot be empty or only dots")
+    return quote(text, safe="")
 
 
 def route_of(url: str) -> str:

@@ -20,6 +20,7 @@ from clients.http import (
     RequestLimitExceeded,
     error_code_and_message,
     new_session,
+    path_segment,
     send,
     successful_content,
 )
@@ -174,4 +175,4 @@ class SalesforceClient:
             yield body.get("records", [])
 
     def describe(self, sobject: str = "Contact") -> dict:
-        return self._json("GET", f"sobjects/{sobject}/describe")
+        return self._json("GET", f"sobjects/{path_segment(sobject)}/describe")

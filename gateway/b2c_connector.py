@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import logging
 import re
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ from starlette.responses import JSONResponse
 
 from gateway.akamai_listener import BodyTooLarge, read_limited
 from gateway.crm_contacts import ContactDirectory, SignUpIdentity
+from gateway.identity_ids import canonical_uuid
 from inbox import Inbox, InboxEvent, InboxUnavailable
 from settings import ConnectorSettings
 
@@ -89,10 +89,9 @@ def parse_claims(claims: object, consent_attribute: str) -> SignUpClaims:
     identity = None
     object_id = claims.get("objectId")
     if object_id not in (None, ""):
-        try:
-            object_id = str(uuid.UUID(str(object_id)))
-        except ValueError:
-            raise ClaimsInvalid("We could not process your details. Please try again.") from None
+        object_id = canonical_uuid(object_id)  # a B2C objectId; only this form is used in requests
+        if object_id is None:
+            raise ClaimsInvalid("We could not process your details. Please try again.")
     else:
         object_id = None
     if raw_email not in (None, ""):

@@ -16,7 +16,7 @@ from typing import Protocol
 import duckdb
 import orjson
 
-from clients.http import ApiError
+from clients.http import ApiError, error_code_and_message, path_segment
 from clients.salesforce import SalesforceClient
 from gateway.name_rules import first_names_differ
 from settings import SalesforceSettings
@@ -67,8 +67,8 @@ def candidate_contacts(client: SalesforceClient, identity_id: str | None, email:
 def upsert_by_external_id(client: SalesforceClient, identity_id: str, fields: dict) -> str | None:
     """Create or update the contact keyed by the identity's id; its Id (looked up when the answer has none)."""
     field_name = client.settings.external_id_field
-    response = client.request("PATCH", f"sobjects/Contact/{field_name}/{identity_id}", data=orjson.dumps(fields),
-                              headers={"Content-Type": "application/json"})
+    response = client.request("PATCH", f"sobjects/Contact/{path_segment(field_name)}/{path_segment(identity_id)}",
+                              data=orjson.dumps(fields), headers={"Content-Type": "application/json"})
     if response.status_code in (200, 201) and response.content:
         created = orjson.loads(response.content).get("id")
         if created:
@@ -76,7 +76,14 @@ def upsert_by_external_id(client: SalesforceClient, identity_id: str, fields: di
     if response.status_code in (200, 201, 204):
         held = contacts_where(client, f"{field_name} = {soql_string(identity_id)}")
         return held[0]["Id"] if held else None
-    raise ApiError(f"Contact upsert failed with HTTP {response.status_code}", status=response.status_code)
+    raise refused("Contact upsert", response)
+
+
+def refused(what: str, response) -> ApiError:
+    """The CRM's refusal as an ApiError carrying its code (e.g. ENTITY_IS_DELETED), never its message."""
+    code, _ = error_code_and_message(response)
+    return ApiError(f"{what} refused with HTTP {response.status_code} ({code or 'no code'})",
+                    status=response.status_code, code=code or f"HTTP_{response.status_code}")
 
 
 def choose_by_email(same_email: list[dict], identity_id: str | None, given_name: str | None,

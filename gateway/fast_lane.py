@@ -32,9 +32,10 @@ from typing import Any
 import orjson
 
 from clients.akamai import AkamaiClient
-from clients.http import ApiError
+from clients.http import ApiError, path_segment
 from clients.salesforce import SalesforceClient
-from gateway.crm_contacts import candidate_contacts, choose_by_email, upsert_by_external_id
+from gateway.crm_contacts import candidate_contacts, choose_by_email, refused, upsert_by_external_id
+from gateway.identity_ids import canonical_uuid
 from inbox import Inbox, InboxEvent
 from ingestion import CONSENT_KEY, CONTACT_ID_KEY, AkamaiIdentityReader, UnrepresentableRecord
 from reverse_etl import (
@@ -58,6 +59,7 @@ SOURCE = "fast_lane"  # the source of the events this worker stores for the sens
 PROVIDER = "akamai"
 CRM = "salesforce"
 HANDLED_KINDS = frozenset({"entityCreated", "entityUpdated"})
+CONTACT_GONE = frozenset({"ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY"})
 DEFAULT_SETTINGS = FastLaneSettings()
 
 
@@ -175,11 +177,18 @@ class FastLane:
         payload = {self.external_id_field: result.uuid}
 
         def send() -> str:
-            self.salesforce.request("PATCH", f"sobjects/Contact/{contact_id}", data=orjson.dumps(payload),
-                                    headers={"Content-Type": "application/json"})
+            response = self.salesforce.request("PATCH", f"sobjects/Contact/{path_segment(contact_id)}",
+                                               data=orjson.dumps(payload), headers={"Content-Type": "application/json"})
+            if not 200 <= response.status_code < 300:  # e.g. 404 ENTITY_IS_DELETED: the contact is gone
+                raise refused("Contact update", response)
             return contact_id
 
-        self._call(result, CRM, SET_EXTERNAL_ID, f"{contact_id}:{self.external_id_field}", payload, send)
+        try:
+            self._call(result, CRM, SET_EXTERNAL_ID, f"{contact_id}:{self.external_id_field}", payload, send)
+        except ApiError as exc:
+            if exc.code in CONTACT_GONE:  # deleted or merged away meanwhile: the batch linking decides
+                raise _Deferred(f"contact_gone ({exc.code})") from None
+            raise
 
     def _create(self, identity: dict[str, Any], result: FastLaneResult) -> str | None:
         values = {**identity, "identity_id": result.uuid, "family_name": identity.get("surname")}
@@ -207,9 +216,10 @@ class FastLane:
 # ---- the worker ----------------------------------------------------------------------------------------------
 
 def uuids_to_link(events: Iterable[InboxEvent]) -> list[str]:
-    """Akamai identities created or updated, each once, in order of first appearance."""
-    return list(dict.fromkeys(e.subject for e in events
-                              if e.source == PROVIDER and e.kind in HANDLED_KINDS and e.subject))
+    """Akamai identities created or updated, each once, in order of first appearance; a subject that is not an
+    Akamai uuid (the listener refuses those; an older inbox may hold one) is never acted on."""
+    uuids = (canonical_uuid(e.subject) for e in events if e.source == PROVIDER and e.kind in HANDLED_KINDS)
+    return list(dict.fromkeys(uuid for uuid in uuids if uuid))
 
 
 def outcome_event(result: FastLaneResult) -> InboxEvent:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import jwt
 import orjson
 
+from gateway.identity_ids import canonical_uuid
 from gateway.jwks import JwksCache, KeySetUnavailable, UnknownKey
 from settings import WebhookSettings
 
@@ -117,6 +118,7 @@ class SetVerifier:
             raise Malformed("unsupported event type")
         if not sub and isinstance(body, dict):  # some senders carry the subject inside the event
             sub = body.get("sub") or body.get("uuid") or body.get("id")
-        if not isinstance(sub, str) or not sub or len(sub) > 256:
-            raise Malformed("sub must be a non-empty string")
-        return SecurityEvent(jti=jti, kind=kind, subject=sub, issued_at=int(iat), event_uri=event_uri)
+        subject = canonical_uuid(sub)
+        if subject is None:  # only an entity uuid goes on: it is used in requests and paths
+            raise Malformed("sub must be an Akamai entity uuid")
+        return SecurityEvent(jti=jti, kind=kind, subject=subject, issued_at=int(iat), event_uri=event_uri)

@@ -20,7 +20,7 @@ import tenacity
 
 from clients import http, json_bodies
 from clients.graph import BATCH_LIMIT, GraphClient
-from clients.http import RETRYABLE_STATUSES, ApiError, parse_retry_after
+from clients.http import RETRYABLE_STATUSES, ApiError, parse_retry_after, path_segment
 from ingestion import normalize as n
 from ingestion.columns import (
     B2C_USERS,
@@ -292,7 +292,7 @@ def _targeted_pages(client: GraphClient, ids: list[str], not_found: list[str]) -
             try:
                 answers = client.batch(
                     [
-                        {"id": k, "method": "GET", "url": f"/users/{quote(uid, safe='')}?$select={select}"}
+                        {"id": k, "method": "GET", "url": f"/users/{path_segment(uid)}?$select={select}"}
                         for k, uid in pending.items()
                     ]
                 )

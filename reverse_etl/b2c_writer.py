@@ -11,12 +11,11 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 import requests
 
 from clients.graph import BATCH_LIMIT, GraphClient
-from clients.http import ApiError, RequestLimitExceeded
+from clients.http import ApiError, RequestLimitExceeded, path_segment
 from reverse_etl.attribute_writer import AttributeWriter
 from reverse_etl.state import Outcome, SyncRecord
 
@@ -62,7 +61,7 @@ class B2CWriter(AttributeWriter):
         round_no = 0
         while waiting:
             sub_requests = [
-                {"id": sub_id, "method": "PATCH", "url": f"/users/{quote(str(record.target), safe='')}",
+                {"id": sub_id, "method": "PATCH", "url": f"/users/{path_segment(record.target)}",
                  "headers": {"Content-Type": "application/json"}, "body": dict(record.payload)}
                 for sub_id, record in waiting.items()
             ]

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 import requests
 
-from clients.http import ApiError, RequestLimitExceeded, error_code_and_message
+from clients.http import ApiError, RequestLimitExceeded, error_code_and_message, path_segment
 from clients.salesforce import SalesforceClient
 from reverse_etl.state import Outcome, SyncRecord
 
@@ -209,7 +209,8 @@ class SalesforceWriter:
             else:  # an upsert never clears: fields without a value are left as they are
                 body.update({k: v for k, v in record.payload.items() if v is not None})
             records.append(body)
-        path = (f"composite/sobjects/{self.sobject}/{self.external_id_field}" if method == "upsert"
+        path = (f"composite/sobjects/{path_segment(self.sobject)}/{path_segment(self.external_id_field)}"
+                if method == "upsert"
                 else "composite/sobjects")
         try:
             response = self._request("PATCH", path, data=orjson.dumps({"allOrNone": False, "records": records}),

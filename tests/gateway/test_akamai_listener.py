@@ -201,3 +201,16 @@ def test_concurrent_unknown_kids_share_one_fetch(signing_key) -> None:
         results = asyncio.run(lookups())
     assert server.fetches == 1
     assert all(isinstance(r, UnknownKey) for r in results[:-1]) and results[-1].key_id == signing_key.kid
+
+
+@pytest.mark.parametrize("subject", ["../003000000000001AAA", "11111111-0000-4000-8000-000000000001/../x",
+                                     "not-a-uuid", "11111111-0000-4000-8000-00000000000G"])
+def test_a_subject_that_is_not_an_akamai_uuid_is_refused_and_not_stored(client, inbox, signing_key,
+                                                                          subject) -> None:
+    assert post(client, signing_key.sign(set_claims(sub=subject))).status_code == 400
+    assert inbox.stats()["total"] == 0
+
+
+def test_a_subject_is_stored_in_its_canonical_lowercase_form(client, inbox, signing_key) -> None:
+    assert post(client, signing_key.sign(set_claims(sub="11111111-AAAA-4000-8000-00000000000F"))).status_code == 202
+    assert [e.subject for e in inbox.pending()] == ["11111111-aaaa-4000-8000-00000000000f"]

@@ -49,7 +49,7 @@ def test_serve_answers_healthz_over_tls_with_the_given_certificate(tmp_path) -> 
                 assert time.monotonic() < deadline, "gateway did not start"
                 time.sleep(0.1)
         assert response.status_code == 200
-        assert response.json() == {"status": "ok", "webhook": False, "connector": False,
+        assert response.json() == {"status": "ok", "inbox_can_store": True, "webhook": False, "connector": False,
                                    "inbox": {"pending": 0, "total": 0}}
         assert (tmp_path / "inbox.sqlite3").exists()
     finally:

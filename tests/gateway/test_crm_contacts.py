@@ -96,3 +96,23 @@ def test_the_contact_already_carrying_the_identity_wins_over_an_email_match(sand
     identity = SignUpIdentity(email=f"new.{object_id[:8]}@example.org", given_name="Ada", surname="Lovelace",
                               object_id=object_id)
     assert directory.find_or_create(identity) == mine
+
+
+def test_an_identity_id_climbing_the_path_cannot_touch_another_contact(sandbox) -> None:
+    from gateway.crm_contacts import upsert_by_external_id
+
+    victim = _contact(sandbox, f"victim.{uuid.uuid4().hex[:8]}@example.org", "Victor", "Victim")
+    client = SalesforceClient(load_settings(sandbox.env).salesforce)
+    before = next(c for c in contacts(sandbox) if c["Id"] == victim)
+    for hostile in (f"../{victim}", f"..%2F{victim}", f"x/../../{victim}"):
+        upsert_by_external_id(client, hostile, {"LastName": "Overwritten", "Email": "attacker@example.org"})
+    assert next(c for c in contacts(sandbox) if c["Id"] == victim) == before
+
+
+def test_a_path_segment_encodes_every_separator_and_refuses_dots() -> None:
+    from clients.http import path_segment
+
+    assert path_segment("../003X?q=1#f") == "..%2F003X%3Fq%3D1%23f"
+    for dots in ("..", ".", ""):
+        with pytest.raises(ValueError):
+            path_segment(dots)

@@ -49,6 +49,7 @@ ENTITIES = [
     entity(uuid_of(9), "worker.new@example.org", "Wanda", "Worker"),
     entity(uuid_of(10), "crm.down@example.org", "Dora", "Down"),
     entity(uuid_of(11), "again@example.org", "Agnes", "Again"),
+    entity(uuid_of(12), "deleted.meanwhile@example.org", "Della", "Meanwhile"),
 ]
 CONTACTS = [
     contact("003000000000002AAA", "robert.known@example.org", "Robert", "Known"),
@@ -56,6 +57,7 @@ CONTACTS = [
     contact("003000000000004AAA", "twice@example.org", "Tess", "Twice"),
     contact("003000000000104AAA", "twice@example.org", "Tess", "Twice"),
     contact("003000000000005AAA", "held@example.org", "Hal", "Held", external_id="someone-else"),
+    contact("003000000000012AAA", "deleted.meanwhile@example.org", "Della", "Meanwhile"),
 ]
 
 
@@ -221,3 +223,24 @@ def test_uuids_are_taken_once_from_created_and_updated_akamai_events_only() -> N
               InboxEvent(id="b2c:x", source="b2c", kind="signUp", subject="oid")]
     assert uuids_to_link(events) == [uuid_of(1)]
 
+
+
+def test_a_contact_deleted_before_its_external_id_is_set_is_not_written_onto_the_identity(worker, tenant) -> None:
+    salesforce = worker.lane.salesforce
+    original = salesforce.request
+
+    def deleted_meanwhile(method, path, **kw):
+        if method == "PATCH" and path.startswith("sobjects/Contact/003"):
+            assert original("DELETE", path).status_code == 204  # a CRM user deletes it at that moment
+        return original(method, path, **kw)
+
+    salesforce.request = deleted_meanwhile
+    try:
+        result = worker.lane.link(uuid_of(12))
+    finally:
+        salesforce.request = original
+    assert (result.action, result.reason) == ("deferred", "contact_gone (ENTITY_IS_DELETED)")
+    assert [(row["operation"], row["outcome"], row["error_code"]) for row in result.audit] == [
+        ("set_external_id", "failed", "ENTITY_IS_DELETED")]
+    assert not akamai_entity(tenant, 12).get("crmContactId")
+    assert not result.wrote
