@@ -21,9 +21,10 @@ from starlette.routing import Route
 
 from gateway.akamai_listener import AkamaiWebhookEndpoint
 from gateway.b2c_connector import B2CConnectorEndpoint
-from gateway.crm_contacts import ContactDirectory, LinkTableLookup, SalesforceContactDirectory
+from gateway.crm_contacts import CRM, ContactDirectory, LinkTableLookup, SalesforceContactDirectory
 from gateway.security_events import SetVerifier
 from inbox import Inbox
+from reverse_etl import mapping_for
 from settings import ConnectorSettings, Settings, WebhookSettings, load_settings
 
 log = logging.getLogger(__name__)
@@ -33,12 +34,15 @@ WEBHOOK_PATH = "/webhooks/akamai"
 CONNECTOR_PATH = "/connectors/b2c/signup"
 
 
-def _salesforce_directory(settings: Settings, budget_s: float) -> ContactDirectory | None:
+def _salesforce_directory(settings: Settings, connector: ConnectorSettings, inbox: Inbox) -> ContactDirectory | None:
     if settings.salesforce is None:
         log.warning("Salesforce is not configured: sign-ups are stored for the asynchronous path only")
         return None
     links = LinkTableLookup(settings.warehouse_path) if settings.connector_warehouse_lookup else None
-    return SalesforceContactDirectory.within_budget(settings.salesforce, budget_s, links)
+    client_id = settings.graph.client_id if settings.graph else settings.salesforce.client_id
+    target = mapping_for(settings.field_mapping, client_id)[CRM]
+    return SalesforceContactDirectory.within_budget(settings.salesforce, connector.budget_s, target,
+                                                    connector.password.encode(), links, audit=inbox.record_audit)
 
 
 def create_app(
@@ -67,7 +71,7 @@ def create_app(
         connector = settings.connector
     if connector is not None:
         if directory is None and settings is not None:
-            directory = _salesforce_directory(settings, connector.budget_s)
+            directory = _salesforce_directory(settings, connector, inbox)
         connector_endpoint = B2CConnectorEndpoint(connector, inbox, directory)
         routes.append(Route(CONNECTOR_PATH, connector_endpoint.handle, methods=["POST"]))
 

@@ -2,16 +2,23 @@
 
 Lookups go to the golden link table first (when enabled), then to the contact already carrying the identity's
 id, then to the CRM by email — accepted only when the dbt email rule would accept it (see
-``choose_by_email``); a new contact is upserted by the external-ID field when the identity's id is known, so a
-retried sign-up or the later batch sync updates the same record instead of creating a second one.
+``choose_by_email``). A new contact is never created by a plain POST: it is upserted by the external-ID field,
+keyed by the identity's id or, for a sign-up B2C calls before the user exists (no objectId), by a provisional
+key derived from the normalised email (``signup_key``). A retried request, B2C's own retries and concurrent
+identical sign-ups all upsert the same key, so they find the first contact instead of creating another; the
+batch linking later links the identity to that contact by email and replaces the provisional key with the
+identity's id. Contact fields come from the field mapping, and each write is audited like every other writer's.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import duckdb
 import orjson
@@ -19,7 +26,21 @@ import orjson
 from clients.http import ApiError, error_code_and_message, path_segment
 from clients.salesforce import SalesforceClient
 from gateway.name_rules import first_names_differ
+from reverse_etl import (
+    CREATE_CONTACT,
+    FAILED,
+    SUCCEEDED,
+    TargetMapping,
+    external_write,
+    salesforce_contact_fields,
+)
 from settings import SalesforceSettings
+
+PROVIDER = "b2c"
+CRM = "salesforce"
+SIGNUP_KEY_PREFIX = "signup-"
+# a concurrent upsert of the same key lost the race: the contact exists, read it back
+_KEY_TAKEN = frozenset({"DUPLICATE_VALUE", "DUPLICATE_EXTERNAL_ID"})
 
 log = logging.getLogger(__name__)
 
@@ -130,48 +151,70 @@ class LinkTableLookup:
         return row[0] if row else None
 
 
+def signup_key(email: str, secret: bytes) -> str:
+    """The provisional external id of a sign-up without objectId: the same for every request of one normalised
+    address, keyed by a secret so it reveals nothing about the address to whoever reads it."""
+    digest = hmac.new(secret, email.strip().lower().encode(), hashlib.sha256).hexdigest()
+    return SIGNUP_KEY_PREFIX + digest[:32]
+
+
+Audit = Callable[[Iterable[dict[str, Any]]], Any]
+
+
 class SalesforceContactDirectory:
-    def __init__(self, client: SalesforceClient, links: LinkTableLookup | None = None) -> None:
+    def __init__(self, client: SalesforceClient, target: TargetMapping, key_secret: bytes,
+                 links: LinkTableLookup | None = None, audit: Audit | None = None) -> None:
         self.client = client
+        self.target = target
+        self.key_secret = key_secret
         self.links = links
+        self.audit = audit
         self.external_id_field = client.settings.external_id_field
 
     @classmethod
-    def within_budget(cls, settings: SalesforceSettings, budget_s: float,
-                      links: LinkTableLookup | None = None) -> SalesforceContactDirectory:
+    def within_budget(cls, settings: SalesforceSettings, budget_s: float, target: TargetMapping, key_secret: bytes,
+                      links: LinkTableLookup | None = None, audit: Audit | None = None) -> SalesforceContactDirectory:
         # Retries must end inside the sign-up budget, or stuck calls would pile up behind it.
         settings = dataclasses.replace(settings, timeout_s=budget_s, retry_max_s=budget_s)
-        return cls(SalesforceClient(settings), links)
+        return cls(SalesforceClient(settings), target, key_secret, links, audit)
 
     def find_or_create(self, identity: SignUpIdentity) -> str | None:
         if identity.object_id and self.links is not None:
             linked = self.links.contact_id(identity.object_id)
             if linked:
                 return linked
-        held, same_email = candidate_contacts(self.client, identity.object_id, identity.email)
+        key = identity.object_id or signup_key(identity.email, self.key_secret)
+        held, same_email = candidate_contacts(self.client, key, identity.email)
         if held:
             return held[0]["Id"]
         if same_email:
-            contact, reason = choose_by_email(same_email, identity.object_id, identity.given_name,
-                                              self.external_id_field)
+            contact, reason = choose_by_email(same_email, key, identity.given_name, self.external_id_field)
             if contact is None:
                 log.info("connector: no contact claimed (%s); the batch linking decides", reason)
             return contact["Id"] if contact else None
         if not identity.surname:
             return None  # Salesforce requires LastName; the batch sync creates it with the mapped fallback
-        fields = {"Email": identity.email, "LastName": identity.surname}
-        if identity.given_name:
-            fields["FirstName"] = identity.given_name
-        if identity.object_id:
-            return self._upsert(identity.object_id, fields)
-        return self._create(fields)
+        return self._upsert(key, identity)
 
-    def _upsert(self, object_id: str, fields: dict) -> str | None:
-        return upsert_by_external_id(self.client, object_id, fields)
+    def _upsert(self, key: str, identity: SignUpIdentity) -> str | None:
+        fields = salesforce_contact_fields(self.target, {
+            "identity_id": key, "email": identity.email, "given_name": identity.given_name,
+            "family_name": identity.surname})
+        body = {name: value for name, value in fields.items()
+                if value not in (None, "") and name != self.external_id_field}
+        record_key = f"{PROVIDER}:{key}"
+        try:
+            contact_id = upsert_by_external_id(self.client, key, body)
+        except ApiError as exc:
+            self._record(record_key, fields, FAILED, exc.code or f"HTTP_{exc.status}")
+            if exc.code not in _KEY_TAKEN:
+                raise
+            held = contacts_where(self.client, f"{self.external_id_field} = {soql_string(key)}")
+            return held[0]["Id"] if held else None
+        self._record(record_key, fields, SUCCEEDED, remote_id=contact_id)
+        return contact_id
 
-    def _create(self, fields: dict) -> str | None:
-        response = self.client.request("POST", "sobjects/Contact", data=orjson.dumps(fields),
-                                       headers={"Content-Type": "application/json"})
-        if response.status_code == 201:
-            return orjson.loads(response.content).get("id")
-        raise ApiError(f"Contact create failed with HTTP {response.status_code}", status=response.status_code)
+    def _record(self, record_key: str, fields: dict, outcome: str, error_code: str | None = None,
+                remote_id: str | None = None) -> None:
+        if self.audit is not None:
+            self.audit([external_write(CRM, CREATE_CONTACT, record_key, fields, outcome, error_code, remote_id)])

@@ -41,7 +41,6 @@ from ingestion import CONSENT_KEY, CONTACT_ID_KEY, AkamaiIdentityReader, Unrepre
 from reverse_etl import (
     CREATE_CONTACT,
     FAILED,
-    SALESFORCE_LOGICAL_FIELDS,
     SET_ATTRIBUTE,
     SET_EXTERNAL_ID,
     SUCCEEDED,
@@ -49,6 +48,7 @@ from reverse_etl import (
     contact_id_attribute,
     external_write,
     mapping_for,
+    salesforce_contact_fields,
 )
 from settings import FastLaneSettings, Settings
 
@@ -192,8 +192,7 @@ class FastLane:
 
     def _create(self, identity: dict[str, Any], result: FastLaneResult) -> str | None:
         values = {**identity, "identity_id": result.uuid, "family_name": identity.get("surname")}
-        fields = {remote: values.get(SALESFORCE_LOGICAL_FIELDS[logical])
-                  for logical, remote in self.target.fields.items() if logical in SALESFORCE_LOGICAL_FIELDS}
+        fields = salesforce_contact_fields(self.target, values)
         body = {name: value for name, value in fields.items()
                 if value not in (None, "") and name != self.external_id_field}
 

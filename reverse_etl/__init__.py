@@ -62,6 +62,7 @@ from reverse_etl.mapping import (
     TargetMapping,
     load_mapping,
     mapping_for,
+    salesforce_contact_fields,
 )
 from reverse_etl.salesforce_writer import CREATE_CONTACT, SET_EXTERNAL_ID
 from reverse_etl.state import FAILED, SUCCEEDED, external_write
@@ -79,4 +80,5 @@ __all__ = [
     "external_write",
     "load_mapping",
     "mapping_for",
+    "salesforce_contact_fields",
 ]

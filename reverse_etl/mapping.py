@@ -62,6 +62,14 @@ class TargetMapping:
         return self.fields.get(logical)
 
 
+def salesforce_contact_fields(target: TargetMapping, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A new contact's fields through the mapping: each mapped logical field's value, read from ``values`` by
+    its marts column name (identity_id, email, given_name, family_name, ...). Every writer that creates a
+    contact (the batch push, the fast lane, the sign-up connector) builds it here."""
+    return {remote: values.get(SALESFORCE_LOGICAL_FIELDS[logical]) for logical, remote in target.fields.items()
+            if logical in SALESFORCE_LOGICAL_FIELDS}
+
+
 def mapping_for(settings: FieldMappingSettings, client_id: str) -> Mapping[str, TargetMapping]:
     """The targets of the configured file, customer and environment for ``client_id``."""
     return load_mapping(settings.path, settings.customer, settings.environment, client_id)

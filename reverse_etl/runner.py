@@ -28,6 +28,7 @@ from reverse_etl.mapping import (
     CRM_LOGICAL_FIELDS,
     MappingError,
     TargetMapping,
+    salesforce_contact_fields,
     validate_b2c_mapping,
     validate_salesforce_mapping,
 )
@@ -209,7 +210,7 @@ def crm_records(con: duckdb.DuckDBPyConnection, crm: str, target: TargetMapping,
         if not values["identity_id"]:
             log.warning("contacts_to_create row without identity_id ignored (provider %s)", values["identity_provider"])
             continue
-        payload = {target.fields[logical]: values[column] for logical, column in columns.items()}
+        payload = salesforce_contact_fields(target, values)
         records.append(SyncRecord(key=f"{values['identity_provider']}:{values['identity_id']}",
                                   operation=CREATE_CONTACT, payload=payload))
 

@@ -1,19 +1,31 @@
 """Finding or creating a sign-up's CRM contact, against the sandbox's Salesforce through the real client."""
 from __future__ import annotations
 
+import contextlib
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 import pytest
 
+from clients.http import ApiError
 from clients.salesforce import SalesforceClient
-from gateway.crm_contacts import SalesforceContactDirectory, SignUpIdentity, soql_string
+from gateway.crm_contacts import SalesforceContactDirectory, SignUpIdentity, signup_key, soql_string
+from reverse_etl import mapping_for
 from settings import load_settings
+
+SECRET = b"connector-secret"
+
+
+def directory_for(env: dict, audit=None) -> SalesforceContactDirectory:
+    settings = load_settings(env)
+    target = mapping_for(settings.field_mapping, settings.graph.client_id)["salesforce"]
+    return SalesforceContactDirectory.within_budget(settings.salesforce, 10.0, target, SECRET, audit=audit)
 
 
 @pytest.fixture
 def directory(sandbox) -> SalesforceContactDirectory:
-    return SalesforceContactDirectory.within_budget(load_settings(sandbox.env).salesforce, budget_s=10.0)
+    return directory_for(sandbox.env)
 
 
 def contacts(sandbox) -> list[dict]:
@@ -39,12 +51,14 @@ def test_an_existing_contact_is_found_by_email_and_not_duplicated(sandbox, direc
     assert len(contacts(sandbox)) == before
 
 
-def test_without_an_object_id_a_plain_contact_is_created(sandbox, directory) -> None:
-    identity = SignUpIdentity(email=f"plain.{uuid.uuid4().hex[:8]}@example.org", given_name="Ada",
-                              surname="Byron", object_id=None)
+def test_without_an_object_id_the_contact_is_keyed_by_a_provisional_key_from_the_email(sandbox, directory) -> None:
+    email = f"plain.{uuid.uuid4().hex[:8]}@example.org"
+    identity = SignUpIdentity(email=email, given_name="Ada", surname="Byron", object_id=None)
     contact_id = directory.find_or_create(identity)
     [created] = [c for c in contacts(sandbox) if c["Id"] == contact_id]
-    assert not created.get("External_User_Id__c")
+    assert created["External_User_Id__c"] == signup_key(email, SECRET)
+    assert signup_key(email, SECRET).startswith("signup-") and email.split("@")[0] not in signup_key(email, SECRET)
+    assert directory.find_or_create(identity) == contact_id  # B2C's retry finds the first contact
 
 
 def test_without_a_surname_no_contact_is_created_now(sandbox, directory) -> None:
@@ -116,3 +130,43 @@ def test_a_path_segment_encodes_every_separator_and_refuses_dots() -> None:
     for dots in ("..", ".", ""):
         with pytest.raises(ValueError):
             path_segment(dots)
+
+
+def test_concurrent_identical_sign_ups_without_an_object_id_make_one_contact(sandbox, directory) -> None:
+    email = f"racing.{uuid.uuid4().hex[:8]}@example.org"
+    identity = SignUpIdentity(email=email, given_name="Rita", surname="Racing", object_id=None)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda _: directory.find_or_create(identity), range(4)))
+    created = [c for c in contacts(sandbox) if (c.get("Email") or "").lower() == email and not c.get("IsDeleted")]
+    assert len(created) == 1 and set(answers) == {created[0]["Id"]}
+
+
+def test_sign_ups_under_dropped_connections_never_duplicate_a_contact(sandbox_factory) -> None:
+    sandbox = sandbox_factory(users=[], contacts=[], akamai_users=[], fault_rate=0.3, extra_args=())
+    sandbox.configure(fault_kinds=["drop"])
+    audited: list[dict] = []
+    directory = directory_for(sandbox.env, audit=audited.extend)
+    for n in range(30):
+        identity = SignUpIdentity(email=f"dropped.{n}@example.org", given_name="Dan", surname=f"Dropped{n}",
+                                  object_id=None)
+        with contextlib.suppress(ApiError):  # a call the faults defeated: the sign-up continues without a contact
+            directory.find_or_create(identity)
+    sandbox.configure(fault_rate=0.0)
+    assert sandbox.stats()["faults"].get("drop_after_write", 0) > 0
+    emails = [c["Email"] for c in contacts(sandbox) if c.get("Email", "").startswith("dropped.")]
+    assert emails and len(emails) == len(set(emails))
+    assert {row["operation"] for row in audited} == {"create_contact"}
+    assert all(row["record_key"].startswith("b2c:signup-") and row["payload_hash"] for row in audited)
+
+
+def test_the_contact_is_built_through_the_field_mapping(sandbox, tmp_path) -> None:
+    mapping = {"default": {"dev": {"*": [{"type": "salesforce", "mapping": {
+        "uuid": "External_User_Id__c", "email": "Email", "familyName": "LastName", "givenName": "Department"}}]}}}
+    path = tmp_path / "mapping.json"
+    path.write_bytes(orjson.dumps(mapping))
+    directory = directory_for({**sandbox.env, "IDLINK_FIELD_MAPPING": str(path)})
+    email = f"mapped.{uuid.uuid4().hex[:8]}@example.org"
+    contact_id = directory.find_or_create(SignUpIdentity(email=email, given_name="Mia", surname="Mapped",
+                                                         object_id=None))
+    [created] = [c for c in contacts(sandbox) if c["Id"] == contact_id]
+    assert (created.get("Department"), created.get("FirstName"), created["LastName"]) == ("Mia", None, "Mapped")
