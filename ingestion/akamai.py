@@ -31,6 +31,13 @@ log = logging.getLogger(__name__)
 DATASET = "raw_akamai"
 CONSENT_KEY = "CrmSyncConsent"
 CONTACT_ID_KEY = "CrmContactId"
+# further consent attributes (dbt var consent_purposes) -> where an entity holds them: Identity Cloud records
+# each consent as consents.<name>.granted with the time it was last updated
+CONSENT_PATHS = {
+    "CrmSyncConsentAt": "consents.crmSync.updated",
+    "MarketingConsent": "consents.marketing.granted",
+    "MarketingConsentAt": "consents.marketing.updated",
+}
 PAGE_SIZE = 1000
 TARGETED_PAGE = 50  # uuids fetched per yielded page in a targeted run
 _PAYLOAD_COLUMNS = tuple(f.name for f in SCHEMA)[:21]  # id … email_valid, as in raw_b2c.users
@@ -40,7 +47,7 @@ def entity_attributes(settings: AkamaiSettings) -> list[str]:
     """Attributes read from every entity (``primaryAddress`` whole: its sub-attributes vary by schema)."""
     return list(dict.fromkeys([
         "uuid", "displayName", "givenName", "familyName", "email", "mobileNumber", "primaryAddress",
-        "created", settings.consent_attribute_path, settings.contact_id_attribute,
+        "created", settings.consent_attribute_path, *CONSENT_PATHS.values(), settings.contact_id_attribute,
     ]))
 
 
@@ -142,6 +149,12 @@ class EntityPageBuilder:
         created = capture_timestamp(r.get("created"), flags)
         custom_attributes = {CONSENT_KEY: path_value(r, self.consent_path),
                              CONTACT_ID_KEY: r.get(self.contact_id_attribute)}
+        for name, path in CONSENT_PATHS.items():
+            value = path_value(r, path)
+            if name.endswith("At"):  # Identity Cloud's time format, as ISO 8601 for staging
+                moment = capture_timestamp(value, set())
+                value = moment.isoformat() if moment else None
+            custom_attributes[name] = value
 
         values = (uuid, display_name, given_name, surname, email, None, email, None, mobile_phone,
                   business_phone, phone_e164, street_address, city, postal_code, state, country, country_code,

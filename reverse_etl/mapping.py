@@ -40,6 +40,8 @@ CRM_LOGICAL_FIELDS: Mapping[str, str] = MappingProxyType({
     "city": "city",
     "postalCode": "postal_code",
     "countryCode": "country_code",
+    # consent carried to the CRM (dbt var consent_purposes): true unless the identity consents to marketing
+    "marketingOptOut": "marketing_opt_out",
 })
 # logical name -> what is written (the CRM contact id)
 B2C_LOGICAL_FIELDS: Mapping[str, str] = MappingProxyType({"crmContactId": "contact_id"})

@@ -37,6 +37,7 @@ from reverse_etl.salesforce_writer import (
     CREATE_CONTACT,
     DEFAULT_BULK_THRESHOLD,
     SET_EXTERNAL_ID,
+    SET_FIELD,
     SalesforceWriter,
     ValidationPolicy,
 )
@@ -229,7 +230,22 @@ def crm_records(con: duckdb.DuckDBPyConnection, crm: str, target: TargetMapping,
             invalid.append((record, "UNMAPPED_ATTRIBUTE", f"attribute {attribute} is not in the field mapping"))
         else:
             records.append(record)
+    records.extend(consent_field_records(con, target))
     return records, invalid
+
+
+def consent_field_records(con: duckdb.DuckDBPyConnection, target: TargetMapping) -> list[SyncRecord]:
+    """Consent carried to linked contacts (``marts.consent_fields_to_push``), for the purposes this customer's
+    mapping carries; a purpose it does not map is not sent."""
+    present = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'marts' "
+                          "AND table_name = 'consent_fields_to_push'").fetchone()[0]
+    if not present:
+        return []
+    rows = con.execute("""SELECT contact_id, attribute, value FROM marts.consent_fields_to_push
+                          WHERE crm = 'salesforce' ORDER BY contact_id, attribute""").fetchall()
+    return [SyncRecord(key=f"{contact_id}:{target.fields[attribute]}", operation=SET_FIELD,
+                       payload={target.fields[attribute]: value}, target=contact_id)
+            for contact_id, attribute, value in rows if attribute in target.fields]
 
 
 def _attribute_resolver(target: TargetMapping, extra: Mapping[str, str] | None = None):

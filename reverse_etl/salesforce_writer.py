@@ -34,7 +34,8 @@ from reverse_etl.state import Outcome, SyncRecord
 CREATE_CONTACT = "create_contact"
 SET_EXTERNAL_ID = "set_external_id"
 CLEAR_EXTERNAL_ID = "clear_external_id"
-_METHOD = {CREATE_CONTACT: "upsert", SET_EXTERNAL_ID: "update", CLEAR_EXTERNAL_ID: "update"}
+SET_FIELD = "set_field"  # a field carried from the identity, e.g. a consent opt-out
+_METHOD = {CREATE_CONTACT: "upsert", SET_EXTERNAL_ID: "update", CLEAR_EXTERNAL_ID: "update", SET_FIELD: "update"}
 
 COLLECTION_LIMIT = 200  # Salesforce's limit of records per sObject Collections request
 DEFAULT_BULK_THRESHOLD = 10_000

@@ -83,8 +83,9 @@ VARIABLES: dict[str, Variable] = _vars(
              Kind.URL),
     Variable("B2C_EXTENSIONS_APP_ID", "", "client id of the b2c-extensions-app (dashes allowed), for "
              "`extension_<id>_<Name>` attributes", _B2C),
-    Variable("B2C_CUSTOM_ATTRIBUTES", "CrmSyncConsent,CrmContactId", "custom attributes read from users", _B2C,
-             Kind.LIST),
+    Variable("B2C_CUSTOM_ATTRIBUTES", "CrmSyncConsent,CrmSyncConsentAt,CrmSyncConsentExpiresAt,MarketingConsent,"
+             "MarketingConsentAt,MarketingConsentExpiresAt,CrmContactId", "custom attributes read from users (each "
+             "consent purpose's answer, time given and expiry: dbt var `consent_purposes`)", _B2C, Kind.LIST),
     Variable("B2C_CONSENT_ATTRIBUTE", "CrmSyncConsent", "the boolean consent attribute", _B2C),
     Variable("B2C_CONTACT_ID_ATTRIBUTE", "CrmContactId", "the attribute the CRM contact id is written to", _B2C),
     # -- Salesforce
@@ -96,7 +97,8 @@ VARIABLES: dict[str, Variable] = _vars(
     Variable("SALESFORCE_API_VERSION", "62.0", "REST API version", _SALESFORCE),
     Variable("SALESFORCE_EXTERNAL_ID_FIELD", "External_User_Id__c",
              "external-ID field on Contact that holds the identity id", _SALESFORCE),
-    Variable("SALESFORCE_CONTACT_FIELDS", "", "extra Contact fields to ingest, validated against describe",
+    Variable("SALESFORCE_CONTACT_FIELDS", "HasOptedOutOfEmail", "extra Contact fields to ingest, validated "
+             "against describe (the fields consent purposes are carried as: dbt var `consent_purposes`)",
              _SALESFORCE, Kind.LIST),
     # -- Dynamics 365 / Dataverse
     Variable("DATAVERSE_URL", "", "the environment URL (`https://<org>.crm.dynamics.com`, also the token's resource); "

@@ -44,7 +44,7 @@
         'master_record_id': dbt.type_string(),
         'created_date': dbt.type_timestamp(), 'last_modified_date': dbt.type_timestamp(),
         'email_valid': dbt.type_boolean(), 'quality_flags': dbt.type_string(), 'is_deleted': dbt.type_boolean(),
-        'ingested_at': dbt.type_timestamp()
+        'extra_fields': dbt.type_string(), 'ingested_at': dbt.type_timestamp()
     }) }}
 {%- endmacro %}
 
@@ -97,4 +97,16 @@
         'error_code': dbt.type_string(), 'error_message': dbt.type_string(), 'attempts': dbt.type_int(),
         'first_failed_at': dbt.type_timestamp(), 'last_failed_at': dbt.type_timestamp()
     }) }}
+{%- endmacro %}
+
+{# An ISO 8601 date-time held as text (an attribute's value) as a UTC timestamp; null when it is not one. #}
+{% macro text_timestamp(expr) -%}{{ return(adapter.dispatch('text_timestamp', 'idlink')(expr)) }}{%- endmacro %}
+
+{% macro default__text_timestamp(expr) -%}
+    timezone('UTC', try_cast({{ expr }} as timestamptz))
+{%- endmacro %}
+
+{% macro postgres__text_timestamp(expr) -%}
+    case when {{ expr }} ~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$'
+        then ({{ expr }})::timestamptz at time zone 'UTC' end
 {%- endmacro %}

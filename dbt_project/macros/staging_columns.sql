@@ -67,13 +67,21 @@
 {%- endmacro %}
 
 {% macro identity_link_columns() -%}
+    {%- set consent_columns = [] -%}
+    {%- for purpose in idlink.consent_purposes() -%}
+        {%- do consent_columns.extend([purpose.name ~ '_consent_answer', purpose.name ~ '_consent_given_at',
+                                       purpose.name ~ '_consent_expires_at']) -%}
+    {%- endfor -%}
     {{ (['identity_provider', 'identity_id'] + idlink.match_key_columns()
         + ['consent_state', 'carried_contact_id', 'is_deleted',
-           'given_name', 'family_name', 'street_address', 'city', 'postal_code']) | join(',\n        ') }}
+           'given_name', 'family_name', 'street_address', 'city', 'postal_code'] + consent_columns)
+       | join(',\n        ') }}
 {%- endmacro %}
 
 {% macro contact_link_columns() -%}
+    {%- set carried = [] -%}
+    {%- for purpose in idlink.carried_purposes() -%}{%- do carried.append(purpose.name ~ '_opt_out') -%}{%- endfor -%}
     {{ (['crm', 'contact_id'] + idlink.match_key_columns()
-        + ['external_user_id', 'master_record_id', 'is_deleted', 'created_at', 'last_modified_at'])
+        + ['external_user_id', 'master_record_id', 'is_deleted', 'created_at', 'last_modified_at'] + carried)
         | join(',\n        ') }}
 {%- endmacro %}

@@ -1,6 +1,11 @@
 {#- Staging of one identity provider's raw users table (raw_<provider>.users). Every provider lands the same
     identity columns, so one definition serves them all; each stg_<provider>__users model calls it. -#}
 {% macro stg_identity_users(provider) %}
+{%- set purposes = idlink.consent_purposes() -%}
+{%- set consent_attributes = idlink.consent_attribute_names(provider) -%}
+{%- if 'crm_sync' not in purposes | map(attribute='name') | list -%}
+    {{ exceptions.raise_compiler_error("var consent_purposes needs the purpose crm_sync: it gates every link and push") }}
+{%- endif %}
 with
 
 source as not materialized (
@@ -22,8 +27,9 @@ renamed as not materialized (
         {{ idlink.bounded_text('city') }} as city,
         {{ idlink.bounded_text('postal_code') }} as postal_code,
         country_code as country_code_raw,
-        -- one JSON parse per row for both attributes
-        {{ idlink.json_text_fields('custom_attributes', [idlink.consent_attribute(provider), var('contact_id_attribute')]) }} as attribute_values,
+        -- one JSON parse per row for every attribute: each purpose's answer, time given and expiry, then the
+        -- carried contact id
+        {{ idlink.json_text_fields('custom_attributes', consent_attributes + [var('contact_id_attribute')]) }} as attribute_values,
         coalesce(account_enabled, true) as account_enabled,
         coalesce(is_deleted, false) as is_deleted,
         coalesce(quality_flags, '') as quality_flags,
@@ -40,8 +46,13 @@ name_keys as materialized (
 keyed as (
     select
         renamed.*,
-        {{ idlink.consent_state('renamed.attribute_values[1]') }} as consent_state,
-        {{ idlink.blank_to_null('renamed.attribute_values[2]') }} as carried_contact_id,
+        {%- for purpose in purposes %}
+        {%- set at = loop.index0 * 3 %}
+        {{ idlink.consent_answer('renamed.attribute_values[' ~ (at + 1) ~ ']') }} as {{ purpose.name }}_consent_answer,
+        {{ idlink.text_timestamp('renamed.attribute_values[' ~ (at + 2) ~ ']') }} as {{ purpose.name }}_consent_given_at,
+        {{ idlink.text_timestamp('renamed.attribute_values[' ~ (at + 3) ~ ']') }} as {{ purpose.name }}_consent_expires_at,
+        {%- endfor %}
+        {{ idlink.blank_to_null('renamed.attribute_values[' ~ (consent_attributes | length + 1) ~ ']') }} as carried_contact_id,
 {{ idlink.person_match_keys('renamed') }}
     from renamed
     {{ idlink.name_key_joins('renamed') }}
@@ -67,7 +78,13 @@ final as (
         keyed.postal_code,
         keyed.postal_code_key,
         keyed.country_code,
-        keyed.consent_state,
+        -- the crm_sync purpose's state at this run: what linking and every push read
+        {{ idlink.consent_state('keyed.crm_sync_consent_answer', 'keyed.crm_sync_consent_expires_at') }} as consent_state,
+        {%- for purpose in purposes %}
+        keyed.{{ purpose.name }}_consent_answer,
+        keyed.{{ purpose.name }}_consent_given_at,
+        keyed.{{ purpose.name }}_consent_expires_at,
+        {%- endfor %}
         keyed.carried_contact_id,
         keyed.account_enabled,
         keyed.is_deleted,

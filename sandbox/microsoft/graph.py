@@ -47,7 +47,9 @@ COLLECTION = "users"
 MAX_TOP = 999
 DEFAULT_TOP = 100
 MAX_BATCH = 20
-DEFAULT_CUSTOM_ATTRIBUTES = ("CrmSyncConsent", "CrmContactId")
+# the consent answer first, the contact id last; each consent purpose's time given and expiry between
+DEFAULT_CUSTOM_ATTRIBUTES = ("CrmSyncConsent", "CrmSyncConsentAt", "CrmSyncConsentExpiresAt", "MarketingConsent",
+                             "MarketingConsentAt", "MarketingConsentExpiresAt", "CrmContactId")
 _RUNTIME_KEY = "graph.store"
 
 # What Graph v1.0 returns for a user when the request has no $select.
@@ -743,5 +745,5 @@ def env(ctx: SandboxContext) -> dict[str, str]:
         "B2C_EXTENSIONS_APP_ID": ctx.config.extensions_app_id,
         "B2C_CUSTOM_ATTRIBUTES": ",".join(DEFAULT_CUSTOM_ATTRIBUTES),
         "B2C_CONSENT_ATTRIBUTE": DEFAULT_CUSTOM_ATTRIBUTES[0],
-        "B2C_CONTACT_ID_ATTRIBUTE": DEFAULT_CUSTOM_ATTRIBUTES[1],
+        "B2C_CONTACT_ID_ATTRIBUTE": DEFAULT_CUSTOM_ATTRIBUTES[-1],
     }

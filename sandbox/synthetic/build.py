@@ -143,6 +143,12 @@ def _date_and_time(ts: int) -> tuple[str, str]:
     return date, f"{_HOURS[hour]}:{_MINUTES_SECONDS[rest]}"
 
 
+def _markets(consent: str, created: int) -> bool:
+    """Whether a synthetic identity also consents to marketing: about two thirds of those consenting to CRM sync,
+    derived from values already drawn so the rest of the data stays as it was for each seed."""
+    return consent == "granted" and created % 3 != 0
+
+
 def _ts_graph(ts: int) -> str:
     date, clock = _date_and_time(ts)
     return f"{date}T{clock}Z"
@@ -236,6 +242,7 @@ class Builder:
         self.tenant = tenant
         app = extensions_app_id.replace("-", "")
         self.consent_attr = f"extension_{app}_CrmSyncConsent"
+        self.marketing_attr = f"extension_{app}_MarketingConsent"
         self.contact_attr = f"extension_{app}_CrmContactId"
         self.akamai_share = akamai_share
         self.scim_share = scim_share
@@ -825,6 +832,10 @@ class Builder:
         }
         if consent != "missing":
             user[self.consent_attr] = consent == "granted"
+            user[self.consent_attr + "At"] = _ts_graph(created)
+        if _markets(consent, created):
+            user[self.marketing_attr] = True
+            user[self.marketing_attr + "At"] = _ts_graph(created)
         if crm_contact_id:
             user[self.contact_attr] = crm_contact_id
         return user
@@ -839,6 +850,8 @@ class Builder:
             if consent == "missing"
             else {"crmSync": {"granted": consent == "granted", "updated": _ts_akamai(updated)}}
         )
+        if _markets(consent, created):
+            consents["marketing"] = {"granted": True, "updated": _ts_akamai(updated)}
         return {
             "id": self.akamai_seq,
             "uuid": _uuid4(rng),

@@ -58,7 +58,9 @@ def test_full_load_lands_every_user_with_exactly_the_identity_columns(settings, 
     assert (ada["mobile_phone"], ada["phone_e164"]) == ("07911 123456", "+447911123456")
     assert (ada["street_address"], ada["city"], ada["postal_code"], ada["country_code"]) == \
         ("1 Main St\nFlat 2", "Bath", "BA1 1AA", "GB")
-    assert json.loads(ada["custom_attributes"]) == {"CrmSyncConsent": True, "CrmContactId": "003AAA"}
+    assert json.loads(ada["custom_attributes"]) == {"CrmSyncConsent": True, "CrmContactId": "003AAA",
+                                                    "CrmSyncConsentAt": None, "MarketingConsent": None,
+                                                    "MarketingConsentAt": None}
     assert ada["created_date_time"] == datetime(2024, 1, 1, tzinfo=UTC)
     assert ada["is_deleted"] is False
 

@@ -272,7 +272,9 @@ def test_marts_expose_the_documented_columns(con):
         "crm", "surviving_contact_id", "duplicate_contact_id", "identity_provider", "identity_id", "reason"]
     assert columns("contacts_to_create") == [
         "identity_provider", "identity_id", "crm", "email", "given_name", "family_name", "phone_e164",
-        "street_address", "city", "postal_code", "country_code"]
+        "street_address", "city", "postal_code", "country_code", "marketing_opt_out"]
+    assert columns("consent_exclusions") == [
+        "identity_provider", "identity_id", "purpose", "state", "given_at", "expires_at", "excluded_from"]
 
 
 def test_a_provider_that_was_never_loaded_contributes_zero_rows(con):

@@ -9,7 +9,8 @@ import duckdb
 import pandas as pd
 
 CONTACTS_TO_CREATE = ("identity_provider", "identity_id", "crm", "email", "given_name", "family_name", "phone_e164",
-                      "street_address", "city", "postal_code", "country_code")
+                      "street_address", "city", "postal_code", "country_code", "marketing_opt_out")
+_BOOLEAN = {"marketing_opt_out"}
 EXTERNAL_IDS_TO_PUSH = ("target_system", "target_id", "attribute", "value", "reason", "identity_provider",
                         "identity_id", "crm", "contact_id")
 IDENTITY_CONTACT_LINKS = ("identity_provider", "identity_id", "crm", "contact_id", "match_rule", "match_confidence",
@@ -20,7 +21,7 @@ def contact_row(identity_id: str, n: int, **overrides: Any) -> dict[str, Any]:
     row = {"identity_provider": "b2c", "identity_id": identity_id, "crm": "salesforce",
            "email": f"person{n}@example.org", "given_name": f"Given{n}", "family_name": f"Family{n}",
            "phone_e164": f"+4930{n:07d}", "street_address": f"{n} Main Street", "city": "Berlin",
-           "postal_code": "10115", "country_code": "DE"}
+           "postal_code": "10115", "country_code": "DE", "marketing_opt_out": True}
     row.update(overrides)
     return row
 
@@ -42,7 +43,8 @@ def write_marts(path: str | Path, *, contacts: Iterable[Mapping[str, Any]] = (),
             frame = pd.DataFrame(rows, columns=list(columns)).astype("object")
             con.register("frame", frame)
             con.execute(f"CREATE OR REPLACE TABLE marts.{name} AS SELECT "
-                        + ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in columns) + " FROM frame")
+                        + ", ".join(f"CAST({c} AS {'BOOLEAN' if c in _BOOLEAN else 'VARCHAR'}) AS {c}"
+                                    for c in columns) + " FROM frame")
             con.unregister("frame")
         con.execute("CREATE TABLE IF NOT EXISTS marts.identity_contact_links ("
                     + ", ".join(f"{c} VARCHAR" for c in IDENTITY_CONTACT_LINKS) + ")")

@@ -32,6 +32,8 @@ SIZE = 6000
 APP = DEFAULT_EXTENSIONS_APP_ID.replace("-", "")
 CONSENT = f"extension_{APP}_CrmSyncConsent"
 CONTACT_ID = f"extension_{APP}_CrmContactId"
+# each consent purpose's answer and the time it was given (dbt var consent_purposes)
+CONSENTS = {CONSENT, CONSENT + "At", f"extension_{APP}_MarketingConsent", f"extension_{APP}_MarketingConsentAt"}
 COUNTRY_BY_NAME = {name.casefold(): iso2 for iso2, names in COUNTRY_NAMES.items() for name in names}
 GRAPH_KEYS = {
     "id",
@@ -207,7 +209,7 @@ def test_about_half_of_identities_have_a_contact_and_some_contacts_have_no_ident
 def test_graph_users_have_the_b2c_shape(data) -> None:
     for user in data.users:
         assert GRAPH_KEYS <= user.keys()
-        assert set(user) - GRAPH_KEYS <= {CONSENT, CONTACT_ID}
+        assert set(user) - GRAPH_KEYS <= CONSENTS | {CONTACT_ID}
         assert str(uuid.UUID(user["id"])) == user["id"] and uuid.UUID(user["id"]).version == 4
         assert user["userPrincipalName"] == f"{user['id']}@{DEFAULT_TENANT}"
         kinds = [i["signInType"] for i in user["identities"]]

@@ -1,12 +1,19 @@
 -- Consented identities with no contact in a CRM and no open question about one (tie or contested contact). An
 -- identity whose contact was deleted or merged away in the CRM gets none (int_contact_removals), unless var
 -- recreate_deleted_contacts asks to create again a contact that was deleted (not merged).
+-- A purpose carried to the CRM (crm_field in var consent_purposes) comes along as an opt-out: true unless the
+-- purpose is granted at this run.
+{%- set carried = idlink.consent_purposes() | selectattr('crm_field', 'defined') | list %}
 with
 
 identities as (
     select
         identity_provider, identity_id, email, given_name, family_name, phone_e164, street_address, city,
         postal_code, country_code
+        {%- for purpose in carried %},
+        {{ idlink.consent_state(purpose.name ~ '_consent_answer', purpose.name ~ '_consent_expires_at') }} <> 'granted'
+            as {{ purpose.name }}_opt_out
+        {%- endfor %}
     from {{ ref('int_identities') }}
     where {{ idlink.linkable_identity() }}
 ),
@@ -42,6 +49,9 @@ final as (
         cast(i.city as {{ dbt.type_string() }}) as city,
         cast(i.postal_code as {{ dbt.type_string() }}) as postal_code,
         cast(i.country_code as {{ dbt.type_string() }}) as country_code
+        {%- for purpose in carried %},
+        cast(i.{{ purpose.name }}_opt_out as boolean) as {{ purpose.name }}_opt_out
+        {%- endfor %}
     from identities as i
     cross join crms
     where not exists (

@@ -63,6 +63,10 @@ final as (
         keyed.country_code,
         keyed.external_user_id,
         keyed.master_record_id,
+        {%- for purpose in idlink.carried_purposes() %}
+        -- no Dataverse field carries consent yet (var consent_purposes, crm_source_field): unknown
+        cast(null as boolean) as {{ purpose.name }}_opt_out,
+        {%- endfor %}
         keyed.is_deleted,
         keyed.quality_flags,
         keyed.created_at,

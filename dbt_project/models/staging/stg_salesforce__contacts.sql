@@ -1,3 +1,5 @@
+{%- set carried = idlink.carried_purposes() %}
+{%- set read = carried | selectattr('crm_source_field.salesforce', 'defined') | list %}
 with
 
 source as not materialized (
@@ -20,6 +22,10 @@ renamed as not materialized (
         country_code as country_code_raw,
         {{ idlink.blank_to_null('external_user_id') }} as external_user_id,
         {{ idlink.blank_to_null('master_record_id') }} as master_record_id,
+        {%- if read %}
+        -- what the contact holds now for each purpose carried to the CRM (a Contact field of SALESFORCE_CONTACT_FIELDS)
+        {{ idlink.json_text_fields('extra_fields', read | map(attribute='crm_source_field.salesforce') | list) }} as carried_values,
+        {%- endif %}
         coalesce(is_deleted, false) as is_deleted,
         coalesce(quality_flags, '') as quality_flags,
         created_date as created_at,
@@ -63,6 +69,14 @@ final as (
         keyed.country_code,
         keyed.external_user_id,
         keyed.master_record_id,
+        {%- for purpose in carried %}
+        {%- if purpose in read %}
+        case lower(keyed.carried_values[{{ read.index(purpose) + 1 }}]) when 'true' then true when 'false' then false end
+            as {{ purpose.name }}_opt_out,
+        {%- else %}
+        cast(null as boolean) as {{ purpose.name }}_opt_out,
+        {%- endif %}
+        {%- endfor %}
         keyed.is_deleted,
         keyed.quality_flags,
         keyed.created_at,
