@@ -9,7 +9,7 @@ export DBT_PROFILES_DIR := $(CURDIR)/dbt_project
 # Dagster code servers and dbt subprocesses find the project's tools first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup demo dev test bench lint clean
+.PHONY: setup demo dev test bench lint clean docs
 
 setup: $(VENV)/.installed dbt_project/target/manifest.json
 
@@ -46,8 +46,14 @@ bench: setup
 	$(BIN)/python bench/reverse_etl.py --size 100000 --latency-ms 50
 	$(BIN)/python bench/realtime.py --start-stack
 
+# The dbt docs site (every model and column, the lineage); the catalog is read from the warehouse when there is one.
+docs: setup
+	cd dbt_project && ../$(BIN)/dbt docs generate --static --quiet --target-path ../data/docs \
+		$(if $(wildcard data/warehouse.duckdb),,--empty-catalog)
+	@echo "dbt docs site: data/docs/static_index.html"
+
 lint: setup
-	$(BIN)/ruff check settings inbox clients ingestion reverse_etl publishing gateway orchestration sandbox bench tests
+	$(BIN)/ruff check settings inbox clients ingestion reverse_etl publishing privacy gateway orchestration sandbox bench tests
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs

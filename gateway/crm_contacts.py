@@ -38,6 +38,9 @@ from settings import SalesforceSettings
 
 PROVIDER = "b2c"
 CRM = "salesforce"
+# the audit trail says who wrote and why: the sign-up connector, for a consenting sign-up
+ACTOR = "connector"
+RULE = "signup_with_consent"
 SIGNUP_KEY_PREFIX = "signup-"
 # a concurrent upsert of the same key lost the race: the contact exists, read it back
 _KEY_TAKEN = frozenset({"DUPLICATE_VALUE", "DUPLICATE_EXTERNAL_ID"})
@@ -217,4 +220,5 @@ class SalesforceContactDirectory:
     def _record(self, record_key: str, fields: dict, outcome: str, error_code: str | None = None,
                 remote_id: str | None = None) -> None:
         if self.audit is not None:
-            self.audit([external_write(CRM, CREATE_CONTACT, record_key, fields, outcome, error_code, remote_id)])
+            self.audit([external_write(CRM, CREATE_CONTACT, record_key, fields, outcome, error_code, remote_id,
+                                       actor=ACTOR, rule=RULE)])

@@ -60,6 +60,7 @@ PROVIDER = "akamai"
 CRM = "salesforce"
 HANDLED_KINDS = frozenset({"entityCreated", "entityUpdated"})
 CONTACT_GONE = frozenset({"ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY"})
+CREATE_RULE = "consented_without_contact"  # the audit trail's rule of a contact created for an identity
 DEFAULT_SETTINGS = FastLaneSettings()
 
 
@@ -159,18 +160,17 @@ class FastLane:
         result.contact_id = self._create(identity, result)
         result.action = "created"
 
-    def _audit(self, result: FastLaneResult, system: str, operation: str, key: str, payload: dict,
-               outcome: str, error_code: str | None = None, remote_id: str | None = None) -> None:
-        result.audit.append(external_write(system, operation, key, payload, outcome, error_code, remote_id))
-
-    def _call(self, result: FastLaneResult, system: str, operation: str, key: str, payload: dict,
+    def _call(self, result: FastLaneResult, system: str, operation: str, key: str, payload: dict, rule: str,
               send: Callable[[], str | None]) -> str | None:
+        """Make one write and record it for the audit trail, with the rule that decided it."""
         try:
             remote_id = send()
         except ApiError as exc:
-            self._audit(result, system, operation, key, payload, FAILED, exc.code or f"HTTP_{exc.status}")
+            result.audit.append(external_write(system, operation, key, payload, FAILED,
+                                               exc.code or f"HTTP_{exc.status}", rule=rule))
             raise
-        self._audit(result, system, operation, key, payload, SUCCEEDED, remote_id=remote_id)
+        result.audit.append(external_write(system, operation, key, payload, SUCCEEDED, remote_id=remote_id,
+                                           rule=rule))
         return remote_id
 
     def _set_external_id(self, contact_id: str, result: FastLaneResult) -> None:
@@ -184,7 +184,7 @@ class FastLane:
             return contact_id
 
         try:
-            self._call(result, CRM, SET_EXTERNAL_ID, f"{contact_id}:{self.external_id_field}", payload, send)
+            self._call(result, CRM, SET_EXTERNAL_ID, f"{contact_id}:{self.external_id_field}", payload, "email", send)
         except ApiError as exc:
             if exc.code in CONTACT_GONE:  # deleted or merged away meanwhile: the batch linking decides
                 raise _Deferred(f"contact_gone ({exc.code})") from None
@@ -196,7 +196,7 @@ class FastLane:
         body = {name: value for name, value in fields.items()
                 if value not in (None, "") and name != self.external_id_field}
 
-        contact_id = self._call(result, CRM, CREATE_CONTACT, f"{PROVIDER}:{result.uuid}", fields,
+        contact_id = self._call(result, CRM, CREATE_CONTACT, f"{PROVIDER}:{result.uuid}", fields, CREATE_RULE,
                                 lambda: upsert_by_external_id(self.salesforce, result.uuid, body))
         if not contact_id:
             raise _Deferred("created_contact_not_found")
@@ -209,7 +209,8 @@ class FastLane:
             self.akamai.update_entity(result.uuid, payload)
             return result.uuid
 
-        self._call(result, PROVIDER, SET_ATTRIBUTE, f"{result.uuid}:{self.contact_attribute}", payload, send)
+        rule = {"found": "carried_id", "linked": "email"}.get(result.action, CREATE_RULE)
+        self._call(result, PROVIDER, SET_ATTRIBUTE, f"{result.uuid}:{self.contact_attribute}", payload, rule, send)
 
 
 # ---- the worker ----------------------------------------------------------------------------------------------

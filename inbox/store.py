@@ -61,9 +61,22 @@ CREATE TABLE IF NOT EXISTS audit_log (
     outcome      TEXT NOT NULL,
     error_code   TEXT,
     remote_id    TEXT,
-    imported_at  TEXT
+    imported_at  TEXT,
+    actor        TEXT,
+    rule         TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_log_unimported ON audit_log (id) WHERE imported_at IS NULL;
+-- people to erase (python -m privacy erase, or a provider deletion flagged for erasure): keys only; the next
+-- run applies each request and marks it applied
+CREATE TABLE IF NOT EXISTS erasure_requests (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    provider     TEXT NOT NULL,
+    identity_id  TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    applied_at   TEXT,
+    UNIQUE (provider, identity_id)
+);
 CREATE TABLE IF NOT EXISTS run_failures (
     run_id     TEXT PRIMARY KEY,
     job        TEXT NOT NULL,
@@ -146,6 +159,11 @@ class Inbox:
         conn = _connect(self.path)
         try:
             conn.executescript(_SCHEMA)
+            # files made before the audit log said who wrote and why
+            present = {row[1] for row in conn.execute("PRAGMA table_info(audit_log)").fetchall()}
+            for column in ("actor", "rule"):
+                if column not in present:
+                    conn.execute(f"ALTER TABLE audit_log ADD COLUMN {column} TEXT")
         finally:
             conn.close()
 
@@ -337,7 +355,8 @@ class Inbox:
 
     # ---- audit of writes made outside runs ------------------------------------------------------------
 
-    AUDIT_COLUMNS = ("system", "operation", "record_key", "payload_hash", "outcome", "error_code", "remote_id")
+    AUDIT_COLUMNS = ("system", "operation", "record_key", "payload_hash", "outcome", "error_code", "remote_id",
+                     "actor", "rule")
 
     def record_audit(self, rows: Iterable[dict[str, Any]]) -> int:
         """Append audit rows (identifiers, hashes and codes only); returns how many were stored."""
@@ -346,7 +365,8 @@ class Inbox:
             return 0
         with _immediate_transaction(self._reader()) as conn:
             conn.executemany(
-                f"INSERT INTO audit_log (logged_at, {', '.join(self.AUDIT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO audit_log (logged_at, {', '.join(self.AUDIT_COLUMNS)})"
+                f" VALUES (?, {', '.join('?' * len(self.AUDIT_COLUMNS))})",
                 values)
         return len(values)
 
@@ -359,6 +379,52 @@ class Inbox:
     def mark_audit_imported(self, ids: Iterable[int]) -> None:
         with _immediate_transaction(self._reader()) as conn:
             conn.executemany("UPDATE audit_log SET imported_at = ? WHERE id = ?", [(_now(), i) for i in ids])
+
+    # ---- erasure requests and forgetting a person ----------------------------------------------------
+
+    def request_erasure(self, provider: str, identity_id: str, requested_by: str) -> bool:
+        """Record that a person is to be erased at the next run; False when already requested."""
+        with _immediate_transaction(self._reader()) as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO erasure_requests (provider, identity_id, requested_by, requested_at)"
+                " VALUES (?, ?, ?, ?)", (provider, identity_id, requested_by, _now()))
+        return cur.rowcount == 1
+
+    def pending_erasures(self) -> list[dict[str, Any]]:
+        rows = self._reader().execute(
+            "SELECT id, provider, identity_id, requested_by, requested_at FROM erasure_requests"
+            " WHERE applied_at IS NULL ORDER BY id").fetchall()
+        return [dict(zip(("id", "provider", "identity_id", "requested_by", "requested_at"), r)) for r in rows]
+
+    def forget(self, subjects: Iterable[str], request_ids: Iterable[int] = ()) -> int:
+        """Delete every event about ``subjects`` (identity ids) and mark the erasure requests applied, with the
+        freed pages overwritten and the write-ahead log emptied, so nothing of them stays in the file."""
+        subjects, request_ids = list(subjects), list(request_ids)
+        conn = self._reader()
+        conn.execute("PRAGMA secure_delete = ON")
+        deleted = 0
+        with _immediate_transaction(conn):
+            for start in range(0, len(subjects), 500):
+                chunk = subjects[start:start + 500]
+                deleted += conn.execute(f"DELETE FROM events WHERE subject IN ({','.join('?' * len(chunk))})",
+                                        chunk).rowcount
+            conn.executemany("UPDATE erasure_requests SET applied_at = ? WHERE id = ?",
+                             [(_now(), i) for i in request_ids])
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return deleted
+
+    def purge_before(self, cutoff: str) -> int:
+        """Retention: events handed on and received before ``cutoff`` (ISO 8601, UTC), imported audit rows and
+        recorded run failures of the same age go, overwritten on disk; returns how many events went."""
+        conn = self._reader()
+        conn.execute("PRAGMA secure_delete = ON")
+        with _immediate_transaction(conn):
+            events = conn.execute("DELETE FROM events WHERE processed_at IS NOT NULL AND received_at < ?",
+                                  (cutoff,)).rowcount
+            conn.execute("DELETE FROM audit_log WHERE imported_at IS NOT NULL AND logged_at < ?", (cutoff,))
+            conn.execute("DELETE FROM run_failures WHERE failed_at < ?", (cutoff,))
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return events
 
     # ---- run failures (written by the run-failure sensor) --------------------------------------------
 

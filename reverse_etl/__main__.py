@@ -19,7 +19,7 @@ import orjson
 from reverse_etl.mapping import mapping_for
 from reverse_etl.runner import DEFAULT_MAX_WORKERS, push_b2c, push_salesforce
 from reverse_etl.salesforce_writer import DEFAULT_BULK_THRESHOLD, ValidationPolicy
-from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, replay_dead_letters
+from reverse_etl.state import ACTOR_COMMAND, DEFAULT_MAX_ATTEMPTS, replay_dead_letters
 from settings import SettingsError, load_settings
 
 
@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "replay":
         return _replay(args, warehouse)
     run_id = args.run_id or f"cli-{uuid.uuid4()}"
-    common = {"dry_run": args.dry_run, "max_attempts": args.max_attempts, "max_workers": args.max_workers}
+    common = {"dry_run": args.dry_run, "max_attempts": args.max_attempts, "max_workers": args.max_workers,
+              "actor": ACTOR_COMMAND}
     if args.system == "salesforce":
         if settings.salesforce is None:
             parser.exit(2, "python -m reverse_etl: Salesforce is not configured (SALESFORCE_CLIENT_ID, "

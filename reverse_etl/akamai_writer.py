@@ -22,7 +22,7 @@ from clients.akamai import AkamaiClient
 from clients.http import ApiError, RequestLimitExceeded
 from reverse_etl.attribute_writer import SET_ATTRIBUTE, AttributeWriter
 from reverse_etl.mapping import MappingError, TargetMapping
-from reverse_etl.runner import DEFAULT_MAX_WORKERS, SyncResult, run_sync
+from reverse_etl.runner import DEFAULT_MAX_WORKERS, SyncResult, external_id_rows, run_sync
 from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, Outcome, SyncRecord
 from settings import AkamaiSettings
 
@@ -76,16 +76,14 @@ def akamai_records(con: duckdb.DuckDBPyConnection, attribute: str
     accepted = {CONTACT_ID_LOGICAL.lower(), attribute.lower()}
     records: list[SyncRecord] = []
     invalid: list[tuple[SyncRecord, str, str]] = []
-    rows = con.execute("""SELECT target_id, attribute, value FROM marts.external_ids_to_push
-                          WHERE target_system = 'akamai' ORDER BY target_id, attribute""").fetchall()
-    for target_id, mart_attribute, value in rows:
+    for target_id, mart_attribute, value, rule in external_id_rows(con, SYSTEM):
         if not target_id:
             log.warning("external_ids_to_push row for akamai without target_id ignored")
             continue
         known = str(mart_attribute or "").lower() in accepted
         name = attribute if known else str(mart_attribute)
         record = SyncRecord(key=f"{target_id}:{name}", operation=SET_ATTRIBUTE, payload={name: value},
-                            target=str(target_id))
+                            target=str(target_id), rule=rule)
         if known:
             records.append(record)
         else:

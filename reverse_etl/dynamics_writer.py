@@ -27,14 +27,22 @@ from clients.dataverse import BatchRequest, BatchResponse, DataverseClient, guid
 from clients.http import ApiError, RequestLimitExceeded
 from reverse_etl.mapping import TargetMapping, validate_dynamics_mapping
 from reverse_etl.runner import DEFAULT_MAX_WORKERS, SyncResult, crm_records, run_sync
-from reverse_etl.salesforce_writer import CLEAR_EXTERNAL_ID, CREATE_CONTACT, SET_EXTERNAL_ID
+from reverse_etl.salesforce_writer import (
+    ANONYMISE_CONTACT,
+    CLEAR_EXTERNAL_ID,
+    CREATE_CONTACT,
+    DELETE_CONTACT,
+    SET_EXTERNAL_ID,
+    SET_FIELD,
+)
 from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, Outcome, SyncRecord
 from settings import DataverseSettings
 
 log = logging.getLogger(__name__)
 
 SYSTEM = "dynamics"
-_OPERATIONS = frozenset({CREATE_CONTACT, SET_EXTERNAL_ID, CLEAR_EXTERNAL_ID})
+_OPERATIONS = frozenset({CREATE_CONTACT, SET_EXTERNAL_ID, CLEAR_EXTERNAL_ID, SET_FIELD, ANONYMISE_CONTACT,
+                         DELETE_CONTACT})
 _TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
 _BACKOFF_BASE_S, _BACKOFF_CAP_S = 0.5, 30.0
 
@@ -76,6 +84,8 @@ class DynamicsWriter:
             return BatchRequest("PATCH", key_segment(self.entity_set, self.external_id_field, identity_id)
                                 + "?$select=contactid", body,
                                 {"If-None-Match": "*", "Prefer": "return=representation"})
+        if record.operation == DELETE_CONTACT:  # an erased person's contact (reverse_etl.erasure_writer)
+            return BatchRequest("DELETE", key_segment(self.entity_set, record_id=str(record.target)))
         return BatchRequest("PATCH", key_segment(self.entity_set, record_id=str(record.target)),
                             dict(record.payload), {"If-Match": "*"})
 
@@ -89,6 +99,8 @@ class DynamicsWriter:
         if status == 412 and record.operation == CREATE_CONTACT and not code:
             # If-None-Match refused: a contact with this identity id exists (ours from an earlier attempt)
             return Outcome.success(record.key, None)
+        if status == 404 and record.operation == DELETE_CONTACT:  # gone already: what the erasure wants
+            return Outcome.success(record.key, record.target)
         if status == 404:
             return Outcome.failure(record.key, code or "NOT_FOUND", "the contact no longer exists", give_up=True)
         return Outcome.failure(record.key, code or f"HTTP_{status}", message, permanent=status not in _TRANSIENT)

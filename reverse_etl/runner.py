@@ -24,6 +24,7 @@ from clients.http import RequestLimitExceeded
 from clients.salesforce import SalesforceClient
 from reverse_etl.attribute_writer import SET_ATTRIBUTE
 from reverse_etl.b2c_writer import B2CWriter
+from reverse_etl.erasure_writer import SalesforceErasureWriter, crm_erasure_records
 from reverse_etl.mapping import (
     CRM_LOGICAL_FIELDS,
     MappingError,
@@ -41,7 +42,7 @@ from reverse_etl.salesforce_writer import (
     SalesforceWriter,
     ValidationPolicy,
 )
-from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, Outcome, StateStore, SyncRecord, Writer
+from reverse_etl.state import ACTOR_RUN, DEFAULT_MAX_ATTEMPTS, Outcome, StateStore, SyncRecord, Writer
 from settings import GraphSettings, SalesforceSettings
 
 log = logging.getLogger(__name__)
@@ -83,9 +84,11 @@ class SyncResult:
 
 def run_sync(con: duckdb.DuckDBPyConnection, writer: Writer, records: Iterable[SyncRecord], run_id: str, *,
              dry_run: bool = False, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-             max_workers: int = DEFAULT_MAX_WORKERS, invalid: Sequence[tuple[SyncRecord, str, str]] = ()) -> SyncResult:
-    """Push ``records`` through ``writer``; ``invalid`` records (with code and reason) go to dead letters unsent."""
-    store = StateStore(con, writer.system, run_id, max_attempts)
+             max_workers: int = DEFAULT_MAX_WORKERS, invalid: Sequence[tuple[SyncRecord, str, str]] = (),
+             actor: str = ACTOR_RUN) -> SyncResult:
+    """Push ``records`` through ``writer``; ``invalid`` records (with code and reason) go to dead letters unsent.
+    ``actor`` says who pushes, in the sync log (a run; a command)."""
+    store = StateStore(con, writer.system, run_id, max_attempts, actor)
     records = list(records)
     plan = store.plan(records)
     if plan.duplicates:
@@ -213,39 +216,55 @@ def crm_records(con: duckdb.DuckDBPyConnection, crm: str, target: TargetMapping,
             continue
         payload = salesforce_contact_fields(target, values)
         records.append(SyncRecord(key=f"{values['identity_provider']}:{values['identity_id']}",
-                                  operation=CREATE_CONTACT, payload=payload))
+                                  operation=CREATE_CONTACT, payload=payload, rule=CREATE_RULE))
 
     resolve = _attribute_resolver(target, extra={external_id_field: external_id_field})
-    rows = con.execute("""SELECT target_id, attribute, value FROM marts.external_ids_to_push
-                          WHERE target_system = ? ORDER BY target_id, attribute""", [crm]).fetchall()
-    for target_id, attribute, value in rows:
+    for target_id, attribute, value, rule in external_id_rows(con, crm):
         field_name = resolve(attribute)
         key = f"{target_id}:{field_name or attribute}"
         operation = SET_EXTERNAL_ID if value is not None else CLEAR_EXTERNAL_ID
         record = SyncRecord(key=key, operation=operation, payload={field_name or str(attribute): value},
-                            target=target_id)
+                            target=target_id, rule=rule)
         if not target_id:
             log.warning("external_ids_to_push row for %s without target_id ignored", crm)
         elif field_name is None:
             invalid.append((record, "UNMAPPED_ATTRIBUTE", f"attribute {attribute} is not in the field mapping"))
         else:
             records.append(record)
-    records.extend(consent_field_records(con, target))
+    records.extend(consent_field_records(con, crm, target))
+    records.extend(crm_erasure_records(con, crm, target, external_id_field))
     return records, invalid
 
 
-def consent_field_records(con: duckdb.DuckDBPyConnection, target: TargetMapping) -> list[SyncRecord]:
+CREATE_RULE = "consented_without_contact"  # sync_log.rule of a contact created for an identity
+
+
+def external_id_rows(con: duckdb.DuckDBPyConnection, target_system: str) -> list[tuple]:
+    """(target_id, attribute, value, rule) of ``marts.external_ids_to_push`` for one system; the rule says why
+    for the audit trail: the reason and the match rule of the link (``link:email``, ``withdrawn:carried_id``)."""
+    links = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'marts' "
+                        "AND table_name = 'identity_contact_links'").fetchall()[0][0]
+    match_rule = "l.match_rule" if links else "NULL"
+    join = """LEFT JOIN marts.identity_contact_links AS l ON l.identity_provider = e.identity_provider
+            AND l.identity_id = e.identity_id AND l.crm = e.crm""" if links else ""
+    return con.execute(f"""
+        SELECT e.target_id, e.attribute, e.value, e.reason || coalesce(':' || {match_rule}, '')
+        FROM marts.external_ids_to_push AS e {join}
+        WHERE e.target_system = ? ORDER BY e.target_id, e.attribute""", [target_system]).fetchall()
+
+
+def consent_field_records(con: duckdb.DuckDBPyConnection, crm: str, target: TargetMapping) -> list[SyncRecord]:
     """Consent carried to linked contacts (``marts.consent_fields_to_push``), for the purposes this customer's
     mapping carries; a purpose it does not map is not sent."""
     present = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'marts' "
                           "AND table_name = 'consent_fields_to_push'").fetchone()[0]
     if not present:
         return []
-    rows = con.execute("""SELECT contact_id, attribute, value FROM marts.consent_fields_to_push
-                          WHERE crm = 'salesforce' ORDER BY contact_id, attribute""").fetchall()
+    rows = con.execute("""SELECT contact_id, attribute, value, purpose FROM marts.consent_fields_to_push
+                          WHERE crm = ? ORDER BY contact_id, attribute""", [crm]).fetchall()
     return [SyncRecord(key=f"{contact_id}:{target.fields[attribute]}", operation=SET_FIELD,
-                       payload={target.fields[attribute]: value}, target=contact_id)
-            for contact_id, attribute, value in rows if attribute in target.fields]
+                       payload={target.fields[attribute]: value}, target=contact_id, rule=f"consent:{purpose}")
+            for contact_id, attribute, value, purpose in rows if attribute in target.fields]
 
 
 def _attribute_resolver(target: TargetMapping, extra: Mapping[str, str] | None = None):
@@ -273,7 +292,8 @@ def push_salesforce(warehouse_path: str | Path, settings: SalesforceSettings, ma
                     run_id: str, dry_run: bool = False, *, client: SalesforceClient | None = None,
                     max_attempts: int = DEFAULT_MAX_ATTEMPTS, max_workers: int = DEFAULT_MAX_WORKERS,
                     bulk_threshold: int = DEFAULT_BULK_THRESHOLD,
-                    validation_policy: ValidationPolicy = ValidationPolicy.DROP_FIELD) -> SyncResult:
+                    validation_policy: ValidationPolicy = ValidationPolicy.DROP_FIELD,
+                    actor: str = ACTOR_RUN) -> SyncResult:
     """Create missing contacts and set / clear external ids in Salesforce from the marts; a new contact the org
     refuses for a field value follows ``validation_policy``."""
     target = _target(mapping, "salesforce")
@@ -292,12 +312,14 @@ def push_salesforce(warehouse_path: str | Path, settings: SalesforceSettings, ma
             _finish(store, result, writer)
             return result
     validate_salesforce_mapping(target, describe, settings.external_id_field)
-    writer = SalesforceWriter(client, external_id_field=settings.external_id_field, bulk_threshold=bulk_threshold,
-                              validation_policy=validation_policy, required_fields=required_fields(describe))
+    # erased people's contacts are deleted by the erasure writer; everything else goes through the Salesforce one
+    writer = SalesforceErasureWriter(client, SalesforceWriter(
+        client, external_id_field=settings.external_id_field, bulk_threshold=bulk_threshold,
+        validation_policy=validation_policy, required_fields=required_fields(describe)))
     with duckdb.connect(str(warehouse_path)) as con:
         records, invalid = salesforce_records(con, target, settings.external_id_field)
         return run_sync(con, writer, records, run_id, dry_run=dry_run, max_attempts=max_attempts,
-                        max_workers=max_workers, invalid=invalid)
+                        max_workers=max_workers, invalid=invalid, actor=actor)
 
 
 # -- B2C ---------------------------------------------------------------------------------------------------------
@@ -307,16 +329,14 @@ def b2c_records(con: duckdb.DuckDBPyConnection, target: TargetMapping, settings:
     records: list[SyncRecord] = []
     invalid: list[tuple[SyncRecord, str, str]] = []
     resolve = _attribute_resolver(target)
-    rows = con.execute("""SELECT target_id, attribute, value FROM marts.external_ids_to_push
-                          WHERE target_system = 'b2c' ORDER BY target_id, attribute""").fetchall()
-    for target_id, attribute, value in rows:
+    for target_id, attribute, value, rule in external_id_rows(con, "b2c"):
         short_name = resolve(attribute)
         if not target_id:
             log.warning("external_ids_to_push row for b2c without target_id ignored")
             continue
         prop = settings.extension_attribute(short_name) if short_name else str(attribute)
         record = SyncRecord(key=f"{target_id}:{short_name or attribute}", operation=SET_ATTRIBUTE,
-                            payload={prop: value}, target=target_id)
+                            payload={prop: value}, target=target_id, rule=rule)
         if short_name is None:
             invalid.append((record, "UNMAPPED_ATTRIBUTE", f"attribute {attribute} is not in the field mapping"))
         else:
@@ -326,7 +346,8 @@ def b2c_records(con: duckdb.DuckDBPyConnection, target: TargetMapping, settings:
 
 def push_b2c(warehouse_path: str | Path, settings: GraphSettings, mapping: Mapping[str, TargetMapping],
              run_id: str, dry_run: bool = False, *, client: GraphClient | None = None,
-             max_attempts: int = DEFAULT_MAX_ATTEMPTS, max_workers: int = DEFAULT_MAX_WORKERS) -> SyncResult:
+             max_attempts: int = DEFAULT_MAX_ATTEMPTS, max_workers: int = DEFAULT_MAX_WORKERS,
+             actor: str = ACTOR_RUN) -> SyncResult:
     """Write CRM contact ids (or clear them) on B2C users from ``marts.external_ids_to_push``."""
     target = _target(mapping, "b2c")
     validate_b2c_mapping(target, settings.custom_attributes)
@@ -334,7 +355,7 @@ def push_b2c(warehouse_path: str | Path, settings: GraphSettings, mapping: Mappi
     with duckdb.connect(str(warehouse_path)) as con:
         records, invalid = b2c_records(con, target, settings)
         return run_sync(con, writer, records, run_id, dry_run=dry_run, max_attempts=max_attempts,
-                        max_workers=max_workers, invalid=invalid)
+                        max_workers=max_workers, invalid=invalid, actor=actor)
 
 
 def _target(mapping: Mapping[str, TargetMapping], kind: str) -> TargetMapping:

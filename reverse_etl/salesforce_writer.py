@@ -35,7 +35,10 @@ CREATE_CONTACT = "create_contact"
 SET_EXTERNAL_ID = "set_external_id"
 CLEAR_EXTERNAL_ID = "clear_external_id"
 SET_FIELD = "set_field"  # a field carried from the identity, e.g. a consent opt-out
-_METHOD = {CREATE_CONTACT: "upsert", SET_EXTERNAL_ID: "update", CLEAR_EXTERNAL_ID: "update", SET_FIELD: "update"}
+ANONYMISE_CONTACT = "anonymise_contact"  # an erased person's contact, personal fields overwritten
+DELETE_CONTACT = "delete_contact"  # an erased person's contact, deleted (reverse_etl.erasure_writer)
+_METHOD = {CREATE_CONTACT: "upsert", SET_EXTERNAL_ID: "update", CLEAR_EXTERNAL_ID: "update", SET_FIELD: "update",
+           ANONYMISE_CONTACT: "update"}
 
 COLLECTION_LIMIT = 200  # Salesforce's limit of records per sObject Collections request
 DEFAULT_BULK_THRESHOLD = 10_000

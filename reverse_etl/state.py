@@ -6,7 +6,10 @@ Tables (keys, hashes and error codes only; payloads never leave the marts):
                    and the fields it was accepted without (``dropped_fields``, see the validation policy);
 * ``pending``      intent written before a request, removed when the outcome is known; survives crashes;
 * ``dead_letters`` records that failed permanently and are no longer retried while their payload is unchanged;
-* ``sync_log``     one row per record per attempt (the audit trail).
+* ``sync_log``     one row per record per attempt: the one audit trail of every write idlink makes to an outside
+                   system, whoever made it (``actor``: a Dagster run, the fast lane, the sign-up connector, a
+                   command; ``run_id`` names which) and why (``rule``: the match rule, consent purpose or
+                   erasure policy behind it).
 
 Error messages stored there are idlink's own words plus the names of the fields the remote system rejected:
 never the remote system's message, which may quote the rejected value (Salesforce does for
@@ -46,7 +49,17 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_log (
     payload_hash VARCHAR NOT NULL, outcome VARCHAR NOT NULL, error_code VARCHAR, error_message VARCHAR,
     attempt INTEGER NOT NULL, logged_at TIMESTAMP NOT NULL);
 ALTER TABLE {SCHEMA}.sync_state ADD COLUMN IF NOT EXISTS dropped_fields VARCHAR;
+ALTER TABLE {SCHEMA}.sync_log ADD COLUMN IF NOT EXISTS actor VARCHAR;
+ALTER TABLE {SCHEMA}.sync_log ADD COLUMN IF NOT EXISTS rule VARCHAR;
 """
+
+# sync_log.actor values: who made the write
+ACTOR_RUN = "run"  # a Dagster run (run_id = its id)
+ACTOR_FAST_LANE = "fast_lane"  # the near-real-time fast lane (copied from the inbox's audit log)
+ACTOR_CONNECTOR = "connector"  # the B2C sign-up API connector (likewise)
+ACTOR_COMMAND = "command"  # an operator's command (python -m reverse_etl ...)
+_SYNC_LOG_COLUMNS = ("run_id, system, operation, record_key, payload_hash, outcome, error_code, error_message, "
+                     "attempt, logged_at, actor, rule")
 
 # sync_log.outcome values
 SUCCEEDED = "succeeded"
@@ -83,6 +96,7 @@ class SyncRecord:
     operation: str
     payload: Mapping[str, Any]
     target: str | None = None
+    rule: str | None = field(default=None, compare=False)  # why it is written, for the audit trail
     payload_hash: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -164,10 +178,11 @@ class StateStore:
     """Diff, intent and outcome bookkeeping of one system within one run; use from one thread."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, system: str, run_id: str,
-                 max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+                 max_attempts: int = DEFAULT_MAX_ATTEMPTS, actor: str = ACTOR_RUN) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.con, self.system, self.run_id, self.max_attempts = con, system, run_id, max_attempts
+        self.actor = actor
         ensure_schema(con)
 
     def _with_table(self, name: str, table: pa.Table, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
@@ -255,7 +270,7 @@ class StateStore:
             return counts
         now = _now()
         log_rows: dict[str, list] = {k: [] for k in (
-            "operation", "record_key", "payload_hash", "outcome", "error_code", "error_message", "attempt")}
+            "operation", "record_key", "payload_hash", "outcome", "error_code", "error_message", "attempt", "rule")}
         ok_rows: dict[str, list] = {"record_key": [], "payload_hash": [], "remote_id": [], "dropped_fields": []}
         retry_rows: dict[str, list] = {"record_key": [], "error_code": []}
         dead_rows: dict[str, list] = {k: [] for k in (
@@ -284,14 +299,14 @@ class StateStore:
             for name, value in (("operation", record.operation), ("record_key", record.key),
                                 ("payload_hash", record.payload_hash), ("outcome", verdict),
                                 ("error_code", outcome.error_code), ("error_message", message),
-                                ("attempt", attempt)):
+                                ("attempt", attempt), ("rule", record.rule)):
                 log_rows[name].append(value)
 
         tables = {
             "log_input": pa.table(log_rows, schema=pa.schema([
                 ("operation", pa.string()), ("record_key", pa.string()), ("payload_hash", pa.string()),
                 ("outcome", pa.string()), ("error_code", pa.string()), ("error_message", pa.string()),
-                ("attempt", pa.int32())])),
+                ("attempt", pa.int32()), ("rule", pa.string())])),
             "ok_input": pa.table(ok_rows, schema=pa.schema([
                 ("record_key", pa.string()), ("payload_hash", pa.string()), ("remote_id", pa.string()),
                 ("dropped_fields", pa.string())])),
@@ -307,9 +322,10 @@ class StateStore:
         try:
             self.con.execute("BEGIN")
             self.con.execute(f"""
-                INSERT INTO {SCHEMA}.sync_log
-                SELECT ?, ?, operation, record_key, payload_hash, outcome, error_code, error_message, attempt, ?
-                FROM log_input""", [self.run_id, system, now])
+                INSERT INTO {SCHEMA}.sync_log ({_SYNC_LOG_COLUMNS})
+                SELECT ?, ?, operation, record_key, payload_hash, outcome, error_code, error_message, attempt, ?,
+                    ?, rule
+                FROM log_input""", [self.run_id, system, now, self.actor])
             if ok_rows["record_key"]:
                 self.con.execute(f"""
                     INSERT INTO {SCHEMA}.sync_state (system, record_key, payload_hash, remote_id, accepted_at,
@@ -359,12 +375,14 @@ class StateStore:
 
 
 def external_write(system: str, operation: str, record_key: str, payload: Mapping[str, Any], outcome: str,
-                   error_code: str | None = None, remote_id: str | None = None) -> dict[str, Any]:
-    """One write made outside a sync run (the fast lane), as ``append_external_log`` takes it: keys, the
-    payload's hash and the outcome, never the payload itself."""
+                   error_code: str | None = None, remote_id: str | None = None, *, actor: str = ACTOR_FAST_LANE,
+                   rule: str | None = None) -> dict[str, Any]:
+    """One write made outside a sync run (by the fast lane or the sign-up connector), as
+    ``append_external_log`` takes it: keys, the payload's hash, the outcome, who wrote and why; never the
+    payload itself."""
     return {"system": system, "operation": operation, "record_key": record_key,
             "payload_hash": payload_hash(operation, payload), "outcome": outcome, "error_code": error_code,
-            "remote_id": remote_id}
+            "remote_id": remote_id, "actor": actor, "rule": rule}
 
 
 REPLAY = "replay"  # sync_log.operation of a dead letter handed back to the next push
@@ -397,8 +415,9 @@ def replay_dead_letters(con: duckdb.DuckDBPyConnection, run_id: str, *, system: 
     try:
         con.execute("BEGIN")
         con.execute(f"""
-            INSERT INTO {SCHEMA}.sync_log
-            SELECT ?, system, '{REPLAY}', record_key, payload_hash, '{REPLAY_REQUESTED}', error_code, NULL, 0, ?
+            INSERT INTO {SCHEMA}.sync_log ({_SYNC_LOG_COLUMNS})
+            SELECT ?, system, '{REPLAY}', record_key, payload_hash, '{REPLAY_REQUESTED}', error_code, NULL, 0, ?,
+                '{ACTOR_COMMAND}', 'replay'
             FROM replayed""", [run_id, now])
         con.execute(f"""
             INSERT INTO {SCHEMA}.pending (system, record_key, payload_hash, attempts, next_attempt_at, last_error_code)
@@ -421,8 +440,10 @@ def replay_dead_letters(con: duckdb.DuckDBPyConnection, run_id: str, *, system: 
 
 
 def append_external_log(con: duckdb.DuckDBPyConnection, run_id: str, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Copy writes made outside a sync run (the near-real-time fast lane) into ``sync_log``, keeping the time
-    each was made; rows carry system, operation, record_key, payload_hash, outcome, error_code, logged_at."""
+    """Copy writes made outside a sync run (the fast lane, the sign-up connector) into ``sync_log``, keeping the
+    time each was made; rows carry system, operation, record_key, payload_hash, outcome, error_code, logged_at
+    and their actor and rule (a row without an actor is the fast lane's). ``run_id`` is the fast lane's; the
+    connector's rows are logged under its own name."""
     if not rows:
         return 0
     ensure_schema(con)
@@ -435,19 +456,21 @@ def append_external_log(con: duckdb.DuckDBPyConnection, run_id: str, rows: Seque
         "error_code": [r.get("error_code") for r in rows],
         "logged_at": [datetime.fromisoformat(str(r["logged_at"])).astimezone(UTC).replace(tzinfo=None)
                       for r in rows],
+        "actor": [r.get("actor") or ACTOR_FAST_LANE for r in rows],
+        "rule": [r.get("rule") for r in rows],
     })
     con.register("external_log_input", table)
     try:
         # idempotent: a copy repeated after a crash adds nothing
         con.execute(f"""
-            INSERT INTO {SCHEMA}.sync_log
-            SELECT ?, i.system, i.operation, i.record_key, i.payload_hash, i.outcome, i.error_code, NULL, 1,
-                i.logged_at
+            INSERT INTO {SCHEMA}.sync_log ({_SYNC_LOG_COLUMNS})
+            SELECT CASE WHEN i.actor = '{ACTOR_FAST_LANE}' THEN ? ELSE i.actor END, i.system, i.operation,
+                i.record_key, i.payload_hash, i.outcome, i.error_code, NULL, 1, i.logged_at, i.actor, i.rule
             FROM external_log_input AS i
             WHERE NOT EXISTS (
                 SELECT 1 FROM {SCHEMA}.sync_log AS s
-                WHERE s.run_id = ? AND s.system = i.system AND s.operation = i.operation
-                    AND s.record_key = i.record_key AND s.logged_at = i.logged_at)""", [run_id, run_id])
+                WHERE s.actor = i.actor AND s.system = i.system AND s.operation = i.operation
+                    AND s.record_key = i.record_key AND s.logged_at = i.logged_at)""", [run_id])
     finally:
         con.unregister("external_log_input")
     return len(rows)

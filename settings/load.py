@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from settings.model import (
+    ERASURE_CRM_POLICIES,
     AkamaiSettings,
     ConnectorSettings,
     DataverseSettings,
@@ -20,7 +21,9 @@ from settings.model import (
     GraphSettings,
     HttpSettings,
     IngestSettings,
+    PrivacySettings,
     PublishSettings,
+    RetentionSettings,
     SalesforceSettings,
     ScimSettings,
     Settings,
@@ -158,6 +161,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                 compliance_db_path=r.get("COMPLIANCE_DB_PATH") or _beside(warehouse_path,
                                                                                           "compliance"),
                                 steward_db_path=r.get("STEWARD_DB_PATH"), hash_salt=r.get("ANALYST_HASH_SALT")),
+        privacy=PrivacySettings(crm_policy=r.get("ERASURE_CRM_POLICY"), erase_deleted=r.get("IDLINK_ERASE_DELETED")),
+        retention=RetentionSettings(tombstone_days=r.get("RETENTION_TOMBSTONE_DAYS"),
+                                    snapshot_days=r.get("RETENTION_SNAPSHOT_DAYS"),
+                                    sync_log_days=r.get("RETENTION_SYNC_LOG_DAYS"),
+                                    dead_letter_days=r.get("RETENTION_DEAD_LETTER_DAYS"),
+                                    inbox_days=r.get("RETENTION_INBOX_DAYS")),
         http=http, graph=graph, salesforce=salesforce, akamai=akamai, dynamics=dynamics, scim=scim,
         webhook=webhook, connector=connector,
         connector_warehouse_lookup=r.get("CONNECTOR_WAREHOUSE_LOOKUP"),
@@ -167,6 +176,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ingest=IngestSettings(workers=r.get("IDLINK_INGEST_WORKERS"), dlt_progress=r.get("IDLINK_DLT_PROGRESS")),
         alert_webhook_url=r.get("IDLINK_ALERT_WEBHOOK_URL"),
     )
+    if settings.privacy.crm_policy not in ERASURE_CRM_POLICIES:
+        r.problems.append(f"ERASURE_CRM_POLICY must be one of {', '.join(ERASURE_CRM_POLICIES)}")
     if r.problems:
         raise SettingsError("; ".join(r.problems))
     return settings

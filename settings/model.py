@@ -223,6 +223,28 @@ class PublishSettings:
     hash_salt: str | None = field(default=None, repr=False)  # None: a new random salt per publication
 
 
+ERASURE_CRM_POLICIES = ("delete", "anonymise", "clear_external_id")
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    """How erasure treats the CRM and provider deletions."""
+
+    crm_policy: str = _default("ERASURE_CRM_POLICY")  # one of ERASURE_CRM_POLICIES
+    erase_deleted: bool = False
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """Days each kind of record is kept (privacy.retention)."""
+
+    tombstone_days: int = int(_default("RETENTION_TOMBSTONE_DAYS"))
+    snapshot_days: int = int(_default("RETENTION_SNAPSHOT_DAYS"))
+    sync_log_days: int = int(_default("RETENTION_SYNC_LOG_DAYS"))
+    dead_letter_days: int = int(_default("RETENTION_DEAD_LETTER_DAYS"))
+    inbox_days: int = int(_default("RETENTION_INBOX_DAYS"))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything idlink is configured with, read once at an edge (``settings.load_settings``).
@@ -234,6 +256,8 @@ class Settings:
     inbox_path: Path
     field_mapping: FieldMappingSettings
     publish: PublishSettings
+    privacy: PrivacySettings = PrivacySettings()
+    retention: RetentionSettings = RetentionSettings()
     http: HttpSettings = HttpSettings()
     graph: GraphSettings | None = None
     salesforce: SalesforceSettings | None = None

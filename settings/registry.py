@@ -61,6 +61,7 @@ _FAST_LANE = "fast lane"
 _MAKE_DEV = "`make dev`"
 _DBT = "dbt (`dbt_project/profiles.yml`)"
 _PUBLISHING = "publishing"
+_PRIVACY = "erasure and retention"
 
 VARIABLES: dict[str, Variable] = _vars(
     # -- the warehouse and shared HTTP settings
@@ -189,6 +190,22 @@ VARIABLES: dict[str, Variable] = _vars(
     Variable("ANALYST_HASH_SALT", "", "secret salt of the keyed hashes (`email_key`, `phone_key`) analysts join "
              "on; set it so keys stay the same from one publication to the next", _PUBLISHING, secret=True,
              when_unset="– (a new random salt per publication)"),
+    # -- erasure (python -m privacy erase) and retention
+    Variable("ERASURE_CRM_POLICY", "anonymise", "what erasing a person does to their CRM contacts: `delete` them, "
+             "`anonymise` them (personal fields overwritten), or `clear_external_id` (only unlinked: the CRM and "
+             "idlink's copy of it keep the contact)", _PRIVACY),
+    Variable("IDLINK_ERASE_DELETED", "false", "erase every identity its provider deleted at the next run (else its "
+             "tombstone is kept for the tombstone retention)", _PRIVACY, Kind.FLAG),
+    Variable("RETENTION_TOMBSTONE_DAYS", "30", "days a deleted identity or contact (its tombstone, with its last "
+             "known data) stays in the raw tables", _PRIVACY, Kind.POSITIVE_INT),
+    Variable("RETENTION_SNAPSHOT_DAYS", "365", "days an ended version of a link or a consent stays in the history "
+             "snapshots", _PRIVACY, Kind.POSITIVE_INT),
+    Variable("RETENTION_SYNC_LOG_DAYS", "365", "days a row of the sync log (the audit trail of writes) is kept",
+             _PRIVACY, Kind.POSITIVE_INT),
+    Variable("RETENTION_DEAD_LETTER_DAYS", "90", "days a dead letter is kept after its last failure", _PRIVACY,
+             Kind.POSITIVE_INT),
+    Variable("RETENTION_INBOX_DAYS", "30", "days a handed-on inbox event (and an imported fast-lane audit row, a "
+             "recorded run failure) is kept", _PRIVACY, Kind.POSITIVE_INT),
     # -- alerts
     Variable("IDLINK_ALERT_WEBHOOK_URL", "", "run-failure alerts: POST of `{job, run_id, error_type}` (no personal "
              "data); often carries a token", "run-failure sensor", Kind.URL, secret=True,

@@ -19,8 +19,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "ingestion": frozenset({"settings", "clients"}),
     "reverse_etl": frozenset({"settings", "clients"}),
     "publishing": frozenset({"settings"}),
+    "privacy": frozenset({"settings", "inbox"}),
     "gateway": frozenset({"settings", "clients", "inbox", "ingestion", "reverse_etl"}),
-    "orchestration": frozenset({"settings", "clients", "inbox", "ingestion", "reverse_etl", "publishing"}),
+    "orchestration": frozenset({"settings", "clients", "inbox", "ingestion", "reverse_etl", "publishing",
+                                "privacy"}),
     "sandbox": frozenset(),
 }
 # importer -> stages it may reach through their package root only (their public interface)

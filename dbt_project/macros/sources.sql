@@ -87,7 +87,7 @@
         'run_id': dbt.type_string(), 'system': dbt.type_string(), 'operation': dbt.type_string(),
         'record_key': dbt.type_string(), 'payload_hash': dbt.type_string(), 'outcome': dbt.type_string(),
         'error_code': dbt.type_string(), 'error_message': dbt.type_string(), 'attempt': dbt.type_int(),
-        'logged_at': dbt.type_timestamp()
+        'logged_at': dbt.type_timestamp(), 'actor': dbt.type_string(), 'rule': dbt.type_string()
     }) }}
 {%- endmacro %}
 
@@ -109,4 +109,14 @@
 {% macro postgres__text_timestamp(expr) -%}
     case when {{ expr }} ~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$'
         then ({{ expr }})::timestamptz at time zone 'UTC' end
+{%- endmacro %}
+
+{# Ids of a system's erased records (privacy.erased_subjects), for staging to leave out; none before the first
+   erasure. #}
+{% macro erased_ids(system) -%}
+    select record_id from (
+        {{ idlink.typed_columns_from(source('privacy', 'erased_subjects'),
+                                     {'system': dbt.type_string(), 'record_id': dbt.type_string()}) }}
+    ) as erased
+    where system = '{{ system }}'
 {%- endmacro %}

@@ -37,6 +37,7 @@ renamed as not materialized (
         ingested_at
     from source
     where id is not null
+        and id not in ({{ idlink.erased_ids(provider) }})  -- an erased person stays out whatever raw still holds
 ),
 
 name_keys as materialized (

@@ -5,6 +5,8 @@
 - `scim.py`: the load of a SCIM 2.0 directory's users (`raw_scim/users`);
 - `dynamics.py`: the Dynamics 365 / Dataverse load (`raw_dynamics/contact`) and push;
 - `linking.py`: every dbt model, seed and snapshot (group `linking`), dbt tests as asset checks;
+- `privacy.py`: erasure requests applied before the dbt build, the warehouse rewritten after a run that erased
+  someone;
 - `publishing.py`: the databases analysts, stewards and compliance read, published after every linking run;
 - `reverse_etl.py`: pushes to Salesforce and B2C with their checks;
 - `jobs.py`: `ingest_and_link` and `full_sync`;

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from ingestion.akamai import DATASET, TABLE, akamai_source
 from ingestion.pipeline import warehouse_pipeline
+from ingestion.suppression import leave_out
 from orchestration.defs.ingestion import declared_pipeline, with_summary
 from orchestration.defs.resources import (
     AkamaiResource,
@@ -31,6 +32,7 @@ from orchestration.defs.reverse_etl import (
     sync_checks,
     sync_materialization,
 )
+from privacy import erased_record_ids
 from reverse_etl.akamai_writer import push_akamai
 from reverse_etl.runner import SyncResult
 
@@ -74,8 +76,8 @@ def akamai_users(context: dg.AssetExecutionContext, config: AkamaiIngestConfig, 
                             "nothing loaded")
         yield dg.MaterializeResult(asset_key=USERS_KEY, metadata={"configured": False, "rows_loaded": 0})
         return
-    source = akamai_source(settings=akamai.settings(), warehouse_path=warehouse.path,
-                           identity_ids=config.identity_ids)
+    source = leave_out(akamai_source(settings=akamai.settings(), warehouse_path=warehouse.path,
+                                     identity_ids=config.identity_ids), erased_record_ids(warehouse.path, "akamai"))
     pipeline = warehouse_pipeline(PIPELINE_NAME, DATASET, warehouse.path, ingest_tuning.dlt_progress)
     context.log.info("Akamai load: %s", f"{len(config.identity_ids)} targeted users" if config.identity_ids
                      else "full scan")

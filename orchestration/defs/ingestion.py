@@ -21,12 +21,14 @@ from ingestion import b2c as b2c_ingestion
 from ingestion import salesforce as salesforce_ingestion
 from ingestion.pipeline import warehouse_pipeline
 from ingestion.quality import table_summary
+from ingestion.suppression import leave_out
 from orchestration.defs.resources import (
     GraphResource,
     IngestTuningResource,
     SalesforceResource,
     WarehouseResource,
 )
+from privacy import erased_record_ids
 
 B2C_USERS_KEY = dg.AssetKey(["raw_b2c", "users"])
 SALESFORCE_CONTACT_KEY = dg.AssetKey(["raw_salesforce", "contact"])
@@ -111,13 +113,13 @@ def b2c_users(
 ) -> Iterator[Any]:
     if not graph.configured:
         raise dg.Failure("B2C is not configured: set B2C_TENANT_ID, B2C_CLIENT_ID and B2C_CLIENT_SECRET")
-    source = b2c_ingestion.b2c_source(
+    source = leave_out(b2c_ingestion.b2c_source(
         settings=graph.settings(),
         warehouse_path=warehouse.path,
         identity_ids=config.identity_ids,
         dataset_name=b2c_ingestion.DATASET,
         workers=ingest_tuning.workers,
-    )
+    ), erased_record_ids(warehouse.path, "b2c"))  # erased people are never loaded again
     context.log.info(
         "B2C load: %s", f"{len(config.identity_ids)} targeted users" if config.identity_ids else "full scan"
     )
@@ -148,9 +150,9 @@ def salesforce_contacts(
 ) -> Iterator[Any]:
     if not salesforce.configured:
         raise dg.Failure("Salesforce is not configured: set SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET")
-    source = salesforce_ingestion.salesforce_source(
+    source = leave_out(salesforce_ingestion.salesforce_source(
         settings=salesforce.settings(), contact_ids=config.contact_ids, workers=ingest_tuning.workers
-    )
+    ), erased_record_ids(warehouse.path, "salesforce"))
     context.log.info(
         "Salesforce load: %s",
         f"{len(config.contact_ids)} targeted contacts" if config.contact_ids else "incremental",

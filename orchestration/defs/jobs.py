@@ -3,14 +3,15 @@ import dagster as dg
 
 ingest_and_link_job = dg.define_asset_job(
     name="ingest_and_link",
-    selection=dg.AssetSelection.groups("ingestion", "linking", "publishing"),
+    selection=dg.AssetSelection.groups("ingestion", "privacy", "linking", "publishing"),
     description="Ingest identities and CRM contacts, rebuild the link tables and publish them. Writes nothing to "
     "outside systems.",
 )
 
 full_sync_job = dg.define_asset_job(
     name="full_sync",
-    selection=dg.AssetSelection.groups("ingestion", "linking", "publishing", "reverse_etl"),
+    selection=dg.AssetSelection.groups("ingestion", "privacy", "linking", "publishing",
+                                                "reverse_etl"),
     description="Ingest, link, and push new contacts and external IDs back to the CRM and the identity providers.",
 )
 

@@ -31,7 +31,7 @@ SALESFORCE_BATCH_LIMIT = 2000
 B2C_KEY = dg.AssetKey(["raw_b2c", "users"])
 SALESFORCE_KEY = dg.AssetKey(["raw_salesforce", "contact"])
 AKAMAI_KEY = dg.AssetKey(["raw_akamai", "users"])
-DOWNSTREAM_GROUPS = ("linking", "publishing", "reverse_etl")
+DOWNSTREAM_GROUPS = ("privacy", "linking", "publishing", "reverse_etl")
 TRIGGER_TAG = "idlink/trigger"
 
 

@@ -8,6 +8,7 @@ and ``reverse_etl/``, which know nothing of Dagster.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import sys
 from collections.abc import Iterator, Mapping
@@ -31,7 +32,9 @@ from settings import (
     FieldMappingSettings,
     GraphSettings,
     HttpSettings,
+    PrivacySettings,
     PublishSettings,
+    RetentionSettings,
     SalesforceSettings,
     ScimSettings,
     Settings,
@@ -218,6 +221,24 @@ def _absolute(path: str) -> Path:
     return Path(path) if Path(path).is_absolute() else REPO_ROOT / path
 
 
+class PrivacyResource(dg.ConfigurableResource):
+    """How erasure treats the CRM (ERASURE_CRM_POLICY) and identities their provider deleted, and how many days
+    each kind of record is kept (RETENTION_*)."""
+
+    crm_policy: str = PrivacySettings.crm_policy
+    erase_deleted: bool = False
+    tombstone_days: int = RetentionSettings.tombstone_days
+    snapshot_days: int = RetentionSettings.snapshot_days
+    sync_log_days: int = RetentionSettings.sync_log_days
+    dead_letter_days: int = RetentionSettings.dead_letter_days
+    inbox_days: int = RetentionSettings.inbox_days
+
+    def retention(self) -> RetentionSettings:
+        return RetentionSettings(tombstone_days=self.tombstone_days, snapshot_days=self.snapshot_days,
+                                 sync_log_days=self.sync_log_days, dead_letter_days=self.dead_letter_days,
+                                 inbox_days=self.inbox_days)
+
+
 class AlertResource(dg.ConfigurableResource):
     """Where run-failure alerts are posted (nothing when unset)."""
 
@@ -350,6 +371,9 @@ def build_resources(settings: Settings) -> dict:
             compliance_db_path=str(settings.publish.compliance_db_path),
             steward_db_path=str(settings.publish.steward_db_path or ""),
             hash_salt=_secret("ANALYST_HASH_SALT", settings.publish.hash_salt)),
+        "privacy": PrivacyResource(crm_policy=settings.privacy.crm_policy,
+                                   erase_deleted=settings.privacy.erase_deleted,
+                                   **dataclasses.asdict(settings.retention)),
         "alerts": AlertResource(webhook_url=_secret("IDLINK_ALERT_WEBHOOK_URL", settings.alert_webhook_url),
                                 ca_bundle=settings.http.ca_bundle),
         "dbt": LinkingDbtCliResource(

@@ -80,8 +80,9 @@ def sync_materialization(key: dg.AssetKey, result: SyncResult, min_success_rate:
 
 
 def record_fast_lane_writes(warehouse_path: str, inbox_path: str | Path) -> int:
-    """Copy the writes the fast lane made since the last run from the gateway inbox into reverse_etl.sync_log,
-    so the warehouse keeps one audit trail of every change; returns how many rows were copied."""
+    """Copy the writes the fast lane and the sign-up connector made since the last run from the gateway inbox into
+    reverse_etl.sync_log, so the warehouse keeps one audit trail of every change; returns how many rows were
+    copied."""
     if not Path(inbox_path).exists():
         return 0
     inbox = Inbox(inbox_path)

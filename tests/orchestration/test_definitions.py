@@ -27,9 +27,9 @@ def test_both_jobs_are_defined(defs):
     assert {"ingest_and_link", "full_sync"} <= names
 
 
-def test_every_asset_belongs_to_a_stage_or_to_publishing(defs):
+def test_every_asset_belongs_to_a_stage_privacy_or_publishing(defs):
     groups = {node.group_name for node in _asset_specs(defs).values()}
-    assert groups == {"ingestion", "linking", "publishing", "reverse_etl"}
+    assert groups == {"ingestion", "privacy", "linking", "publishing", "reverse_etl", "retention"}
 
 
 def test_raw_tables_line_up_with_dbt_sources(defs):
@@ -43,13 +43,14 @@ def test_ingest_and_link_selects_no_asset_that_writes_to_outside_systems(defs):
     graph = defs.resolve_asset_graph()
     selected = defs.resolve_job_def("ingest_and_link").asset_layer.selected_asset_keys
     groups = {graph.get(key).group_name for key in selected}
-    assert groups == {"ingestion", "linking", "publishing"}
+    assert groups == {"ingestion", "privacy", "linking", "publishing"}
 
 
 def test_full_sync_selects_every_stage(defs):
     graph = defs.resolve_asset_graph()
     selected = defs.resolve_job_def("full_sync").asset_layer.selected_asset_keys
-    assert {graph.get(key).group_name for key in selected} == {"ingestion", "linking", "publishing", "reverse_etl"}
+    assert {graph.get(key).group_name for key in selected} == {"ingestion", "privacy", "linking", "publishing",
+                                                               "reverse_etl"}
 
 
 def test_everything_that_opens_the_warehouse_shares_one_pool(defs):
@@ -82,8 +83,9 @@ def test_dagster_project_tooling_checks_and_lists_the_defs_folder():
                             timeout=300, check=False)
     assert listed.returncode == 0, listed.stderr[-2000:]
     found = json.loads(listed.stdout)
-    assert {job["name"] for job in found["jobs"]} == {"ingest_and_link", "full_sync"}
+    assert {job["name"] for job in found["jobs"]} == {"ingest_and_link", "full_sync", "retention_purge"}
     assert {sensor["name"] for sensor in found["sensors"]} == {
         "inbox_sensor", "salesforce_changes_sensor", "run_failure_alert"}
-    assert {schedule["name"] for schedule in found["schedules"]} == {"incremental_sync", "nightly_reconciliation"}
+    assert {schedule["name"] for schedule in found["schedules"]} == {"incremental_sync", "nightly_reconciliation",
+                                                                    "daily_retention_purge"}
     assert "raw_b2c/users" in {asset["asset_key"] for asset in found["assets"]}

@@ -1,6 +1,7 @@
 """A small warehouse built by dbt from synthetic raw tables, and the personal values it was built from."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +45,15 @@ class BuiltWarehouse:
         return {value for value in self.personal_values() if "@" in value}
 
 
-def build_warehouse(workdir: Path, size: int = 200, seed: int = 3) -> BuiltWarehouse:
+def build_warehouse(workdir: Path, size: int = 200, seed: int = 3,
+                    before_build: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> BuiltWarehouse:
+    """Raw tables of ``size`` synthetic people, ``before_build`` (e.g. earlier pushes' bookkeeping), dbt build."""
     data = generate(size, seed=seed)
     warehouse = workdir / "warehouse.duckdb"
     with duckdb.connect(str(warehouse)) as con:
         load_raw_tables(con, raw_tables(data.users, data.contacts, data.akamai_users))
+        if before_build is not None:
+            before_build(con)
     target = workdir / "target"
     run = run_dbt(["build", "--exclude-resource-type", "unit_test", "--exclude-resource-type", "test"], target,
                   {"WAREHOUSE_PATH": str(warehouse), "DBT_TARGET": "duckdb"})

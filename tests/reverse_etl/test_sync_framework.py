@@ -226,7 +226,7 @@ def test_sync_log_has_one_row_per_record_per_attempt_and_no_payload_columns(con)
         ("run-2", "id-0", 2, "succeeded")]
     columns = [c[0] for c in con.execute("describe reverse_etl.sync_log").fetchall()]
     assert columns == ["run_id", "system", "operation", "record_key", "payload_hash", "outcome", "error_code",
-                       "error_message", "attempt", "logged_at"]
+                       "error_message", "attempt", "logged_at", "actor", "rule"]
     logged = " ".join(str(v) for row in rows(con, "select * from reverse_etl.sync_log") for v in row)
     assert "v1-" not in logged  # payload values never reach the log
 

@@ -33,6 +33,7 @@ renamed as not materialized (
         ingested_at
     from source
     where id is not null
+        and id not in ({{ idlink.erased_ids('salesforce') }})  -- an erased person's contact stays out
 ),
 
 name_keys as materialized (

@@ -1,5 +1,6 @@
--- Every write idlink made (or tried) to an outside system: who (run id), what (system, operation, record),
--- the outcome and when. Keys, hashes and error codes only.
+-- The one audit trail: every write idlink made (or tried) to an outside system, by whom (actor: a Dagster run,
+-- the fast lane, the sign-up connector, a command; run_id names which), why (rule: the match rule, consent purpose
+-- or erasure policy), with what outcome and when. Keys, hashes and error codes only.
 with
 
 log as (
@@ -7,8 +8,19 @@ log as (
 ),
 
 final as (
-    select run_id, system, operation, record_key, payload_hash, outcome, error_code, error_message, attempt,
-        logged_at
+    select
+        logged_at,
+        coalesce(actor, 'run') as actor,
+        run_id,
+        system,
+        operation,
+        record_key,
+        rule,
+        outcome,
+        error_code,
+        error_message,
+        attempt,
+        payload_hash
     from log
 )
 

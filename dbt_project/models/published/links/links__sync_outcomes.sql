@@ -1,5 +1,5 @@
--- Every write the reverse ETL attempted and what the system answered: keys, error codes and idlink's own
--- explanation (never the remote system's message, which may quote a value).
+-- Every write idlink attempted and what the system answered: who and why (actor, rule), keys, error codes and
+-- idlink's own explanation (never the remote system's message, which may quote a value).
 with
 
 log as (
@@ -7,7 +7,8 @@ log as (
 ),
 
 final as (
-    select run_id, system, operation, record_key, outcome, error_code, error_message, attempt, logged_at
+    select logged_at, coalesce(actor, 'run') as actor, run_id, system, operation, record_key, rule, outcome,
+        error_code, error_message, attempt
     from log
 )
 
