@@ -39,7 +39,9 @@ def world(built, tmp_path):
         con.execute("update raw_b2c.users set is_deleted = true, deleted_at = ? where id = ?", [NOW - 29 * day, ids[1]])
         con.execute("checkpoint")
         for age in (181, 179):
-            con.execute("insert into reverse_etl.sync_log values ('r', 'salesforce', 'create_contact', ?, 'h', "
+            con.execute("insert into reverse_etl.sync_log (run_id, system, operation, record_key, payload_hash, "
+                        "outcome, error_code, error_message, attempt, logged_at) values ('r', 'salesforce', "
+                        "'create_contact', ?, 'h', "
                         "'succeeded', null, null, 1, ?)", [f"k{age}", NOW - age * day])
         for age in (91, 89):
             con.execute("insert into reverse_etl.dead_letters values ('salesforce', ?, 'h', 'E', 'm', 3, ?, ?)",

@@ -2,12 +2,11 @@
 command - lands in reverse_etl.sync_log with who (actor, run_id), why (rule), the outcome and the time, keys only."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import duckdb
 import pytest
 
 from gateway.crm_contacts import SalesforceContactDirectory, SignUpIdentity
+from reverse_etl import mapping_for
 from reverse_etl.state import (
     ACTOR_COMMAND,
     SUCCEEDED,
@@ -17,6 +16,7 @@ from reverse_etl.state import (
     append_external_log,
     external_write,
 )
+from settings import load_settings
 
 
 @pytest.fixture
@@ -65,21 +65,19 @@ def test_writes_outside_runs_keep_their_actor_and_rule_and_are_copied_once(con):
     ]
 
 
-def test_a_contact_the_sign_up_connector_creates_is_audited(inbox):
-    class Client:
-        settings = SimpleNamespace(external_id_field="External_User_Id__c")
+OBJECT_ID = "6f1c2b9e-3d4a-4f5b-8c7d-9e0f1a2b3c4d"
 
-        def query_pages(self, soql):
-            return iter([[]])
 
-        def request(self, method, path, **kw):
-            return SimpleNamespace(status_code=201, content=b'{"id": "003NEW"}')
-
-    directory = SalesforceContactDirectory(Client(), audit=inbox.record_audit)
+def test_a_contact_the_sign_up_connector_creates_is_audited(inbox, sandbox):
+    settings = load_settings(sandbox.env)
+    target = mapping_for(settings.field_mapping, settings.graph.client_id)["salesforce"]
+    directory = SalesforceContactDirectory.within_budget(settings.salesforce, 10.0, target, b"connector-secret",
+                                                         audit=inbox.record_audit)
     contact_id = directory.find_or_create(SignUpIdentity(email="new@example.org", given_name="New",
-                                                         surname="Person", object_id="u-9"))
-    assert contact_id == "003NEW"
+                                                         surname="Person", object_id=OBJECT_ID))
+    assert contact_id
     [row] = inbox.unimported_audit()
     assert (row["actor"], row["operation"], row["record_key"], row["outcome"], row["remote_id"], row["rule"]) == (
-        "connector", "create_contact", "b2c:u-9", "succeeded", "003NEW", "signup_with_consent")
+        "connector", "create_contact", f"b2c:{OBJECT_ID}", "succeeded", contact_id, "signup_with_consent",
+    )
     assert "new@example.org" not in str(row)
