@@ -17,6 +17,7 @@ def full_sync_job() -> dg.JobDefinition:
     return build_definitions().resolve_job_def("full_sync")
 
 
+@pytest.mark.timeout(1800)  # a process per step: 586 s at load 16 on 2 cores, past the suite's 600 s
 def test_full_sync_succeeds_with_the_multiprocess_executor_on_a_fresh_instance(sandbox_factory, tmp_path,
                                                                                 monkeypatch):
     sandbox = sandbox_factory(size=120)
