@@ -228,6 +228,8 @@ VARIABLES: dict[str, Variable] = _vars(
     Variable("DAGSTER_PORT", "3000", "port of the Dagster UI", _MAKE_DEV, Kind.POSITIVE_INT),
     Variable("SANDBOX_SIZE", "1000", "synthetic people in the sandbox", _MAKE_DEV, Kind.COUNT),
     Variable("SANDBOX_PORT", "0", "port of the sandbox (0 = any free)", _MAKE_DEV, Kind.COUNT),
+    Variable("IDLINK_DEV_DIR", "data/dev", "the dev stack's state (warehouse, inbox, Dagster instance), emptied at "
+             "each start with the fresh sandbox", _MAKE_DEV, Kind.PATH),
 )
 
 
