@@ -88,6 +88,16 @@ def candidate_contacts(client: SalesforceClient, identity_id: str | None, email:
     return held, same_email
 
 
+def deleted_contact_holding(client: SalesforceClient, identity_id: str) -> dict | None:
+    """A contact the CRM deleted or merged away (queryAll, IsDeleted) that carries the identity's id, if any: an
+    upsert by that id would create the contact again, which only the batch path may decide (its policy
+    recreate_deleted_contacts; a merge is followed to the survivor)."""
+    field_name = client.settings.external_id_field
+    soql = (f"SELECT Id, MasterRecordId FROM Contact WHERE {field_name} = {soql_string(identity_id)} "
+            "AND IsDeleted = true LIMIT 1")
+    return next((record for page in client.query_pages(soql, include_deleted=True) for record in page), None)
+
+
 def upsert_by_external_id(client: SalesforceClient, identity_id: str, fields: dict) -> str | None:
     """Create or update the contact keyed by the identity's id; its Id (looked up when the answer has none)."""
     field_name = client.settings.external_id_field
@@ -197,6 +207,9 @@ class SalesforceContactDirectory:
             return contact["Id"] if contact else None
         if not identity.surname:
             return None  # Salesforce requires LastName; the batch sync creates it with the mapped fallback
+        if identity.object_id and deleted_contact_holding(self.client, identity.object_id):
+            log.info("connector: the CRM deleted this identity's contact; the batch linking decides")
+            return None
         return self._upsert(key, identity)
 
     def _upsert(self, key: str, identity: SignUpIdentity) -> str | None:

@@ -8,7 +8,9 @@ with its own cursor and, for every Akamai entity created or updated:
    same email that carries no other identity and whose first name does not clearly differ (the dbt email
    rule and its family-mailbox veto); sets the uuid on it.
    When the CRM has no contact with that email it creates one (upsert by the external ID, fields from the
-   field mapping), so a repeated attempt or the batch sync updates the same record;
+   field mapping), so a repeated attempt or the batch sync updates the same record — unless the CRM deleted or
+   merged away a contact carrying the identity's id (queryAll): whether to create again is the batch path's
+   policy (``recreate_deleted_contacts``), so the fast lane leaves it to it;
 3. writes the contact id onto the entity;
 4. records every write in the inbox's audit log and stores an event naming the identity and the contact, so the
    next targeted Dagster run fetches both, links them through the dbt rules (the uuid on the contact is the
@@ -34,7 +36,13 @@ import orjson
 from clients.akamai import AkamaiClient
 from clients.http import ApiError, path_segment
 from clients.salesforce import SalesforceClient
-from gateway.crm_contacts import candidate_contacts, choose_by_email, refused, upsert_by_external_id
+from gateway.crm_contacts import (
+    candidate_contacts,
+    choose_by_email,
+    deleted_contact_holding,
+    refused,
+    upsert_by_external_id,
+)
 from gateway.identity_ids import canonical_uuid
 from inbox import Inbox, InboxEvent
 from ingestion import CONSENT_KEY, CONTACT_ID_KEY, AkamaiIdentityReader, UnrepresentableRecord
@@ -191,6 +199,8 @@ class FastLane:
             raise
 
     def _create(self, identity: dict[str, Any], result: FastLaneResult) -> str | None:
+        if deleted_contact_holding(self.salesforce, result.uuid):  # never undo what the CRM team did
+            raise _Deferred("contact_deleted_in_crm")
         values = {**identity, "identity_id": result.uuid, "family_name": identity.get("surname")}
         fields = salesforce_contact_fields(self.target, values)
         body = {name: value for name, value in fields.items()

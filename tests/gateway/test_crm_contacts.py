@@ -69,6 +69,17 @@ def test_without_a_surname_no_contact_is_created_now(sandbox, directory) -> None
     assert len(contacts(sandbox)) == before
 
 
+def test_a_contact_the_crm_deleted_is_not_created_again_at_sign_in(sandbox, directory) -> None:
+    object_id = str(uuid.uuid4())
+    email = f"deleted.{object_id[:8]}@example.org"
+    deleted = _contact(sandbox, email, "Dana", "Deleted", external_id=object_id)
+    assert directory.client.request("DELETE", f"sobjects/Contact/{deleted}").status_code == 204
+
+    identity = SignUpIdentity(email=email, given_name="Dana", surname="Deleted", object_id=object_id)
+    assert directory.find_or_create(identity) is None  # the batch path's policy recreate_deleted_contacts decides
+    assert [c["Id"] for c in contacts(sandbox) if c.get("External_User_Id__c") == object_id] == [deleted]
+
+
 def test_soql_strings_escape_quotes_and_backslashes() -> None:
     assert soql_string("o'brien\\x@example.org") == "'o\\'brien\\\\x@example.org'"
 

@@ -50,6 +50,8 @@ ENTITIES = [
     entity(uuid_of(10), "crm.down@example.org", "Dora", "Down"),
     entity(uuid_of(11), "again@example.org", "Agnes", "Again"),
     entity(uuid_of(12), "deleted.meanwhile@example.org", "Della", "Meanwhile"),
+    entity(uuid_of(13), "deleted.in.crm@example.org", "Dana", "Deleted"),
+    entity(uuid_of(14), "merged.in.crm@example.org", "Mara", "Merged"),
 ]
 CONTACTS = [
     contact("003000000000002AAA", "robert.known@example.org", "Robert", "Known"),
@@ -58,6 +60,10 @@ CONTACTS = [
     contact("003000000000104AAA", "twice@example.org", "Tess", "Twice"),
     contact("003000000000005AAA", "held@example.org", "Hal", "Held", external_id="someone-else"),
     contact("003000000000012AAA", "deleted.meanwhile@example.org", "Della", "Meanwhile"),
+    # contacts the CRM team deleted or merged away (see the test): each carried its identity's id
+    contact("003000000000013AAA", "deleted.in.crm@example.org", "Dana", "Deleted", external_id=uuid_of(13)),
+    contact("003000000000014AAA", "merged.in.crm@example.org", "Mara", "Merged", external_id=uuid_of(14)),
+    contact("003000000000114AAA", "mara.work@example.com", "Mara", "Merged"),
 ]
 
 
@@ -244,3 +250,22 @@ def test_a_contact_deleted_before_its_external_id_is_set_is_not_written_onto_the
         ("set_external_id", "failed", "ENTITY_IS_DELETED")]
     assert not akamai_entity(tenant, 12).get("crmContactId")
     assert not result.wrote
+
+
+@pytest.mark.parametrize(("n", "removal"), [(13, "deleted"), (14, "merged")])
+def test_a_contact_the_crm_deleted_or_merged_away_is_not_created_again(worker, tenant, n, removal) -> None:
+    contact_id = f"0030000000000{n}AAA"
+    if removal == "deleted":
+        assert worker.lane.salesforce.request("DELETE", f"sobjects/Contact/{contact_id}").status_code == 204
+    else:
+        merged = tenant.client.post(f"{tenant.url}/__sandbox/salesforce/merge",
+                                    json={"master": "003000000000114AAA", "losers": [contact_id]})
+        assert merged.status_code == 200
+
+    result = worker.lane.link(uuid_of(n))
+
+    # the batch path decides, by its policy recreate_deleted_contacts (a merge it follows to the survivor)
+    assert (result.action, result.reason) == ("deferred", "contact_deleted_in_crm")
+    assert result.audit == []
+    assert [c for c in salesforce_contacts(tenant).values() if c[EXTERNAL_ID] == uuid_of(n)] == []
+    assert not akamai_entity(tenant, n).get("crmContactId")
