@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from ingestion.pipeline import run_b2c, run_salesforce
 from tests.ingestion.helpers import graph_settings, salesforce_settings, scalar
+from tests.pii_files import files_with
 
 
 def personal_values(state: dict) -> set[str]:
@@ -22,19 +20,6 @@ def personal_values(state: dict) -> set[str]:
     return {v for v in values if len(v) >= 6}
 
 
-def file_texts(folder: Path):
-    """Every file under ``folder`` as text: gzip-compressed job files unpacked, parquet files read."""
-    for path in folder.rglob("*"):
-        if path.is_file():
-            if path.suffix == ".parquet":
-                yield path, str(pq.read_table(path).to_pylist())
-                continue
-            data = path.read_bytes()
-            if data[:2] == b"\x1f\x8b":
-                data = gzip.decompress(data)
-            yield path, data.decode("utf-8", errors="replace")
-
-
 def test_loads_leave_no_personal_data_in_the_pipelines_folder(private_sandbox, warehouse):
     run_b2c(graph_settings(private_sandbox.env), warehouse)
     run_salesforce(salesforce_settings(private_sandbox.env), warehouse)
@@ -45,6 +30,4 @@ def test_loads_leave_no_personal_data_in_the_pipelines_folder(private_sandbox, w
     assert len(values) > 200
     pipelines_dir = Path(warehouse).parent / "dlt_pipelines"
     assert any(pipelines_dir.rglob("*")), "the pipelines keep their state there"
-    leaks = {str(path.relative_to(pipelines_dir)) for path, text in file_texts(pipelines_dir)
-             if any(value in text for value in values)}
-    assert leaks == set()
+    assert files_with(values, pipelines_dir) == set()
