@@ -53,7 +53,7 @@ docs: setup
 	@echo "dbt docs site: data/docs/static_index.html"
 
 lint: setup
-	$(BIN)/ruff check settings inbox clients ingestion reverse_etl publishing privacy gateway orchestration sandbox bench tests
+	$(BIN)/ruff check settings inbox clients ingestion reverse_etl publishing privacy stewardship gateway orchestration sandbox bench tests
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs

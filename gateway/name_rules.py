@@ -1,5 +1,5 @@
-"""Name comparisons of the fast paths, with the dbt match rules' own data: the nickname seed and the thresholds
-in ``dbt_project.yml`` (so a fast link is one the batch rules would also make)."""
+"""Name comparisons of the fast paths, with the dbt match model's own configuration: the nickname seed and the
+given_name comparison levels in ``dbt_project.yml`` (so a fast link is one the batch build would not veto)."""
 from __future__ import annotations
 
 import csv
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import OSA, JaroWinkler
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 
@@ -41,15 +41,32 @@ def name_key(value: str | None) -> str:
     return " ".join(_NOT_NAME.sub(" ", bare).split())
 
 
+def _given_name_levels() -> list[dict[str, Any]]:
+    comparisons = _dbt_vars()["match_comparisons"]
+    return next(c for c in comparisons if c["name"] == "given_name")["levels"]
+
+
+def _level_holds(level: dict[str, Any], a: str, b: str) -> bool:
+    kind = level["kind"]
+    if kind == "exact":
+        return a == b
+    if kind == "nickname":
+        variants = _name_variants()
+        return bool(variants.get(a, frozenset()) & variants.get(b, frozenset()))
+    if kind == "jaro_winkler":
+        return JaroWinkler.similarity(a, b) >= float(level["at_least"])
+    if kind == "edits":
+        return OSA.distance(a, b) <= int(level["edits"])
+    if kind == "prefix":
+        return a.startswith(b) or b.startswith(a)
+    return False  # swapped: compares the family names too, which the fast paths do not read
+
+
 def first_names_differ(left: str | None, right: str | None) -> bool:
-    """The email rule's veto (macro ``first_names_differ``): both present, no shared nickname, not a prefix of
-    each other, and less similar than ``given_name_conflict`` — two people sharing a (family) mailbox."""
+    """The family_mailbox veto's test (var match_vetoes): both present and at the match model's given_name level
+    'different', i.e. none of the levels var match_comparisons configures for first names holds (exact, nickname,
+    Jaro-Winkler bands, edits, initial) — two people sharing a (family) mailbox."""
     a, b = name_key(left), name_key(right)
     if not a or not b:
         return False
-    variants = _name_variants()
-    if variants.get(a, frozenset()) & variants.get(b, frozenset()):
-        return False
-    if a.startswith(b) or b.startswith(a):
-        return False
-    return JaroWinkler.similarity(a, b) < float(_dbt_vars()["given_name_conflict"])
+    return not any(_level_holds(level, a, b) for level in _given_name_levels())

@@ -20,6 +20,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "reverse_etl": frozenset({"settings", "clients"}),
     "publishing": frozenset({"settings"}),
     "privacy": frozenset({"settings", "inbox"}),
+    "stewardship": frozenset({"settings"}),
     "gateway": frozenset({"settings", "clients", "inbox", "ingestion", "reverse_etl"}),
     "orchestration": frozenset({"settings", "clients", "inbox", "ingestion", "reverse_etl", "publishing",
                                 "privacy"}),

@@ -39,3 +39,28 @@
         on i.identity_provider = c.identity_provider and i.identity_id = c.identity_id
     where i.identity_id is null or not ({{ idlink.linkable_identity('i') }})
 {% endtest %}
+
+{# Pairs of link_evidence whose contributions do not add up to their match weight. #}
+{% test weights_add_up_to_the_match_weight(model) %}
+    select identity_provider, identity_id, crm, contact_id, max(match_weight) as match_weight, sum(weight) as total
+    from {{ model }}
+    group by identity_provider, identity_id, crm, contact_id
+    having abs(sum(weight) - max(match_weight)) > 1e-6
+{% endtest %}
+
+{# The latest build of match_decision_bands against the one before: a row when the share of auto-links or of
+   review items moved by more than `max_shift` (absolute, of the identities that may be linked). #}
+{% test decision_bands_stable(model, max_shift) %}
+    with ordered as (
+        select auto_link_share, review_share,
+            row_number() over (order by built_at desc, invocation_id desc) as age
+        from {{ model }}
+    )
+    select latest.auto_link_share, previous.auto_link_share as previous_auto_link_share,
+        latest.review_share, previous.review_share as previous_review_share
+    from ordered as latest
+    inner join ordered as previous on previous.age = 2
+    where latest.age = 1
+        and (abs(coalesce(latest.auto_link_share, 0) - coalesce(previous.auto_link_share, 0)) > {{ max_shift }}
+             or abs(coalesce(latest.review_share, 0) - coalesce(previous.review_share, 0)) > {{ max_shift }})
+{% endtest %}

@@ -5,6 +5,7 @@
 - `scim.py`: the load of a SCIM 2.0 directory's users (`raw_scim/users`);
 - `dynamics.py`: the Dynamics 365 / Dataverse load (`raw_dynamics/contact`) and push;
 - `linking.py`: every dbt model, seed and snapshot (group `linking`), dbt tests as asset checks;
+- `match_model.py`: training the match model (group `match_model`), its job `train_match_model` and weekly schedule;
 - `privacy.py`: erasure requests applied before the dbt build, the warehouse rewritten after a run that erased
   someone;
 - `publishing.py`: the databases analysts, stewards and compliance read, published after every linking run;

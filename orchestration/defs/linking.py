@@ -102,7 +102,14 @@ def link_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             count(*) filter (where consent_state <> 'granted')
         from intermediate.int_identities where not is_deleted""").fetchone()
     active = by_status.get("active", 0)
+    model_links = by_rule.get("match_model", 0)
     return {
+        # the decision bands, plotted per run by Dagster: rules first, then the match model's probability
+        "auto_links": active,
+        "deterministic_links": active - model_links,
+        "model_links": model_links,
+        "review_items": conflicts.get("uncertain_match", 0),
+        "match_probability_distribution": dg.MetadataValue.md(probability_distribution(con)),
         "links_active": active,
         "links_withdrawn": by_status.get("withdrawn", 0),
         "links_deleted": by_status.get("deleted", 0),
@@ -116,6 +123,28 @@ def link_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "external_ids_to_push": con.execute("select count(*) from marts.external_ids_to_push").fetchone()[0],
         "crm_duplicate_contacts": con.execute("select count(*) from marts.crm_duplicate_contacts").fetchone()[0],
     }
+
+
+# upper bounds of the match probability bins the golden table's metadata counts (the last bin ends at 1)
+PROBABILITY_BINS = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999, 0.9999)
+
+
+def probability_distribution(con: duckdb.DuckDBPyConnection) -> str:
+    """How many pairs the match model scored in each match probability bin, by decision (link or review), as a
+    Markdown table: where the model's decisions sit relative to the thresholds."""
+    bounds = (0.0, *PROBABILITY_BINS)
+    cases = " ".join(f"when match_confidence < {upper} then {n}" for n, upper in enumerate(PROBABILITY_BINS))
+    counts = {(b, d): c for b, d, c in con.execute(f"""select case {cases} else {len(PROBABILITY_BINS)} end,
+            decision, count(*)
+        from intermediate.int_link_candidates where model_version is not null group by all""").fetchall()}
+    lines = ["| match probability | link | review |", "|---|---:|---:|"]
+    for n, lower in enumerate(bounds):
+        upper = PROBABILITY_BINS[n] if n < len(PROBABILITY_BINS) else 1.0
+        if lower == 0.0 and not any(counts.get((0, d)) for d in ("link", "review")):
+            continue
+        lines.append(f"| [{lower}, {upper}{']' if upper == 1.0 else ')'} | {counts.get((n, 'link'), 0)} | "
+                     f"{counts.get((n, 'review'), 0)} |")
+    return "\n".join(lines)
 
 
 def dbt_build_args(targeted: bool, crms: list[str] | None = None) -> list[str]:
@@ -153,11 +182,16 @@ def linking_assets_for(project: DbtProject) -> dg.AssetsDefinition:
     return linking_dbt_assets
 
 
+def hand_warehouse_to_dbt(warehouse: WarehouseResource) -> None:
+    """dbt resolves a relative WAREHOUSE_PATH against dbt_project/, and dagster-dbt passes os.environ to dbt's
+    subprocess: hand it the resource's absolute path."""
+    os.environ["WAREHOUSE_PATH"] = warehouse.path
+
+
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
            crms: list[str]) -> Iterator[Any]:
     """dbt build (tests of the marts included, see dbt_build_args), then the link summary on the links event."""
-    # dbt resolves a relative WAREHOUSE_PATH against dbt_project/; hand it the resource's absolute path
-    os.environ["WAREHOUSE_PATH"] = warehouse.path
+    hand_warehouse_to_dbt(warehouse)
     # DuckDB admits no reader while dbt writes, so the link summary is computed once dbt has exited. Dagster
     # wants a multi-asset's outputs in dependency order: hold back the links event and everything after it.
     held_back: list[Any] = []

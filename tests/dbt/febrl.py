@@ -41,7 +41,10 @@ def _text(value) -> str | None:
 
 
 def _street(row: pd.Series) -> str | None:
-    return " ".join(part for part in (_text(row.street_number), _text(row.address_1)) if part) or None
+    """House number and first address line, then the second line (a building, an estate) on a line of its own:
+    one multi-line street field, as Salesforce's MailingStreet and B2C's streetAddress hold it."""
+    first = " ".join(part for part in (_text(row.street_number), _text(row.address_1)) if part)
+    return "\n".join((first, _text(row.address_2))) if _text(row.address_2) else first or None
 
 
 def _person(rec_id: str) -> str:

@@ -2,6 +2,7 @@
 `dbt build --target postgres` (models, seed, snapshot, data tests, unit tests) and link the same people."""
 from __future__ import annotations
 
+import duckdb
 import psycopg2
 import psycopg2.extras
 import pyarrow as pa
@@ -77,3 +78,28 @@ def test_postgres_links_are_true_pairs_of_consented_identities(postgres_build):
     assert active <= truth
     # Postgres similarity counts a transposition as two edits (see macros/similarity.sql): a little less recall
     assert len((active | duplicates) & linkable) / len(linkable) >= 0.9
+
+
+NAME_PAIRS = [("martha", "marhta"), ("katherine", "katherinr"), ("zoe", "zeo"), ("michelle", "michael"),
+              ("dixon", "dicksonx"), ("ry", "roy"), ("anna", "peter"), ("calder crescent", "caldor road"),
+              ("a", "a"), ("jose", "josef"), ("abc", "cba"), ("crosswell", "cooper")]
+
+
+def test_postgres_compares_names_and_edits_exactly_as_duckdb(postgres_build):
+    """The engine setup gives Postgres the Jaro-Winkler similarity and the edit distance DuckDB has built in, so a
+    comparison level's threshold means the same on both (on the ASCII match keys staging makes of names and
+    streets)."""
+    _, conn, run = postgres_build
+    assert run.returncode == 0, run.output[-4000:]
+    with conn.cursor() as cur:
+        postgres = []
+        for a, b in NAME_PAIRS:
+            cur.execute("select public.idlink_jaro_winkler(%s, %s), public.idlink_damerau_levenshtein(%s, %s)",
+                        [a, b, a, b])
+            postgres.append(cur.fetchone())
+    with duckdb.connect() as con:
+        duck = [con.execute("select jaro_winkler_similarity(?, ?), damerau_levenshtein(?, ?)", [a, b, a, b]).fetchone()
+                for a, b in NAME_PAIRS]
+    for (a, b), (pg_similarity, pg_edits), (duck_similarity, duck_edits) in zip(NAME_PAIRS, postgres, duck):
+        assert pg_similarity == pytest.approx(duck_similarity, abs=1e-9), (a, b)
+        assert pg_edits == duck_edits, (a, b)

@@ -29,7 +29,15 @@ def test_both_jobs_are_defined(defs):
 
 def test_every_asset_belongs_to_a_stage_privacy_or_publishing(defs):
     groups = {node.group_name for node in _asset_specs(defs).values()}
-    assert groups == {"ingestion", "privacy", "linking", "publishing", "reverse_etl", "retention"}
+    assert groups == {"ingestion", "privacy", "linking", "match_model", "publishing", "reverse_etl", "retention"}
+
+
+def test_training_runs_on_demand_and_weekly_and_no_linking_job_retrains(defs):
+    trained = {dg.AssetKey(["match_model", "versions"]), dg.AssetKey(["match_model", "parameters"])}
+    assert defs.resolve_job_def("train_match_model").asset_layer.selected_asset_keys == trained
+    for job in ("ingest_and_link", "full_sync"):
+        assert not trained & defs.resolve_job_def(job).asset_layer.selected_asset_keys, job
+    assert defs.resolve_schedule_def("weekly_match_model_training").job_name == "train_match_model"
 
 
 def test_raw_tables_line_up_with_dbt_sources(defs):
@@ -83,9 +91,11 @@ def test_dagster_project_tooling_checks_and_lists_the_defs_folder():
                             timeout=300, check=False)
     assert listed.returncode == 0, listed.stderr[-2000:]
     found = json.loads(listed.stdout)
-    assert {job["name"] for job in found["jobs"]} == {"ingest_and_link", "full_sync", "retention_purge"}
+    assert {job["name"] for job in found["jobs"]} == {"ingest_and_link", "full_sync", "retention_purge",
+                                                      "train_match_model"}
     assert {sensor["name"] for sensor in found["sensors"]} == {
         "inbox_sensor", "salesforce_changes_sensor", "run_failure_alert"}
     assert {schedule["name"] for schedule in found["schedules"]} == {"incremental_sync", "nightly_reconciliation",
-                                                                    "daily_retention_purge"}
+                                                                    "daily_retention_purge",
+                                                                    "weekly_match_model_training"}
     assert "raw_b2c/users" in {asset["asset_key"] for asset in found["assets"]}

@@ -49,6 +49,32 @@ def test_ingest_and_link_builds_the_link_table_and_writes_nothing_outside(enviro
     assert environment.state() == before, "ingest_and_link must not change any outside system"
 
 
+def test_training_is_its_own_job_and_the_next_link_build_applies_the_version_it_wrote(environment, tmp_path):
+    import dagster as dg
+
+    from orchestration.defs.linking import LINKS_ASSET_KEY
+    from orchestration.defs.match_model import VERSIONS_KEY
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    with dg.instance_for_test() as instance:
+        assert _execute("ingest_and_link", instance).success  # a first build trains version 1 itself
+        trained = _execute("train_match_model", instance)
+        assert trained.success
+        [event] = [e for e in trained.get_asset_materialization_events()
+                   if e.asset_key == VERSIONS_KEY]
+        metadata = event.materialization.metadata
+        assert metadata["version"].value == 2
+        assert metadata["training_pairs"].value > 0 and metadata["random_pairs"].value > 0
+        assert "| given_name | exact |" in metadata["parameters"].value
+        assert _execute("ingest_and_link", instance).success
+        links = instance.get_latest_materialization_event(LINKS_ASSET_KEY).asset_materialization.metadata
+    assert links["auto_links"].value == links["deterministic_links"].value + links["model_links"].value > 0
+    assert "review_items" in links and "| match probability |" in links["match_probability_distribution"].value
+    assert _query(warehouse, "select distinct model_version from intermediate.int_link_candidates "
+                             "where model_version is not null") == [(2,)]
+    assert _query(warehouse, "select count(*) from marts.match_decision_bands")[0][0] == 2
+
+
 def test_full_sync_converges_leaving_only_refused_records_behind(environment, tmp_path):
     import dagster as dg
 

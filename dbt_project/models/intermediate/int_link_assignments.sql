@@ -1,25 +1,16 @@
-{#- One-to-one assignment, rule by rule, strongest first: at each rank only identities and contacts that no
-    stronger rule settled compete. Within a rank an identity keeps its best-scoring contacts and a contact its
-    best-scoring identities; a contact claimed by several identities is contested (review), several contacts
-    of one identity are CRM duplicates of one person (one survives) or, for rules that cannot tell
-    duplicates from look-alikes, a tie (review). Identities that may not be linked (consent not granted,
-    deleted) compete too: a contact more likely theirs is not given to a weaker claimant, and an equal claim of
-    theirs makes the contact contested. Only the outcomes of identities that may be linked are kept.
-    A candidate alone on both sides is linked directly; only the others go through the ranks. -#}
-{%- set rules = var('match_rules') -%}
-{%- set survivor_rule = var('duplicate_survivor_rule') -%}
-{%- if survivor_rule == 'holds_identity_id_then_most_recent' -%}
-    {%- set survivor_order = "case when t.contact_holds_identity_id then 0 when t.identity_holds_contact_id then 1 else 2 end, t.contact_last_modified_at desc nulls last, t.contact_id" -%}
-{%- elif survivor_rule == 'most_recent' -%}
-    {%- set survivor_order = "t.contact_last_modified_at desc nulls last, t.contact_id" -%}
-{%- elif survivor_rule == 'oldest' -%}
-    {%- set survivor_order = "t.contact_created_at asc nulls last, t.contact_id" -%}
-{%- else -%}
-    {{ exceptions.raise_compiler_error("unknown duplicate_survivor_rule '" ~ survivor_rule ~ "'") }}
-{%- endif -%}
+{#- One-to-one assignment, rank by rank, strongest first (macro assignment_ranks: each deterministic rule, the match
+    model's links, its review band): at each rank only identities and contacts that no stronger rank settled
+    compete. Within a scored rank an identity keeps its most likely contacts and a contact its most likely
+    identities; a contact claimed by several identities is contested (review); several contacts of one identity
+    are CRM duplicates of one person (one survives). Review-band candidates never link: they go to review.
+    Identities that may not be linked (consent not granted, deleted) compete too: a contact more likely theirs is
+    not given to a weaker claimant, and an equal claim of theirs makes the contact contested. Only the outcomes of
+    identities that may be linked are kept. A linking candidate alone on both sides is linked directly. -#}
+{%- set ranks = idlink.assignment_ranks() -%}
+{%- set last_linking = idlink.last_linking_rank() -%}
 with
 
--- candidates carry whether the identity may be linked and what the survivor order reads
+-- candidates carry whether the identity may be linked and what the survivor order reads; vetoed ones never compete
 competing_candidates as (
     select cand.*
     from {{ ref('int_link_candidates') }} as cand
@@ -41,36 +32,38 @@ contended_contacts as (
     having count(*) > 1
 ),
 
--- A candidate whose identity and contact have no other candidate is a link whatever its rank: nothing competes
--- with it and it competes with nothing. Most candidates are such; only the others, whole groups of related
--- candidates, need the rank-by-rank assignment (which sorts, so grows faster than linearly), and it decides
--- over them alone as it would over all.
+-- A linking candidate whose identity and contact have no other candidate is a link whatever its rank: nothing
+-- competes with it and it competes with nothing. Most candidates are such; only the others, whole groups of
+-- related candidates (and review-band candidates, which never link), need the rank-by-rank assignment (which
+-- sorts, so grows faster than linearly), and it decides over them alone as it would over all.
 flagged_candidates as (
     select
         cand.*,
-        exists (
+        cand.rule_rank > {{ last_linking }}
+        or exists (
             select 1 from contended_identities as s
             where s.identity_provider = cand.identity_provider and s.identity_id = cand.identity_id
                 and s.crm = cand.crm)
         or exists (
             select 1 from contended_contacts as s
-            where s.crm = cand.crm and s.contact_id = cand.contact_id) as contended
+            where s.crm = cand.crm and s.contact_id = cand.contact_id) as ranked
     from competing_candidates as cand
 ),
 
 unopposed_candidates as (
-    select * from flagged_candidates where not contended
+    select * from flagged_candidates where not ranked
 ),
 
-contended_candidates as (
-    select * from flagged_candidates where contended
+ranked_candidates as (
+    select * from flagged_candidates where ranked
 ),
 
-{% for rule in rules %}
-{%- set r = loop.index %}
+{% for rank in ranks %}
+{%- set r = rank['rank'] %}
+-- rank {{ r }}: {{ rank['name'] }}
 open_{{ r }} as (
     select cand.*
-    from contended_candidates as cand
+    from ranked_candidates as cand
     where cand.rule_rank = {{ r }}
     {%- if r > 1 %}
         and not exists (
@@ -82,10 +75,11 @@ open_{{ r }} as (
             where s.crm = cand.crm and s.contact_id = cand.contact_id)
     {%- endif %}
 ),
+{%- if rank['links'] %}
 
 best_{{ r }} as (
-    {%- if rule['confidence'] is number %}
-    -- a constant confidence: every candidate of this rule is equally good
+    {%- if not rank['scored'] %}
+    -- a constant confidence: every candidate of this rank is equally good
     select * from open_{{ r }}
     {%- else %}
     select *
@@ -111,13 +105,12 @@ counted_{{ r }} as (
 uncontested_{{ r }} as (
     select
         t.*,
-        count(*) over survivors as uncontested_contacts,
         row_number() over survivors as survivor_rank,
         first_value(t.contact_id) over survivors as surviving_contact_id
     from counted_{{ r }} as t
     where t.identities_for_contact = 1
     window survivors as (
-        partition by t.identity_provider, t.identity_id, t.crm order by {{ survivor_order }}
+        partition by t.identity_provider, t.identity_id, t.crm order by {{ idlink.survivor_order('t') }}
         rows between unbounded preceding and unbounded following
     )
 ),
@@ -125,16 +118,8 @@ uncontested_{{ r }} as (
 outcomes_{{ r }} as (
     select
         identity_provider, identity_id, crm, contact_id, match_rule, rule_rank, match_confidence, identity_may_link,
-        case
-            when uncontested_contacts = 1 or (on_tie = 'duplicates' and survivor_rank = 1) then 'link'
-            when on_tie = 'duplicates' then 'duplicate'
-            else 'conflict'
-        end as outcome,
-        case
-            when uncontested_contacts = 1 or (on_tie = 'duplicates' and survivor_rank = 1) then null
-            when on_tie = 'duplicates' then 'crm_duplicate'
-            else 'tie'
-        end as reason,
+        case when survivor_rank = 1 then 'link' else 'duplicate' end as outcome,
+        case when survivor_rank = 1 then null else 'crm_duplicate' end as reason,
         surviving_contact_id,
         identity_holds_contact_id,
         contact_holds_identity_id
@@ -150,6 +135,20 @@ outcomes_{{ r }} as (
     from counted_{{ r }}
     where identities_for_contact > 1
 ),
+{%- else %}
+
+-- review band: every candidate no stronger rank settled is an uncertain match for a steward to decide
+outcomes_{{ r }} as (
+    select
+        identity_provider, identity_id, crm, contact_id, match_rule, rule_rank, match_confidence, identity_may_link,
+        'conflict' as outcome,
+        'uncertain_match' as reason,
+        cast(null as {{ dbt.type_string() }}) as surviving_contact_id,
+        identity_holds_contact_id,
+        contact_holds_identity_id
+    from open_{{ r }}
+),
+{%- endif %}
 
 settled_identities_{{ r }} as (
     {%- if r > 1 %}
@@ -158,7 +157,7 @@ settled_identities_{{ r }} as (
     {%- endif %}
     select distinct identity_provider, identity_id, crm
     from outcomes_{{ r }}
-    where outcome = 'link' or reason = 'tie'
+    where outcome = 'link'
 ),
 
 settled_contacts_{{ r }} as (
@@ -171,14 +170,14 @@ settled_contacts_{{ r }} as (
 {% endfor %}
 
 ranked_outcomes as (
-    {%- for rule in rules %}
-    select * from outcomes_{{ loop.index }}
+    {%- for rank in ranks %}
+    select * from outcomes_{{ rank['rank'] }}
     {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 ),
 
--- contacts of an already linked identity that a weaker rule finds later are further CRM duplicates of the same
--- person, provided no other identity has any claim on them
+-- contacts of an already linked identity that a weaker linking rank finds later are further CRM duplicates of the
+-- same person, provided no other identity has any claim on them
 later_duplicates as (
     select
         cand.identity_provider, cand.identity_id, cand.crm, cand.contact_id, cand.match_rule, cand.rule_rank,
@@ -188,14 +187,15 @@ later_duplicates as (
         linked.contact_id as surviving_contact_id,
         cand.identity_holds_contact_id,
         cand.contact_holds_identity_id
-    from contended_candidates as cand
+    from ranked_candidates as cand
     inner join ranked_outcomes as linked
         on linked.outcome = 'link' and linked.identity_provider = cand.identity_provider
             and linked.identity_id = cand.identity_id and linked.crm = cand.crm
     where cand.identity_may_link
+        and cand.rule_rank <= {{ last_linking }}
         and cand.contact_id <> linked.contact_id
         and not exists (
-            select 1 from settled_contacts_{{ rules | length }} as s
+            select 1 from settled_contacts_{{ ranks[-1]['rank'] }} as s
             where s.crm = cand.crm and s.contact_id = cand.contact_id)
         -- a contact with more than one candidate is claimed by another identity too
         and not exists (

@@ -108,6 +108,15 @@
     left({{ expr }}, 1) || left(regexp_replace(substr({{ expr }}, 2), '[aeiouyhw ]+', '', 'g'), 3)
 {%- endmacro %}
 
+{# The consonant skeleton of a normalised street's name: its house number in front and any number after it left
+   out ("12 calder crescent" and "calder cresent 12" -> "cldr"). A blocking key with the postal code or the city
+   that survives typos in the street name; computed once per row in staging (a regular expression per key
+   scan would cost more). #}
+{% macro street_phonetic(expr) -%}
+    {%- set name = "ltrim(" ~ expr ~ ", '0123456789 ')" -%}
+    nullif(left({{ name }}, 1) || left(regexp_replace(substr({{ name }}, 2), '[aeiouyhw 0-9]+', '', 'g'), 3), '')
+{%- endmacro %}
+
 {# House number: the first run of digits of a normalised street ("31 meganboulevard", "meganboulevard 31" -> "31"),
    null when there is none. A blocking key with the city or postal code that survives typos in the street name. #}
 {% macro street_number(expr) -%}{{ return(adapter.dispatch('street_number', 'idlink')(expr)) }}{%- endmacro %}
@@ -118,4 +127,13 @@
 
 {% macro postgres__street_number(expr) -%}
     substring({{ expr }} from '[0-9]+')
+{%- endmacro %}
+
+{# Line `n` (1 or 2) of a street that may span lines (Salesforce's MailingStreet, B2C's streetAddress: a building or
+   an estate on a line of its own): the first line, or the whole value when it has one line; the second line, or
+   null. chr(10) and split_part read the same in DuckDB, Postgres and Spark. #}
+{% macro address_line(expr, n) -%}
+    case when position(chr(10) in {{ expr }}) > 0
+         then split_part(replace({{ expr }}, chr(13), ''), chr(10), {{ n }})
+         {%- if n == 1 %} else {{ expr }}{% endif %} end
 {%- endmacro %}

@@ -1,8 +1,6 @@
-{# String similarity in [0, 1]. DuckDB: Jaro-Winkler (typo- and prefix-friendly for short names). Postgres
-   has no Jaro-Winkler: one minus half the normalised Levenshtein distance (fuzzystrmatch) stands in; halving
-   keeps it close to Jaro-Winkler on short names (one substitution in 7 letters: 0.93 vs 0.94; unrelated names:
-   about 0.5 in both), so the same thresholds apply. A transposition counts two edits there, so Postgres is
-   stricter on swapped letters. #}
+{# Jaro-Winkler similarity in [0, 1] (typo- and prefix-friendly for short names). DuckDB has it built in; on
+   Postgres the engine setup creates a function that computes the same (macro postgres_jaro_winkler_function), so
+   the comparison levels' thresholds mean the same on both. #}
 {% macro name_similarity(a, b) -%}{{ return(adapter.dispatch('name_similarity', 'idlink')(a, b)) }}{%- endmacro %}
 
 {% macro default__name_similarity(a, b) -%}
@@ -10,16 +8,16 @@
 {%- endmacro %}
 
 {% macro postgres__name_similarity(a, b) -%}
-    coalesce(1.0 - 0.5 * levenshtein(left({{ a }}, 255), left({{ b }}, 255))::double precision
-        / greatest(length({{ a }}), length({{ b }}), 1), 0)
+    coalesce({{ target.schema }}.idlink_jaro_winkler({{ a }}, {{ b }}), 0)
 {%- endmacro %}
 
-{# Edits (insert, delete, substitute, transpose) between two short strings, e.g. postal codes. #}
+{# Edits (insert, delete, substitute, transpose two neighbours) between two short strings, e.g. postal codes;
+   on Postgres a function the engine setup creates (macro postgres_damerau_levenshtein_function). #}
 {% macro edit_distance(a, b) -%}{{ return(adapter.dispatch('edit_distance', 'idlink')(a, b)) }}{%- endmacro %}
 
 {% macro default__edit_distance(a, b) -%}damerau_levenshtein({{ a }}, {{ b }}){%- endmacro %}
 
-{% macro postgres__edit_distance(a, b) -%}levenshtein(left({{ a }}, 255), left({{ b }}, 255)){%- endmacro %}
+{% macro postgres__edit_distance(a, b) -%}{{ target.schema }}.idlink_damerau_levenshtein({{ a }}, {{ b }}){%- endmacro %}
 
 {# Whether two strings are at most `n` edits apart (edit_distance <= n). DuckDB: plain Levenshtein is much
    cheaper than Damerau-Levenshtein and bounds it (dl <= lev <= 2 * dl), so the Damerau distance is only
@@ -31,7 +29,12 @@
      or (levenshtein({{ a }}, {{ b }}) <= {{ 2 * n }} and {{ idlink.edit_distance(a, b) }} <= {{ n }}))
 {%- endmacro %}
 
-{% macro postgres__within_edits(a, b, n) -%}({{ idlink.edit_distance(a, b) }} <= {{ n }}){%- endmacro %}
+{# fuzzystrmatch's levenshtein bounds the distance from below as in DuckDB, so the plpgsql Damerau distance runs
+   only where it can still decide. #}
+{% macro postgres__within_edits(a, b, n) -%}
+    (levenshtein(left({{ a }}, 255), left({{ b }}, 255)) <= {{ n }}
+     or (levenshtein(left({{ a }}, 255), left({{ b }}, 255)) <= {{ 2 * n }} and {{ idlink.edit_distance(a, b) }} <= {{ n }}))
+{%- endmacro %}
 
 {# A number standing for a row's key, to join and deduplicate on instead of text; equal keys give equal
    numbers, different keys almost always different ones (callers must re-check the real key). #}

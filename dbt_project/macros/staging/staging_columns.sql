@@ -6,11 +6,14 @@
 {% macro person_match_keys(r) -%}
         {{ idlink.normalize_email(r ~ '.email_raw') }} as email,
         given.name_key as given_name_key,
+        given.phonetic as given_phonetic,
         family.name_key as family_name_key,
         family.phonetic as family_phonetic,
         {{ idlink.normalize_phone(r ~ '.phone_raw') }} as phone_e164,
-        {{ idlink.normalize_name(r ~ '.street_address') }} as street_key,
+        {{ idlink.normalize_name(idlink.address_line(r ~ '.street_address', 1)) }} as street_key,
+        {{ idlink.normalize_name(idlink.address_line(r ~ '.street_address', 2)) }} as street_line_2_key,
         place.name_key as city_key,
+        place.phonetic as city_phonetic,
         {{ idlink.normalize_postal_code(r ~ '.postal_code') }} as postal_code_key,
         upper({{ idlink.blank_to_null(r ~ '.country_code_raw') }}) as country_code
 {%- endmacro %}
@@ -55,15 +58,17 @@
 {% macro person_derived_keys(k) -%}
         {{ idlink.mailbox_key(k ~ '.email') }} as mailbox_key,
         {{ k }}.family_phonetic,
-        {{ idlink.street_number(k ~ '.street_key') }} as street_number
+        {{ idlink.street_number(k ~ '.street_key') }} as street_number,
+        {{ idlink.street_phonetic(k ~ '.street_key') }} as street_phonetic
 {%- endmacro %}
 
 {# The columns int_identities and int_contacts keep of every provider's and CRM's staging model: writing a
    million-row table costs about as much as computing it, so the intermediate tables carry only what linking
    and the marts read, and no key that is a cheap function of another (initials: macro derived_pair_columns). #}
 {% macro match_key_columns() -%}
-    {{ return(['email', 'email_valid', 'given_name_key', 'family_name_key', 'mailbox_key', 'family_phonetic',
-               'street_number', 'phone_e164', 'street_key', 'city_key', 'postal_code_key', 'country_code']) }}
+    {{ return(['email', 'email_valid', 'given_name_key', 'given_phonetic', 'family_name_key', 'mailbox_key',
+               'family_phonetic', 'street_number', 'street_phonetic', 'phone_e164', 'street_key', 'street_line_2_key', 'city_key',
+               'city_phonetic', 'postal_code_key', 'country_code']) }}
 {%- endmacro %}
 
 {% macro identity_link_columns() -%}
