@@ -139,7 +139,6 @@ class Chaos:
         self.gateway: Process | None = None
         self.fast_lane: Process | None = None
         self.signups: list[dict] = []  # B2C sign-ups sent: email, names, consent
-        self.webhook_statuses: list[int] = []
 
     # ---- the stack ---------------------------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
