@@ -5,13 +5,15 @@ records and concurrent duplicate sign-ups, then every invariant of the README's 
     python bench/soak.py --minutes 30 [--size 40] [--rounds 3] [--seed S]
 
 Progress goes to stderr; the last line on stdout is one JSON object: runs, the seeds, how many facts each
-invariant checked, the violations (with the seed that replays them: IDLINK_CHAOS_SEED=<seed> in the test).
+invariant checked, the violations (with the seed that replays them: IDLINK_CHAOS_SEED=<seed> in the test, and the
+folder of that run, kept with its logs).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -42,17 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     while time.monotonic() < deadline:
         seed = seeds.randrange(1 << 30)
         print(f"soak: run {len(ran) + 1}, seed {seed}", file=sys.stderr, flush=True)
-        with tempfile.TemporaryDirectory(prefix="idlink-soak-") as workdir:
-            try:
-                report = Chaos(seed, Path(workdir), size=args.size, rounds=args.rounds).run()
-            except Exception as exc:  # noqa: BLE001 -- not converged or the stack broke: a finding like a violation
-                violations.append(f"seed {seed}: {type(exc).__name__}: {exc}")
-                ran.append(seed)
-                continue
+        workdir = Path(tempfile.mkdtemp(prefix="idlink-soak-"))
+        chaos = Chaos(seed, workdir, size=args.size, rounds=args.rounds)
         ran.append(seed)
+        try:
+            report = chaos.run()
+        except Exception as exc:  # noqa: BLE001 -- not converged or the stack broke: a finding like a violation
+            report = chaos.report
+            report.violations.append(f"{type(exc).__name__}: {exc}")
         checks.update(report.checks)
         events.update(report.events)
-        violations.extend(f"seed {seed}: {v}" for v in report.violations)
+        violations.extend(f"seed {seed}: {v} (logs kept in {workdir})" for v in report.violations)
+        if not report.violations:
+            shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps({"runs": len(ran), "seeds": ran, "minutes": round((time.monotonic() - started) / 60, 1),
                       "invariants_checked": dict(sorted(checks.items())), "events": dict(sorted(events.items())),
                       "violations": len(violations), "violation_details": violations[:50]}))
