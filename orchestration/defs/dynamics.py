@@ -79,11 +79,12 @@ def dynamics_contacts(context: dg.AssetExecutionContext, config: DynamicsIngestC
                              contact_ids=config.contact_ids, workers=ingest_tuning.workers)
     context.log.info("Dynamics load: %s", f"{len(config.contact_ids)} targeted contacts" if config.contact_ids
                      else "changes since the last load")
-    events = dlt.run(context=context, dlt_source=source,
-                     dlt_pipeline=warehouse_pipeline(PIPELINE_NAME, DATASET, warehouse.path,
-                                                     ingest_tuning.dlt_progress),
-                     dagster_dlt_translator=DynamicsTranslator())
-    yield from with_summary(events, warehouse.path, DATASET, TABLE)
+    with warehouse.exclusive(context.log):  # the pool alone is not enough under an instance without its limit
+        events = dlt.run(context=context, dlt_source=source,
+                         dlt_pipeline=warehouse_pipeline(PIPELINE_NAME, DATASET, warehouse.path,
+                                                         ingest_tuning.dlt_progress),
+                         dagster_dlt_translator=DynamicsTranslator())
+        yield from with_summary(events, warehouse.path, DATASET, TABLE)
 
 
 @dg.asset(
@@ -102,10 +103,12 @@ def dynamics_contacts_push(context: dg.AssetExecutionContext, config: ReverseEtl
         context.log.info("Dynamics is not configured: nothing pushed")
         result = SyncResult(system=SYSTEM, run_id=context.run.run_id, dry_run=config.dry_run)
     else:
-        result = push_dynamics(warehouse.path, dynamics.settings(),
-                               field_mapping.for_client(graph.client_id or salesforce.client_id or dynamics.client_id),
-                               context.run.run_id, dry_run=config.dry_run, max_attempts=config.max_attempts,
-                               max_workers=config.max_workers)
+        with warehouse.exclusive(context.log):
+            result = push_dynamics(warehouse.path, dynamics.settings(),
+                                   field_mapping.for_client(graph.client_id or salesforce.client_id
+                                                            or dynamics.client_id),
+                                   context.run.run_id, dry_run=config.dry_run, max_attempts=config.max_attempts,
+                                   max_workers=config.max_workers)
     done = sync_materialization(PUSH_KEY, result, config.min_success_rate)
     return dg.MaterializeResult(asset_key=PUSH_KEY, metadata={**done.metadata, "configured": dynamics.configured},
                                 check_results=done.check_results)

@@ -61,9 +61,10 @@ def scim_users(context: dg.AssetExecutionContext, config: ScimIngestConfig, dlt:
     context.log.info("SCIM load: %s", f"{len(config.identity_ids)} targeted users" if config.identity_ids
                      else "changes since the last load")
     pipeline = warehouse_pipeline(PIPELINE_NAME, DATASET, warehouse.path, ingest_tuning.dlt_progress)
-    events = dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline,
-                     dagster_dlt_translator=ScimTranslator())
-    yield from with_summary(events, warehouse.path, DATASET, TABLE)
+    with warehouse.exclusive(context.log):  # the pool alone is not enough under an instance without its limit
+        events = dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline,
+                         dagster_dlt_translator=ScimTranslator())
+        yield from with_summary(events, warehouse.path, DATASET, TABLE)
 
 
 defs = dg.Definitions(assets=[scim_users])
