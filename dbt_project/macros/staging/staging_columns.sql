@@ -62,6 +62,29 @@
         {{ idlink.street_phonetic(k ~ '.street_key') }} as street_phonetic
 {%- endmacro %}
 
+{# The person's values and match keys every identity and contact staging model selects from its keyed CTE, in
+   one order: linking compares these columns across the two sides. #}
+{% macro person_columns(k) -%}
+        {{ k }}.given_name,
+        {{ k }}.family_name,
+        {{ k }}.email,
+        {{ idlink.email_valid(k) }} as email_valid,
+        {{ k }}.given_name_key,
+        {{ k }}.given_phonetic,
+        {{ k }}.family_name_key,
+{{ idlink.person_derived_keys(k) }},
+        {{ k }}.phone_e164,
+        {{ k }}.street_address,
+        {{ k }}.street_key,
+        {{ k }}.street_line_2_key,
+        {{ k }}.city,
+        {{ k }}.city_key,
+        {{ k }}.city_phonetic,
+        {{ k }}.postal_code,
+        {{ k }}.postal_code_key,
+        {{ k }}.country_code
+{%- endmacro %}
+
 {# The columns int_identities and int_contacts keep of every provider's and CRM's staging model: writing a
    million-row table costs about as much as computing it, so the intermediate tables carry only what linking
    and the marts read, and no key that is a cheap function of another (initials: macro derived_pair_columns). #}
