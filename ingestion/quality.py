@@ -157,3 +157,64 @@ def table_summary(warehouse_path: str, dataset: str, table: str) -> dict[str, in
     }
     summary.update({f"flag_{name}": int(count) for name, count in sorted(per_flag)})
     return summary
+
+
+# A load may remove at most this share of a raw table's live rows before the linking stops for a person to look:
+# a directory or CRM does not lose half its users between two runs, a broken filter, tenant or permission does.
+MAX_LIVE_ROW_DROP = 0.5
+# Below this many rows a drop says little (a test tenant, a new system, the last user of a directory deleted):
+# smaller tables and loads are not judged.
+MIN_ROWS_TO_JUDGE = 100
+
+
+@dataclass(frozen=True)
+class VolumeVerdict:
+    """Whether a raw table's live rows after a load are plausible, why, and the count later loads compare to."""
+
+    passed: bool
+    reason: str
+    baseline: int | None  # live rows of the last accepted load (this one's when it passed); None before any
+    previous: int | None = None  # the baseline this load was judged against
+
+
+# beside each raw dataset's tables: the live rows of the last accepted load of each, so the baseline lives and
+# dies with the data it describes (a new or rebuilt warehouse starts without one)
+BASELINES_TABLE = "volume_baselines"
+
+
+def judge_load(warehouse_path: str, dataset: str, table: str, live: int, loaded: int, *,
+               accept_drop: bool = False) -> VolumeVerdict:
+    """Judge a load of ``dataset.table`` against the baseline the warehouse keeps for it (``judge_volume``), and
+    keep the verdict's baseline for the next load."""
+    with duckdb.connect(warehouse_path) as con:
+        con.execute(f'create schema if not exists "{dataset}"')
+        con.execute(f'create table if not exists "{dataset}".{BASELINES_TABLE} (table_name varchar primary key, '
+                    "live_rows bigint not null, judged_at timestamp not null)")
+        row = con.execute(f'select live_rows from "{dataset}".{BASELINES_TABLE} where table_name = ?',
+                          [table]).fetchone()
+        verdict = judge_volume(live, loaded, row[0] if row else None, accept_drop=accept_drop)
+        if verdict.baseline is not None:
+            con.execute(f'insert or replace into "{dataset}".{BASELINES_TABLE} values (?, ?, ?)',
+                        [table, verdict.baseline, datetime.now()])
+    return verdict
+
+
+def judge_volume(live: int, loaded: int, baseline: int | None, *, accept_drop: bool = False,
+                 max_drop: float = MAX_LIVE_ROW_DROP, min_rows: int = MIN_ROWS_TO_JUDGE) -> VolumeVerdict:
+    """Judge the live (not deleted) rows a load left against the live rows of the last accepted load
+    (``baseline``; None before the first). ``loaded`` is the rows this load wrote; ``accept_drop`` is a person's
+    word that a large removal is real: the load passes and becomes the new baseline."""
+    problem = None
+    if live == 0 and loaded >= min_rows:
+        problem = f"the load wrote {loaded} rows and left none live"
+    elif baseline and baseline >= min_rows and live == 0:
+        problem = f"live rows fell from {baseline} to 0"
+    elif baseline and baseline >= min_rows and live < baseline * (1 - max_drop):
+        problem = (f"live rows fell from {baseline} to {live} (-{1 - live / baseline:.0%}), more than the "
+                   f"{max_drop:.0%} one load may remove")
+    if problem is None:
+        return VolumeVerdict(True, f"{live} live rows" + (" (first load)" if baseline is None
+                                                          else f" (last accepted load: {baseline})"), live, baseline)
+    if accept_drop:
+        return VolumeVerdict(True, f"{problem} (accepted)", live, baseline)
+    return VolumeVerdict(False, problem, baseline, baseline)

@@ -79,12 +79,23 @@ def payload_hash(operation: str, payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+_FIELDS_PREFIX = "fields: "
+
+
 def audit_message(message: str | None, fields: Sequence[str] = ()) -> str | None:
     """What the audit tables keep of a failure: idlink's own explanation and the rejected fields' names."""
     parts = [message] if message else []
     if fields:
-        parts.append("fields: " + ", ".join(fields))
+        parts.append(_FIELDS_PREFIX + ", ".join(fields))
     return "; ".join(parts)[:_MESSAGE_LIMIT] or None
+
+
+def audited_fields(message: str | None) -> tuple[str, ...]:
+    """The rejected fields' names an ``audit_message`` holds (none when it names none)."""
+    for part in (message or "").split("; "):
+        if part.startswith(_FIELDS_PREFIX):
+            return tuple(name.strip() for name in part[len(_FIELDS_PREFIX):].split(",") if name.strip())
+    return ()
 
 
 @dataclass(frozen=True)

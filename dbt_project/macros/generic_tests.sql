@@ -63,4 +63,20 @@
     where latest.age = 1
         and (abs(coalesce(latest.auto_link_share, 0) - coalesce(previous.auto_link_share, 0)) > {{ max_shift }}
              or abs(coalesce(latest.review_share, 0) - coalesce(previous.review_share, 0)) > {{ max_shift }})
+{# The rows of `model` (those matching `where`) against the same rows of `previous` (the last build's): fails when
+   they fell to none, or from var min_links_to_judge rows by more than var max_active_link_drop, unless var
+   accept_link_drop says a person accepted it. One row with both counts when it fails. #}
+{% test volume_kept(model, previous, where='true') %}
+    with
+
+    current_rows as (select count(*) as row_count from {{ model }} where {{ where }}),
+
+    previous_rows as (select count(*) as row_count from {{ previous }} where {{ where }})
+
+    select previous_rows.row_count as previous_count, current_rows.row_count as current_count
+    from current_rows cross join previous_rows
+    where not {{ var('accept_link_drop') }}
+        and ((previous_rows.row_count > 0 and current_rows.row_count = 0)
+            or (previous_rows.row_count >= {{ var('min_links_to_judge') }}
+                and current_rows.row_count < previous_rows.row_count * (1 - {{ var('max_active_link_drop') }})))
 {% endtest %}

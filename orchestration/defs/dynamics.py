@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
-from dagster_dlt.translator import DltResourceTranslatorData
+from dagster_dlt import DagsterDltResource
 from pydantic import Field
 
 from ingestion.dynamics import DATASET, TABLE, dynamics_source
 from ingestion.pipeline import warehouse_pipeline
-from orchestration.defs.ingestion import declared_pipeline, with_summary
+from orchestration.defs.ingestion import RawLoadConfig, RawTable, raw_table_asset, run_load, unconfigured_load
 from orchestration.defs.resources import (
     DataverseResource,
     FieldMappingResource,
@@ -29,19 +28,22 @@ from orchestration.defs.reverse_etl import (
     CONTACTS_TO_CREATE,
     EXTERNAL_IDS_TO_PUSH,
     ReverseEtlConfig,
-    sync_checks,
-    sync_materialization,
+    push_asset,
+    push_materialization,
 )
 from reverse_etl.dynamics_writer import SYSTEM, push_dynamics
 from reverse_etl.runner import SyncResult
 
-CONTACT_KEY = dg.AssetKey(["raw_dynamics", "contact"])
+CONTACTS = RawTable(DATASET, TABLE, "dynamics365",
+                    "Dynamics 365 / Dataverse contacts through the Web API, incremental by change tracking (delta "
+                    "link in dlt state; deletions as tombstones); targeted runs fetch contact_ids only.")
+CONTACT_KEY = CONTACTS.key
 PUSH_KEY = dg.AssetKey(["reverse_etl", "dynamics_contacts"])
 INGEST_OP = "dynamics_contacts"
 PIPELINE_NAME = "dynamics"
 
 
-class DynamicsIngestConfig(dg.Config):
+class DynamicsIngestConfig(RawLoadConfig):
     # Dataverse contact ids (GUIDs) to fetch; empty = the changes since the last load (delta link)
     contact_ids: list[str] = Field(default_factory=list)
 
@@ -51,65 +53,40 @@ def dynamics_run_config(contact_ids: list[str]) -> dict:
     return {"ops": {INGEST_OP: {"config": {"contact_ids": sorted(set(contact_ids))}}}}
 
 
-class DynamicsTranslator(DagsterDltTranslator):
-    """``raw_dynamics/contact`` (= dbt source name + table) in group ``ingestion``, no upstream source asset."""
-
-    def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
-        return super().get_asset_spec(data).replace_attributes(
-            key=CONTACT_KEY, group_name="ingestion", deps=[], kinds={"dlt", "duckdb"},
-            description="Dynamics 365 / Dataverse contacts through the Web API, incremental by change tracking "
-                        "(delta link in dlt state; deletions as tombstones); targeted runs fetch contact_ids only.")
-
-
-@dlt_assets(
-    dlt_source=dynamics_source(),
-    dlt_pipeline=declared_pipeline(PIPELINE_NAME, DATASET),
-    name=INGEST_OP,
-    dagster_dlt_translator=DynamicsTranslator(),
-    pool="warehouse",
-)
+@raw_table_asset(CONTACTS, INGEST_OP)
 def dynamics_contacts(context: dg.AssetExecutionContext, config: DynamicsIngestConfig, dlt: DagsterDltResource,
                       dynamics: DataverseResource, warehouse: WarehouseResource,
                       ingest_tuning: IngestTuningResource) -> Iterator[Any]:
     if not dynamics.configured:
-        context.log.info("Dynamics is not configured (DATAVERSE_*): nothing loaded")
-        yield dg.MaterializeResult(asset_key=CONTACT_KEY, metadata={"configured": False, "rows_loaded": 0})
+        yield unconfigured_load(context, CONTACTS, "DATAVERSE_*")
         return
     source = dynamics_source(settings=dynamics.settings(), warehouse_path=warehouse.path,
                              contact_ids=config.contact_ids, workers=ingest_tuning.workers)
     context.log.info("Dynamics load: %s", f"{len(config.contact_ids)} targeted contacts" if config.contact_ids
                      else "changes since the last load")
-    with warehouse.exclusive(context.log):  # the pool alone is not enough under an instance without its limit
-        events = dlt.run(context=context, dlt_source=source,
-                         dlt_pipeline=warehouse_pipeline(PIPELINE_NAME, DATASET, warehouse.path,
-                                                         ingest_tuning.dlt_progress),
-                         dagster_dlt_translator=DynamicsTranslator())
-        yield from with_summary(events, warehouse.path, DATASET, TABLE)
+    pipeline = warehouse_pipeline(PIPELINE_NAME, DATASET, warehouse.path, ingest_tuning.dlt_progress)
+    yield from run_load(context, dlt, CONTACTS, source, pipeline, warehouse, config.accept_volume_drop)
 
 
-@dg.asset(
-    key=PUSH_KEY,
+@push_asset(
+    PUSH_KEY, system="dynamics", kind="dynamics365", target="contact",
     deps=[CONTACTS_TO_CREATE, EXTERNAL_IDS_TO_PUSH],
-    group_name="reverse_etl",
-    pool="warehouse",
-    check_specs=sync_checks(PUSH_KEY),
     description="Creates missing contacts in Dynamics (upsert by alternate key, create-only) and sets or clears "
                 "the identity id on linked contacts, through $batch of change sets.",
 )
 def dynamics_contacts_push(context: dg.AssetExecutionContext, config: ReverseEtlConfig, warehouse: WarehouseResource,
                            dynamics: DataverseResource, salesforce: SalesforceResource, graph: GraphResource,
                            field_mapping: FieldMappingResource) -> dg.MaterializeResult:
-    if not dynamics.configured:
-        context.log.info("Dynamics is not configured: nothing pushed")
-        result = SyncResult(system=SYSTEM, run_id=context.run.run_id, dry_run=config.dry_run)
-    else:
-        with warehouse.exclusive(context.log):
-            result = push_dynamics(warehouse.path, dynamics.settings(),
-                                   field_mapping.for_client(graph.client_id or salesforce.client_id
-                                                            or dynamics.client_id),
-                                   context.run.run_id, dry_run=config.dry_run, max_attempts=config.max_attempts,
+    with warehouse.exclusive(context.log):
+        if not dynamics.configured:
+            context.log.info("Dynamics is not configured: nothing pushed")
+            result = SyncResult(system=SYSTEM, run_id=context.run.run_id, dry_run=config.dry_run)
+        else:
+            mapping = field_mapping.for_client(graph.client_id or salesforce.client_id or dynamics.client_id)
+            result = push_dynamics(warehouse.path, dynamics.settings(), mapping, context.run.run_id,
+                                   dry_run=config.dry_run, max_attempts=config.max_attempts,
                                    max_workers=config.max_workers)
-    done = sync_materialization(PUSH_KEY, result, config.min_success_rate)
+        done = push_materialization(context, PUSH_KEY, result, config, warehouse)
     return dg.MaterializeResult(asset_key=PUSH_KEY, metadata={**done.metadata, "configured": dynamics.configured},
                                 check_results=done.check_results)
 

@@ -6,6 +6,7 @@ Import-time work is limited to reading an existing manifest: `make setup` runs `
 """
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -23,6 +24,8 @@ from dagster_dbt import (
 )
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
+from orchestration.catalog import OWNERS, PIPELINE_FRESHNESS, TABLE_NAME, raw_table_key
+from orchestration.dbt_checks import check_description, readable_test_names
 from orchestration.defs.resources import (
     DBT_PROJECT_DIR,
     DataverseResource,
@@ -30,6 +33,7 @@ from orchestration.defs.resources import (
     WarehouseResource,
     configured_crms,
 )
+from publishing import ROLES
 
 LINKS_ASSET_KEY = dg.AssetKey("identity_contact_links")
 # Runs launched by the near-real-time sensors carry this tag: they rebuild models and the link snapshot and run
@@ -77,24 +81,57 @@ def dbt_target_path(warehouse_path: str) -> Path:
 
 class IdlinkDbtTranslator(DagsterDbtTranslator):
     """Models, seeds and snapshots are keyed by their name alone (AssetKey("contacts_to_create"), no schema
-    prefix) in group `linking`; sources keep the default key [source_name, table], which is exactly the key
-    of the ingestion asset that loads the raw table."""
+    prefix) in group `linking`, owned by the pipeline's team, stored as ``schema.table``; the marts carry the
+    pipeline's freshness policy. A source is keyed like the ingestion asset that loads its raw table
+    (``raw_b2c_users``). Checks made of data tests get a description (``orchestration.dbt_checks``)."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str,
                        project: DbtProject | None) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
-        if unique_id.startswith("source."):
-            return spec
-        name = self.get_resource_props(manifest, unique_id)["name"]
-        return spec.replace_attributes(key=dg.AssetKey(name), group_name="linking")
+        props = self.get_resource_props(manifest, unique_id)
+        if unique_id.startswith("source."):  # a raw table keeps the key of the load that writes it
+            if props["source_name"].startswith("raw_"):
+                return spec.replace_attributes(key=raw_table_key(props["source_name"], props["name"]))
+            return spec  # [schema, table], e.g. privacy/erased_subjects
+        spec = spec.replace_attributes(
+            key=dg.AssetKey(props["name"]), group_name="linking", owners=OWNERS,
+            freshness_policy=PIPELINE_FRESHNESS if props.get("schema") == "marts" else None)
+        return spec.merge_attributes(metadata={TABLE_NAME: f"{props['schema']}.{props.get('alias') or props['name']}"})
+
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        """A published view without a description of its own says what it publishes to whom."""
+        path = Path(dbt_resource_props.get("original_file_path") or "")
+        if not dbt_resource_props.get("description") and path.parts[:2] == ("models", "published"):
+            schema, _, relation = dbt_resource_props["name"].partition("__")
+            readers = " and ".join(role.name for role in ROLES if schema in role.schemas)
+            return (f"`{schema}.{relation}` as the {readers} database{'s' if ' and ' in readers else ''} hold it: "
+                    f"a view copied out of the warehouse after every linking run (published_databases).\n\n"
+                    + super().get_description(dbt_resource_props).split("\n\n", 1)[-1])
+        return super().get_description(dbt_resource_props)
+
+    def get_asset_check_spec(self, asset_spec: dg.AssetSpec, manifest: Mapping[str, Any], unique_id: str,
+                             project: DbtProject | None) -> dg.AssetCheckSpec | None:
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None:
+            return None
+        return spec._replace(description=check_description(manifest["nodes"][unique_id]))
 
 
 def link_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """Counts describing the current links (no identifiers, no personal data)."""
+    """Counts describing the current links and what this build changed (no identifiers, no personal data).
+    ``match_rate`` is the share of linkable identities (consent granted, not deleted) linked in at least one
+    CRM; ``links_new_by_rule`` counts the links this build made (linked_at = the build's time)."""
     by_status = dict(con.execute(
         "select status, count(*) from marts.identity_contact_links group by status").fetchall())
     by_rule = dict(con.execute("""select match_rule, count(*) from marts.identity_contact_links
         where status = 'active' group by match_rule order by match_rule""").fetchall())
+    new_by_rule = dict(con.execute("""select match_rule, count(*) from marts.identity_contact_links
+        where status = 'active' and linked_at = (select max(last_seen_at) from marts.identity_contact_links)
+        group by match_rule order by count(*) desc, match_rule""").fetchall())
+    by_crm = dict(con.execute("""select crm, count(*) from marts.identity_contact_links where status = 'active'
+        group by crm order by crm""").fetchall())
+    linked = con.execute("""select count(*) from (select distinct identity_provider, identity_id
+        from marts.identity_contact_links where status = 'active')""").fetchone()[0]
     conflicts = dict(con.execute(
         "select reason, count(*) from marts.link_conflicts group by reason order by reason").fetchall())
     eligible, consent_excluded = con.execute("""select
@@ -111,11 +148,14 @@ def link_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "review_items": conflicts.get("uncertain_match", 0),
         "match_probability_distribution": dg.MetadataValue.md(probability_distribution(con)),
         "links_active": active,
+        "links_active_by_crm": dg.MetadataValue.json(by_crm),
         "links_withdrawn": by_status.get("withdrawn", 0),
         "links_deleted": by_status.get("deleted", 0),
         "links_contact_deleted": by_status.get("contact_deleted", 0),
         "links_by_rule": dg.MetadataValue.json(by_rule),
-        "match_rate": round(active / eligible, 4) if eligible else 0.0,
+        "links_new": sum(new_by_rule.values()),
+        "links_new_by_rule": dg.MetadataValue.json(new_by_rule),
+        "match_rate": round(linked / eligible, 4) if eligible else 0.0,
         "conflicts": sum(conflicts.values()),
         "conflicts_by_reason": dg.MetadataValue.json(conflicts),
         "consent_excluded_identities": consent_excluded,
@@ -147,15 +187,21 @@ def probability_distribution(con: duckdb.DuckDBPyConnection) -> str:
     return "\n".join(lines)
 
 
-def dbt_build_args(targeted: bool, crms: list[str] | None = None) -> list[str]:
+class LinkingConfig(dg.Config):
+    # a person's word that a large drop of active links is real: the test active_link_volume lets this build pass
+    accept_link_drop: bool = False
+
+
+def dbt_build_args(targeted: bool, crms: list[str] | None = None, accept_link_drop: bool = False) -> list[str]:
     """dbt unit tests check the SQL, not the data: `make test` runs them, production builds skip them. Every
     build runs the marts' data tests: a failing one fails the build, so no push follows it. ``crms`` (var crms)
-    are the CRMs to link in: the configured ones."""
+    are the CRMs to link in: the configured ones; ``accept_link_drop`` lets one build through active_link_volume."""
     args = ["build", "--exclude-resource-type", "unit_test"]
     if targeted:
         args += ["--exclude", "tag:upstream_check"]  # tests of staging and intermediate models (dbt_project.yml)
-    if crms:
-        args += ["--vars", orjson.dumps({"crms": crms}).decode()]
+    dbt_vars = {**({"crms": crms} if crms else {}), **({"accept_link_drop": True} if accept_link_drop else {})}
+    if dbt_vars:
+        args += ["--vars", orjson.dumps(dbt_vars).decode()]
     return args
 
 
@@ -166,18 +212,22 @@ def _is_links_event(event: Any) -> bool:
 
 
 def linking_assets_for(project: DbtProject) -> dg.AssetsDefinition:
-    """Every node of a dbt project as assets, its data tests as checks (blocking when their severity is error)."""
+    """Every node of a dbt project as assets, its data tests as checks (blocking when their severity is error)
+    with readable names and descriptions (``orchestration.dbt_checks``). No ``project=``: dagster-dbt would put it
+    in every asset's metadata as an object the UI can only show as "(unserializable)"; so dbt runs in the ``dbt``
+    resource's project directory, which must be ``project``'s."""
 
     @dbt_assets(
-        manifest=project.manifest_path,
-        project=project,
+        manifest=readable_test_names(json.loads(project.manifest_path.read_text())),
         dagster_dbt_translator=IdlinkDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
         pool="warehouse",
     )
-    def linking_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
-                           salesforce: SalesforceResource, dynamics: DataverseResource) -> Iterator[Any]:
+    def linking_dbt_assets(context: dg.AssetExecutionContext, config: LinkingConfig, dbt: DbtCliResource,
+                           warehouse: WarehouseResource, salesforce: SalesforceResource,
+                           dynamics: DataverseResource) -> Iterator[Any]:
         with warehouse.exclusive(context.log):
-            yield from _build(context, dbt, warehouse, configured_crms(salesforce, dynamics))
+            yield from _build(context, dbt, warehouse, configured_crms(salesforce, dynamics),
+                              accept_link_drop=config.accept_link_drop)
 
     return linking_dbt_assets
 
@@ -189,15 +239,16 @@ def hand_warehouse_to_dbt(warehouse: WarehouseResource) -> None:
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
-           crms: list[str]) -> Iterator[Any]:
+           crms: list[str], accept_link_drop: bool) -> Iterator[Any]:
     """dbt build (tests of the marts included, see dbt_build_args), then the link summary on the links event."""
     hand_warehouse_to_dbt(warehouse)
     # DuckDB admits no reader while dbt writes, so the link summary is computed once dbt has exited. Dagster
     # wants a multi-asset's outputs in dependency order: hold back the links event and everything after it.
     held_back: list[Any] = []
+    args = dbt_build_args(targeted=context.run.tags.get(TARGETED_RUN_TAG) == "true", crms=crms,
+                          accept_link_drop=accept_link_drop)
     try:
-        for event in dbt.cli(dbt_build_args(targeted=context.run.tags.get(TARGETED_RUN_TAG) == "true", crms=crms),
-                             context=context, target_path=dbt_target_path(warehouse.path)).stream():
+        for event in dbt.cli(args, context=context, target_path=dbt_target_path(warehouse.path)).stream():
             if held_back or _is_links_event(event):
                 held_back.append(event)
             else:

@@ -7,6 +7,7 @@ import dataclasses
 
 import dagster as dg
 
+from orchestration.catalog import OWNERS, STORAGE_KIND, WAREHOUSE_KIND, storage
 from orchestration.defs.akamai import USERS_KEY as AKAMAI_USERS_KEY
 from orchestration.defs.ingestion import B2C_USERS_KEY, SALESFORCE_CONTACT_KEY
 from orchestration.defs.linking import linking_dbt_assets
@@ -23,6 +24,9 @@ RETENTION_KEY = dg.AssetKey(["privacy", "retention_purge"])
     deps=[B2C_USERS_KEY, SALESFORCE_CONTACT_KEY, AKAMAI_USERS_KEY],
     group_name="privacy",
     pool="warehouse",
+    owners=OWNERS,
+    kinds={"python", WAREHOUSE_KIND},
+    metadata=storage("privacy.erased_subjects"),
     description="Applies erasure requests (python -m privacy erase; provider deletions when IDLINK_ERASE_DELETED): "
     "the person's rows leave every raw table, the inbox and the reverse-ETL state; keys and the time stay.",
 )
@@ -44,6 +48,10 @@ def erased_subjects(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     deps=sorted(linking_dbt_assets.keys, key=lambda key: key.to_user_string()),
     group_name="privacy",
     pool="warehouse",
+    owners=OWNERS,
+    kinds={"python", WAREHOUSE_KIND},
+    # the whole warehouse file rewritten: no single table to name
+    metadata={STORAGE_KIND: WAREHOUSE_KIND},
     description="After a run that erased someone: the warehouse rewritten into a fresh file, so no block of the "
     "erased rows or of the tables dbt replaced stays on disk. A run that erased nobody does nothing.",
 )
@@ -55,6 +63,9 @@ def warehouse_compaction(warehouse: WarehouseResource) -> dg.MaterializeResult:
     key=RETENTION_KEY,
     group_name="retention",
     pool="warehouse",
+    owners=OWNERS,
+    kinds={"python", WAREHOUSE_KIND},
+    metadata={STORAGE_KIND: WAREHOUSE_KIND},  # rows of many tables and the inbox: no single table to name
     description="Purges what outlived its retention (RETENTION_*_DAYS): tombstones (then the warehouse is "
     "rewritten), ended snapshot versions, sync log rows, dead letters, handed-on inbox events.",
 )

@@ -5,6 +5,7 @@ Metadata carries paths, row counts and seconds only.
 """
 import dagster as dg
 
+from orchestration.catalog import OWNERS, STORAGE_KIND, WAREHOUSE_KIND
 from orchestration.defs.linking import linking_dbt_assets
 from orchestration.defs.resources import PublishingResource, WarehouseResource
 from publishing import file_targets, publish_files, published_schemas
@@ -25,13 +26,18 @@ def published_view_keys(dbt_assets: dg.AssetsDefinition) -> list[dg.AssetKey]:
     group_name="publishing",
     pool="warehouse",
     kinds={"duckdb"},
+    owners=OWNERS,
+    # several schemas copied into one file per role: no single table to name; each materialization names the files
+    metadata={STORAGE_KIND: WAREHOUSE_KIND},
     description="The analyst, compliance and (when configured) steward databases, each replaced atomically by "
     "this run's copy of its schemas: readers always see one complete run and never block the pipeline.",
 )
 def published_databases(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                         publishing: PublishingResource) -> dg.MaterializeResult:
     settings = publishing.settings()
-    publications = publish_files(warehouse.path, file_targets(settings), context.run.run_id, settings.hash_salt)
+    with warehouse.exclusive(context.log):  # it attaches the warehouse: no push may hold it meanwhile
+        publications = publish_files(warehouse.path, file_targets(settings), context.run.run_id,
+                                     settings.hash_salt)
     metadata: dict = {"run_id": context.run.run_id}
     for publication in publications:
         metadata[f"{publication.role}_path"] = dg.MetadataValue.path(str(publication.path))

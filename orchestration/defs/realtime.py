@@ -18,7 +18,10 @@ import requests
 
 from clients.salesforce import SalesforceClient
 from inbox import InboxEvent
+from orchestration.defs.akamai import USERS_KEY as AKAMAI_KEY
 from orchestration.defs.akamai import akamai_run_config
+from orchestration.defs.ingestion import B2C_USERS_KEY as B2C_KEY
+from orchestration.defs.ingestion import SALESFORCE_CONTACT_KEY as SALESFORCE_KEY
 from orchestration.defs.ingestion import targeted_run_config
 from orchestration.defs.jobs import full_sync_job
 from orchestration.defs.linking import TARGETED_RUN_TAG
@@ -28,9 +31,6 @@ log = logging.getLogger(__name__)
 
 INBOX_BATCH_LIMIT = 500
 SALESFORCE_BATCH_LIMIT = 2000
-B2C_KEY = dg.AssetKey(["raw_b2c", "users"])
-SALESFORCE_KEY = dg.AssetKey(["raw_salesforce", "contact"])
-AKAMAI_KEY = dg.AssetKey(["raw_akamai", "users"])
 DOWNSTREAM_GROUPS = ("privacy", "linking", "publishing", "reverse_etl")
 TRIGGER_TAG = "idlink/trigger"
 

@@ -1,15 +1,21 @@
-"""Reverse-ETL assets: push new contacts and external ids to Salesforce, then CRM contact ids to B2C.
+"""Reverse-ETL assets: push new contacts and external ids to Salesforce, then CRM contact ids to B2C, and what
+every push asset shares (``push_asset``, ``push_materialization``).
 
-Each materialization is one push through ``reverse_etl.runner``; its metadata carries counts only (no PII) and
-two checks judge it: the dead-letter table did not grow, and the share of sent records that succeeded.
+Each materialization is one push through ``reverse_etl.runner``; its metadata carries counts only (no PII), the run
+log says what it wrote and why a write failed (keys and codes, never values), and two checks judge it: the share
+of sent records that were accepted (blocking: a push that mostly fails fails its run and holds back the pushes
+after it) and whether the dead-letter table grew (a warning: a record the system refuses for good is a data
+problem to review, not a reason to stop everyone else's writes).
 """
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
 
 from inbox import Inbox
+from orchestration.catalog import OWNERS, storage
 from orchestration.defs.resources import (
     FieldMappingResource,
     GraphResource,
@@ -17,6 +23,7 @@ from orchestration.defs.resources import (
     SalesforceResource,
     WarehouseResource,
 )
+from reverse_etl.outcomes import SYSTEM_NAMES, run_pushes
 from reverse_etl.runner import SyncResult, push_b2c, push_salesforce
 from reverse_etl.salesforce_writer import DEFAULT_BULK_THRESHOLD, ValidationPolicy
 from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, append_external_log
@@ -33,6 +40,9 @@ FAST_LANE_RUN_ID = "fast_lane"  # run_id of the sync_log rows the near-real-time
 class ReverseEtlConfig(dg.Config):
     dry_run: bool = False  # compute and log what would be sent; no write calls
     min_success_rate: float = 0.95  # share of sent records that must succeed for the success-rate check
+    # below this many records sent, the rate says little (1 failure of 1 is 0%): the check passes, saying so,
+    # and each refused record is retried, then dead-lettered (no_new_dead_letters warns)
+    min_attempts_to_judge: int = 20
     max_attempts: int = DEFAULT_MAX_ATTEMPTS  # attempts before a permanently failing record is dead-lettered
     max_workers: int = 4  # concurrent requests
     bulk_threshold: int = DEFAULT_BULK_THRESHOLD  # above this many records of one kind, a Bulk API 2.0 job
@@ -41,26 +51,63 @@ class ReverseEtlConfig(dg.Config):
     validation_policy: ValidationPolicy = ValidationPolicy.DROP_FIELD
 
 
+def push_asset(key: dg.AssetKey, *, system: str, kind: str, target: str, deps: list[dg.AssetKey],
+               description: str) -> Any:
+    """The decorator of a push asset: group ``reverse_etl``, pool ``warehouse``, its two checks, and as storage
+    the object it writes on in the outside system (``salesforce.Contact``)."""
+    return dg.asset(key=key, deps=deps, group_name="reverse_etl", pool="warehouse", check_specs=sync_checks(key),
+                    owners=OWNERS, kinds={"python", kind}, metadata=storage(f"{system}.{target}", kind),
+                    description=description)
+
+
 def sync_checks(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     return [
         dg.AssetCheckSpec(NO_NEW_DEAD_LETTERS, asset=key,
-                          description="No record was dead-lettered by this push (review reverse_etl.dead_letters)."),
-        dg.AssetCheckSpec(SUCCESS_RATE, asset=key,
-                          description="Enough of the records sent by this push were accepted."),
+                          description="No record was dead-lettered by this push. A warning: the record failed for "
+                                      "good and waits in reverse_etl.dead_letters for a person; the other writes "
+                                      "go on."),
+        dg.AssetCheckSpec(SUCCESS_RATE, asset=key, blocking=True,
+                          description="Enough of the records sent by this push were accepted (min_success_rate, "
+                                      "judged from min_attempts_to_judge records sent; fewer, or none, pass with a "
+                                      "note). Blocking: a push that mostly fails fails the run and holds back the "
+                                      "pushes after it; writes are idempotent, so the next run resends them."),
     ]
 
 
-def sync_materialization(key: dg.AssetKey, result: SyncResult, min_success_rate: float,
+def push_materialization(context: dg.AssetExecutionContext, key: dg.AssetKey, result: SyncResult,
+                         config: ReverseEtlConfig, warehouse: WarehouseResource,
+                         extra_metadata: dict | None = None) -> dg.MaterializeResult:
+    """Counts as metadata and the two check results for one push, after saying in the run log what it wrote
+    and, for each kind of refusal, its code, the keys of a few records and what it means."""
+    if not result.dry_run:
+        with warehouse.connect() as con:
+            log_pushes(context.log, result, con)
+    return sync_materialization(key, result, config, extra_metadata)
+
+
+def log_pushes(log: Any, result: SyncResult, con: duckdb.DuckDBPyConnection) -> None:
+    pushes = run_pushes(con, result.run_id, result.system)
+    log.info("%s: %s (%d sent, %d unchanged, %d API calls)", SYSTEM_NAMES.get(result.system, result.system),
+             pushes.summary(result.system), result.attempted, result.skipped, result.api_calls)
+    for failure in pushes.failures:
+        log.warning("%s %s %s for %s%s: %s", failure.system, failure.operation, failure.code(),
+                    ", ".join(failure.sample_keys), " and others" if failure.count > len(failure.sample_keys)
+                    else "", failure.explain())
+
+
+def sync_materialization(key: dg.AssetKey, result: SyncResult, config: ReverseEtlConfig,
                          extra_metadata: dict | None = None) -> dg.MaterializeResult:
     """Counts as metadata, plus the two check results, for one push."""
     metadata = {
         **(extra_metadata or {}),
+        "system": result.system,
         "attempted": result.attempted, "succeeded": result.succeeded, "failed": result.failed,
         "skipped": result.skipped, "dead_lettered": result.dead_lettered, "api_calls": result.api_calls,
         "invalid": result.invalid, "parked": result.parked, "pending_after": result.pending_after,
         "limit_reached": result.limit_reached, "dry_run": result.dry_run,
-        "success_rate": dg.MetadataValue.float(round(result.success_rate, 4)),
     }
+    if result.attempted:
+        metadata["success_rate"] = dg.MetadataValue.float(round(result.success_rate, 4))
     if result.dry_run:
         metadata["would_send"] = result.would_send
     grown = result.dead_letters_after - result.dead_letters_before
@@ -68,15 +115,36 @@ def sync_materialization(key: dg.AssetKey, result: SyncResult, min_success_rate:
         dg.AssetCheckResult(
             asset_key=key, check_name=NO_NEW_DEAD_LETTERS, passed=grown <= 0,
             severity=dg.AssetCheckSeverity.WARN,
+            description=f"{grown} record{'' if grown == 1 else 's'} failed for good in this push" if grown > 0
+            else None,
             metadata={"dead_letters_before": result.dead_letters_before,
                       "dead_letters_after": result.dead_letters_after, "dead_lettered_this_run": result.dead_lettered}),
-        dg.AssetCheckResult(
-            asset_key=key, check_name=SUCCESS_RATE, passed=result.success_rate >= min_success_rate,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"success_rate": dg.MetadataValue.float(round(result.success_rate, 4)),
-                      "threshold": dg.MetadataValue.float(min_success_rate), "attempted": result.attempted}),
+        success_rate_check(key, result, config),
     ]
     return dg.MaterializeResult(asset_key=key, metadata=metadata, check_results=checks)
+
+
+def success_rate_check(key: dg.AssetKey, result: SyncResult, config: ReverseEtlConfig) -> dg.AssetCheckResult:
+    """The accepted share of the records sent, judged only from ``min_attempts_to_judge`` records on: with none
+    sent there is nothing to judge, with a few a single refusal would swing it."""
+    metadata: dict[str, Any] = {"attempted": result.attempted, "succeeded": result.succeeded,
+                                "threshold": dg.MetadataValue.float(config.min_success_rate),
+                                "min_attempts_to_judge": config.min_attempts_to_judge}
+    if result.attempted == 0:
+        return dg.AssetCheckResult(asset_key=key, check_name=SUCCESS_RATE, passed=True, metadata=metadata,
+                                   description="not judged: nothing was sent")
+    rate = round(result.success_rate, 4)
+    metadata["success_rate"] = dg.MetadataValue.float(rate)
+    if result.attempted < config.min_attempts_to_judge:
+        return dg.AssetCheckResult(
+            asset_key=key, check_name=SUCCESS_RATE, passed=True, metadata=metadata,
+            description=f"not judged: {result.succeeded} of {result.attempted} accepted, fewer than the "
+                        f"{config.min_attempts_to_judge} records a rate needs")
+    passed = rate >= config.min_success_rate
+    return dg.AssetCheckResult(
+        asset_key=key, check_name=SUCCESS_RATE, passed=passed, severity=dg.AssetCheckSeverity.ERROR,
+        metadata=metadata, description=f"{result.succeeded} of {result.attempted} accepted ({rate:.1%}; "
+                                       f"{'at least' if passed else 'below'} {config.min_success_rate:.0%})")
 
 
 def record_fast_lane_writes(warehouse_path: str, inbox_path: str | Path) -> int:
@@ -97,12 +165,9 @@ def record_fast_lane_writes(warehouse_path: str, inbox_path: str | Path) -> int:
     return len(rows)
 
 
-@dg.asset(
-    key=SALESFORCE_KEY,
+@push_asset(
+    SALESFORCE_KEY, system="salesforce", kind="salesforce", target="Contact",
     deps=[CONTACTS_TO_CREATE, EXTERNAL_IDS_TO_PUSH],
-    group_name="reverse_etl",
-    pool="warehouse",
-    check_specs=sync_checks(SALESFORCE_KEY),
     description="Upserts new contacts (external id = identity id) and sets or clears external ids in Salesforce.",
 )
 def salesforce_contacts(context: dg.AssetExecutionContext, config: ReverseEtlConfig, warehouse: WarehouseResource,
@@ -120,17 +185,14 @@ def salesforce_contacts(context: dg.AssetExecutionContext, config: ReverseEtlCon
             context.log.warning("Salesforce API request limit reached: %d records stay pending for the next run",
                                 result.pending_after)
         recorded = record_fast_lane_writes(warehouse.path, inbox.path)
-    return sync_materialization(SALESFORCE_KEY, result, config.min_success_rate,
-                                extra_metadata={"fast_lane_writes_recorded": recorded})
+        return push_materialization(context, SALESFORCE_KEY, result, config, warehouse,
+                                    extra_metadata={"fast_lane_writes_recorded": recorded})
 
 
-@dg.asset(
-    key=B2C_KEY,
+@push_asset(
+    B2C_KEY, system="b2c", kind="azure", target="users",
     # after the Salesforce push: contacts it creates reach B2C through the next link run
     deps=[EXTERNAL_IDS_TO_PUSH, SALESFORCE_KEY],
-    group_name="reverse_etl",
-    pool="warehouse",
-    check_specs=sync_checks(B2C_KEY),
     description="Writes the CRM contact id onto B2C users (custom attribute) through Graph $batch.",
 )
 def b2c_contact_ids(context: dg.AssetExecutionContext, config: ReverseEtlConfig, warehouse: WarehouseResource,
@@ -138,9 +200,10 @@ def b2c_contact_ids(context: dg.AssetExecutionContext, config: ReverseEtlConfig,
     if not graph.configured:
         raise dg.Failure("B2C is not configured: set B2C_TENANT_ID, B2C_CLIENT_ID and B2C_CLIENT_SECRET")
     with warehouse.exclusive(context.log):
-        result = push_b2c(warehouse.path, graph.settings(), field_mapping.for_client(graph.client_id), context.run.run_id,
-                          dry_run=config.dry_run, max_attempts=config.max_attempts, max_workers=config.max_workers)
-    return sync_materialization(B2C_KEY, result, config.min_success_rate)
+        result = push_b2c(warehouse.path, graph.settings(), field_mapping.for_client(graph.client_id),
+                          context.run.run_id, dry_run=config.dry_run, max_attempts=config.max_attempts,
+                          max_workers=config.max_workers)
+        return push_materialization(context, B2C_KEY, result, config, warehouse)
 
 
 defs = dg.Definitions(assets=[salesforce_contacts, b2c_contact_ids])

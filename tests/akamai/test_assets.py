@@ -45,7 +45,7 @@ def loaded_ids(resources: dict) -> set[str]:
 
 def test_assets_sit_in_their_groups_and_the_warehouse_pool():
     users, contact_ids = akamai_assets.akamai_users, akamai_assets.akamai_contact_ids
-    assert users.group_names_by_key == {dg.AssetKey(["raw_akamai", "users"]): "ingestion"}
+    assert users.group_names_by_key == {dg.AssetKey("raw_akamai_users"): "ingestion"}
     assert contact_ids.group_names_by_key == {dg.AssetKey(["reverse_etl", "akamai_contact_ids"]): "reverse_etl"}
     assert users.op.pool == contact_ids.op.pool == "warehouse"
     upstream = {dep.asset_key for dep in contact_ids.specs_by_key[akamai_assets.CONTACT_IDS_KEY].deps}

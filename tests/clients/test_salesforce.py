@@ -99,13 +99,6 @@ def test_query_pages_follow_next_records_url_and_track_api_usage(org_client):
     assert client.api_usage == (42, 15000)
 
 
-def test_simple_salesforce_is_bound_to_the_fetched_session(org_client):
-    client, _, _ = org_client()
-    sf = client.sf
-    assert sf.session_id == "tok1"
-    assert sf.base_url.startswith(INSTANCE + "/services/data/v62.0/")
-
-
 def test_refused_token_request_names_the_error_code_not_the_secret(org_client):
     client = SalesforceClient(
         SalesforceSettings(

@@ -17,9 +17,9 @@ def test_every_model_seed_and_snapshot_is_a_linking_asset_keyed_by_its_name():
 
 def test_staging_models_depend_on_the_ingestion_assets_keys():
     deps = {spec.key: {d.asset_key for d in spec.deps} for spec in linking_dbt_assets.specs}
-    assert dg.AssetKey(["raw_b2c", "users"]) in deps[dg.AssetKey("stg_b2c__users")]
-    assert dg.AssetKey(["raw_akamai", "users"]) in deps[dg.AssetKey("stg_akamai__users")]
-    assert dg.AssetKey(["raw_salesforce", "contact"]) in deps[dg.AssetKey("stg_salesforce__contacts")]
+    assert dg.AssetKey("raw_b2c_users") in deps[dg.AssetKey("stg_b2c__users")]
+    assert dg.AssetKey("raw_akamai_users") in deps[dg.AssetKey("stg_akamai__users")]
+    assert dg.AssetKey("raw_salesforce_contact") in deps[dg.AssetKey("stg_salesforce__contacts")]
 
 
 def test_dbt_data_tests_surface_as_asset_checks_and_the_op_runs_in_the_warehouse_pool():

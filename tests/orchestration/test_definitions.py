@@ -42,8 +42,8 @@ def test_training_runs_on_demand_and_weekly_and_no_linking_job_retrains(defs):
 
 def test_raw_tables_line_up_with_dbt_sources(defs):
     keys = set(_asset_specs(defs))
-    assert dg.AssetKey(["raw_b2c", "users"]) in keys
-    assert dg.AssetKey(["raw_salesforce", "contact"]) in keys
+    assert dg.AssetKey("raw_b2c_users") in keys
+    assert dg.AssetKey("raw_salesforce_contact") in keys
     assert dg.AssetKey("identity_contact_links") in keys
 
 
@@ -98,4 +98,4 @@ def test_dagster_project_tooling_checks_and_lists_the_defs_folder():
     assert {schedule["name"] for schedule in found["schedules"]} == {"incremental_sync", "nightly_reconciliation",
                                                                     "daily_retention_purge",
                                                                     "weekly_match_model_training"}
-    assert "raw_b2c/users" in {asset["asset_key"] for asset in found["assets"]}
+    assert "raw_b2c_users" in {asset["asset_key"] for asset in found["assets"]}

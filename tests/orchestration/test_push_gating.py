@@ -12,12 +12,12 @@ from dagster_dbt import DbtProject
 from orchestration.defs.jobs import full_sync_job
 from orchestration.defs.linking import TARGETED_RUN_TAG, linking_assets_for, linking_dbt_assets
 from orchestration.defs.realtime import TargetedRunPlan
-from orchestration.defs.resources import DBT_PROJECT_DIR, build_resources
+from orchestration.defs.resources import DBT_PROJECT_DIR, LinkingDbtCliResource, build_resources
 from settings import load_settings
 
 pytestmark = pytest.mark.slow
 
-CONSENT_CHECK = "idlink_consented_identities_contacts_to_create_"
+CONSENT_CHECK = "consented_identities"
 PUSHES = {dg.AssetKey(["reverse_etl", "salesforce_contacts"]), dg.AssetKey(["reverse_etl", "b2c_contact_ids"])}
 
 
@@ -38,7 +38,10 @@ def broken_consent(sandbox_factory, tmp_path, monkeypatch):
 
     broken = linking_assets_for(DbtProject(project_dir=project, profiles_dir=project))
     assets = [broken if a is linking_dbt_assets else a for a in build_definitions().assets]
-    defs = dg.Definitions(assets=assets, jobs=[full_sync_job], resources=build_resources(load_settings()))
+    resources = build_resources(load_settings())  # dbt runs in its resource's project: the broken copy here
+    dbt = LinkingDbtCliResource(project_dir=str(project), profiles_dir=str(project),
+                                dbt_executable=resources["dbt"].dbt_executable)
+    defs = dg.Definitions(assets=assets, jobs=[full_sync_job], resources={**resources, "dbt": dbt})
     return sandbox, defs
 
 

@@ -22,11 +22,11 @@ def _stand_in(key: list[str] | str, group: str, deps=()) -> dg.AssetsDefinition:
 
 
 STAND_IN_ASSETS = [
-    _stand_in(["raw_b2c", "users"], "ingestion"),
-    _stand_in(["raw_salesforce", "contact"], "ingestion"),
-    _stand_in(["raw_akamai", "users"], "ingestion"),
+    _stand_in("raw_b2c_users", "ingestion"),
+    _stand_in("raw_salesforce_contact", "ingestion"),
+    _stand_in("raw_akamai_users", "ingestion"),
     _stand_in("identity_contact_links", "linking",
-              deps=[["raw_b2c", "users"], ["raw_salesforce", "contact"], ["raw_akamai", "users"]]),
+              deps=["raw_b2c_users", "raw_salesforce_contact", "raw_akamai_users"]),
     _stand_in(["reverse_etl", "salesforce_contacts"], "reverse_etl", deps=["identity_contact_links"]),
 ]
 
@@ -44,12 +44,12 @@ def recorded_run_config(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 
     def targeted(identity_ids, contact_ids):
         calls.append(("targeted", list(identity_ids), list(contact_ids)))
-        return {"ops": {"raw_b2c__users": {"config": {"identity_ids": list(identity_ids)}},
-                        "raw_salesforce__contact": {"config": {"contact_ids": list(contact_ids)}}}}
+        return {"ops": {"raw_b2c_users": {"config": {"identity_ids": list(identity_ids)}},
+                        "raw_salesforce_contact": {"config": {"contact_ids": list(contact_ids)}}}}
 
     def akamai(uuids):
         calls.append(("akamai", list(uuids)))
-        return {"ops": {"raw_akamai__users": {"config": {"identity_ids": list(uuids)}}}}
+        return {"ops": {"raw_akamai_users": {"config": {"identity_ids": list(uuids)}}}}
 
     monkeypatch.setattr(realtime, "targeted_run_config", targeted)
     monkeypatch.setattr(realtime, "akamai_run_config", akamai)

@@ -98,8 +98,8 @@ def test_an_akamai_identity_reaches_the_crm_and_gets_its_contact_id_back(sandbox
     inbox = Inbox(tmp_path / "inbox.sqlite3")
     with dg.instance_for_test() as instance, gateway_on(port):
         # the baseline: every system loaded once (linking runs in each targeted run below)
-        baseline = [dg.AssetKey(["raw_b2c", "users"]), dg.AssetKey(["raw_salesforce", "contact"]),
-                    dg.AssetKey(["raw_akamai", "users"])]
+        baseline = [dg.AssetKey("raw_b2c_users"), dg.AssetKey("raw_salesforce_contact"),
+                    dg.AssetKey("raw_akamai_users")]
         assert job.execute_in_process(instance=instance, asset_selection=baseline, raise_on_error=False).success
         sf_cursor = run_requested(defs, job, instance, realtime.salesforce_changes_sensor, None).cursor
 
@@ -112,7 +112,7 @@ def test_an_akamai_identity_reaches_the_crm_and_gets_its_contact_id_back(sandbox
 
         tick = run_requested(defs, job, instance, realtime.inbox_sensor, None)
         [request] = tick.run_requests
-        assert dg.AssetKey(["raw_b2c", "users"]) not in request.asset_selection  # targeted: no B2C scan
+        assert dg.AssetKey("raw_b2c_users") not in request.asset_selection  # targeted: no B2C scan
         contact = contact_for(sandbox, uuid)
         assert contact is not None, "the contact was not created with the identity's id"
 

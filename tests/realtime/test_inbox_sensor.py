@@ -40,8 +40,8 @@ def test_pending_events_become_one_targeted_run_and_the_cursor_moves_past_them(
     assert inbox.pending() == []  # handed on
     assert ("akamai", ["uuid-0", "uuid-1", "uuid-2"]) in recorded_run_config
     assert ("targeted", ["oid-9"], ["003A"]) in recorded_run_config
-    assert request.run_config["ops"]["raw_akamai__users"]["config"]["identity_ids"] == ["uuid-0", "uuid-1", "uuid-2"]
-    assert request.run_config["ops"]["raw_b2c__users"]["config"]["identity_ids"] == ["oid-9"]
+    assert request.run_config["ops"]["raw_akamai_users"]["config"]["identity_ids"] == ["uuid-0", "uuid-1", "uuid-2"]
+    assert request.run_config["ops"]["raw_b2c_users"]["config"]["identity_ids"] == ["oid-9"]
     assert request.tags["idlink/trigger"] == "inbox" and request.tags["idlink/events"] == "4"
 
 
@@ -58,9 +58,9 @@ def test_a_fast_lane_link_fetches_both_the_identity_and_its_contact(
     [request] = evaluate(stand_in_defs).run_requests
     assert ("akamai", ["uuid-4"]) in recorded_run_config
     assert ("targeted", [], ["003B"]) in recorded_run_config
-    assert {dg.AssetKey(["raw_akamai", "users"]), dg.AssetKey(["raw_salesforce", "contact"])} <= set(
+    assert {dg.AssetKey("raw_akamai_users"), dg.AssetKey("raw_salesforce_contact")} <= set(
         request.asset_selection)
-    assert dg.AssetKey(["raw_b2c", "users"]) not in request.asset_selection
+    assert dg.AssetKey("raw_b2c_users") not in request.asset_selection
 
 
 def test_only_ingestion_assets_with_work_are_selected_plus_everything_downstream(
@@ -68,7 +68,7 @@ def test_only_ingestion_assets_with_work_are_selected_plus_everything_downstream
     inbox.put(akamai_event(1, kind="entityDeleted"))
     [request] = evaluate(stand_in_defs).run_requests
     assert set(request.asset_selection) == {
-        dg.AssetKey(["raw_akamai", "users"]), dg.AssetKey("identity_contact_links"),
+        dg.AssetKey("raw_akamai_users"), dg.AssetKey("identity_contact_links"),
         dg.AssetKey(["reverse_etl", "salesforce_contacts"]),
     }
     assert recorded_run_config == [("akamai", ["uuid-1"])]  # no B2C or Salesforce scan for an Akamai event
@@ -98,7 +98,7 @@ def test_events_already_handed_on_are_not_requested_again(inbox: Inbox, stand_in
     inbox.put(akamai_event(2))
     later = evaluate(stand_in_defs, cursor=first.cursor)
     [request] = later.run_requests
-    assert request.run_config["ops"]["raw_akamai__users"]["config"]["identity_ids"] == ["uuid-2"]
+    assert request.run_config["ops"]["raw_akamai_users"]["config"]["identity_ids"] == ["uuid-2"]
     assert request.run_key != first.run_requests[0].run_key
 
 
@@ -136,4 +136,4 @@ def test_while_a_targeted_run_waits_to_start_new_events_wait_for_the_next_run(
         [request] = realtime.inbox_sensor.evaluate_tick(
             dg.build_sensor_context(cursor="0", definitions=stand_in_defs, instance=instance,
                                    resources=stand_in_defs.resources)).run_requests
-    assert request.run_config["ops"]["raw_akamai__users"]["config"]["identity_ids"] == ["uuid-1"]
+    assert request.run_config["ops"]["raw_akamai_users"]["config"]["identity_ids"] == ["uuid-1"]

@@ -43,7 +43,7 @@ def test_changed_contacts_become_a_targeted_run_and_the_cursor_follows_system_mo
     second = evaluate(salesforce, first.cursor, stand_in_defs)
     [request] = second.run_requests
     assert recorded_run_config == [("targeted", [], sorted(created))]
-    assert dg.AssetKey(["raw_salesforce", "contact"]) in request.asset_selection
+    assert dg.AssetKey("raw_salesforce_contact") in request.asset_selection
     assert request.tags["idlink/trigger"] == "salesforce_changes"
     assert second.cursor > first.cursor
     third = evaluate(salesforce, second.cursor, stand_in_defs)
@@ -81,7 +81,7 @@ def test_a_contact_change_loads_only_salesforce_and_gives_no_config_to_unselecte
     plan.contact_ids.add("003A")
     repo = stand_in_defs.get_repository_def()
     request = plan.run_request("k", repo, {})
-    assert dg.AssetKey(["raw_b2c", "users"]) not in request.asset_selection
-    assert dg.AssetKey(["raw_salesforce", "contact"]) in request.asset_selection
-    assert request.run_config == {"ops": {"raw_salesforce__contact": {"config": {"contact_ids": ["003A"]}}},
+    assert dg.AssetKey("raw_b2c_users") not in request.asset_selection
+    assert dg.AssetKey("raw_salesforce_contact") in request.asset_selection
+    assert request.run_config == {"ops": {"raw_salesforce_contact": {"config": {"contact_ids": ["003A"]}}},
                                   "execution": {"config": {"in_process": {}}}}

@@ -1,6 +1,8 @@
 """The Dagster assets around the pushes: metadata (counts only), checks, dry run, dependencies."""
 from __future__ import annotations
 
+import logging
+
 import dagster as dg
 
 from orchestration.defs.resources import (
@@ -92,15 +94,46 @@ def test_a_dry_run_materializes_what_would_be_sent_without_writing(monkeypatch, 
     assert write_calls(world.sandbox.stats()) == 0
 
 
-def test_new_dead_letters_and_a_low_success_rate_fail_the_checks(monkeypatch, sandbox_factory, tmp_path):
+def _refused_push(sandbox_factory, tmp_path, monkeypatch, instance=None, **config):
+    """One contact to create that the CRM refuses for good (a duplicate rule blocks it)."""
     world = build_world(sandbox_factory, tmp_path, creates=0, links=1)
     world.sandbox.apply_env(monkeypatch)
     world.sandbox.configure(duplicate_rule="block")
     write_marts(world.warehouse, contacts=[contact_row(identity_id(50), 50, email="existing0@example.org")])
-    result = dg.materialize([salesforce_contacts], resources=resources(world), run_config={
-        "ops": {"reverse_etl__salesforce_contacts": {"config": {"max_attempts": 1}}}})
-    assert result.success  # a data problem is reported by the checks, not by failing the run
+    result = dg.materialize([salesforce_contacts, b2c_contact_ids], resources=resources(world), instance=instance,
+                            raise_on_error=False, run_config={"ops": {
+                                "reverse_etl__salesforce_contacts": {"config": {"max_attempts": 1, **config}}}})
+    return result
+
+
+def test_a_record_refused_for_good_warns_without_failing_the_run(monkeypatch, sandbox_factory, tmp_path):
+    with dg.instance_for_test() as instance:
+        result = _refused_push(sandbox_factory, tmp_path, monkeypatch, instance)
+        logged = [(entry.level, entry.user_message) for entry in instance.all_logs(result.run_id)]
+    assert result.success  # one refused record is a data problem to review, not a failed pipeline
     assert materialization(result, SALESFORCE_KEY).metadata["dead_lettered"].value == 1
     dead_letters = check(result, SALESFORCE_KEY, "no_new_dead_letters")
     assert not dead_letters.passed and dead_letters.severity == dg.AssetCheckSeverity.WARN
+    rate = check(result, SALESFORCE_KEY, "success_rate")
+    assert rate.passed and "not judged" in rate.description  # 1 record is too few to judge a rate
+    # the run log says what failed with the system's code and the record's key, never a value
+    assert any(level == logging.WARNING and "create_contact DUPLICATES_DETECTED" in message
+               and identity_id(50) in message for level, message in logged)
+    assert any(level == logging.INFO and message.startswith("Salesforce: 1 failed") for level, message in logged)
+    assert not any("existing0@example.org" in message for _, message in logged)
+
+
+def test_a_push_that_mostly_fails_fails_its_run_and_holds_back_the_pushes_after_it(
+        monkeypatch, sandbox_factory, tmp_path):
+    result = _refused_push(sandbox_factory, tmp_path, monkeypatch, min_attempts_to_judge=1)
+    assert not result.success
     assert not check(result, SALESFORCE_KEY, "success_rate").passed
+    assert B2C_KEY not in {m.asset_key for m in result.get_asset_materialization_events()}
+
+
+def test_a_push_with_nothing_to_send_passes_its_rate_check_saying_so(monkeypatch, sandbox_factory, tmp_path):
+    world = build_world(sandbox_factory, tmp_path, creates=0, links=0)
+    world.sandbox.apply_env(monkeypatch)
+    result = dg.materialize([salesforce_contacts], resources=resources(world))
+    rate = check(result, SALESFORCE_KEY, "success_rate")
+    assert result.success and rate.passed and rate.description == "not judged: nothing was sent"
