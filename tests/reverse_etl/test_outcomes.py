@@ -29,7 +29,8 @@ def con():
 
 
 def log(con, run_id, operation, key, outcome, code=None, message=None, system="salesforce"):
-    con.execute(f"insert into {SCHEMA}.sync_log values (?, ?, ?, ?, 'h', ?, ?, ?, 1, ?)",
+    con.execute(f"insert into {SCHEMA}.sync_log (run_id, system, operation, record_key, payload_hash, outcome, "
+                "error_code, error_message, attempt, logged_at) values (?, ?, ?, ?, 'h', ?, ?, ?, 1, ?)",
                 [run_id, system, operation, key, outcome, code, message, datetime(2026, 1, 1)])
 
 
