@@ -63,6 +63,8 @@
     where latest.age = 1
         and (abs(coalesce(latest.auto_link_share, 0) - coalesce(previous.auto_link_share, 0)) > {{ max_shift }}
              or abs(coalesce(latest.review_share, 0) - coalesce(previous.review_share, 0)) > {{ max_shift }})
+{% endtest %}
+
 {# The rows of `model` (those matching `where`) against the same rows of `previous` (the last build's): fails when
    they fell to none, or from var min_links_to_judge rows by more than var max_active_link_drop, unless var
    accept_link_drop says a person accepted it. One row with both counts when it fails. #}

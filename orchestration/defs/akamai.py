@@ -15,7 +15,6 @@ from pydantic import Field
 
 from ingestion.akamai import DATASET, TABLE, akamai_source
 from ingestion.pipeline import warehouse_pipeline
-from ingestion.suppression import leave_out
 from orchestration.defs.ingestion import RawLoadConfig, RawTable, raw_table_asset, run_load, unconfigured_load
 from orchestration.defs.resources import (
     AkamaiResource,
@@ -31,13 +30,12 @@ from orchestration.defs.reverse_etl import (
     push_asset,
     push_materialization,
 )
-from privacy import erased_record_ids
 from reverse_etl.akamai_writer import push_akamai
 from reverse_etl.runner import SyncResult
 
 USERS = RawTable(DATASET, TABLE, "akamai",
                  "Akamai Identity Cloud users in the identity columns of raw_b2c.users (key id = uuid): full scan "
-                 "with change detection; targeted runs (webhooks) fetch identity_ids only.")
+                 "with change detection; targeted runs (webhooks) fetch identity_ids only.", "akamai")
 USERS_KEY = USERS.key
 CONTACT_IDS_KEY = dg.AssetKey(["reverse_etl", "akamai_contact_ids"])
 INGEST_OP = "akamai_users"
@@ -61,8 +59,8 @@ def akamai_users(context: dg.AssetExecutionContext, config: AkamaiIngestConfig, 
     if not akamai.configured:
         yield unconfigured_load(context, USERS, "AKAMAI_BASE_URL, AKAMAI_CLIENT_ID, AKAMAI_CLIENT_SECRET")
         return
-    source = leave_out(akamai_source(settings=akamai.settings(), warehouse_path=warehouse.path,
-                                     identity_ids=config.identity_ids), erased_record_ids(warehouse.path, "akamai"))
+    source = akamai_source(settings=akamai.settings(), warehouse_path=warehouse.path,
+                           identity_ids=config.identity_ids)
     pipeline = warehouse_pipeline(PIPELINE_NAME, DATASET, warehouse.path, ingest_tuning.dlt_progress)
     context.log.info("Akamai load: %s", f"{len(config.identity_ids)} targeted users" if config.identity_ids
                      else "full scan")

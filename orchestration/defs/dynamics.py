@@ -36,7 +36,7 @@ from reverse_etl.runner import SyncResult
 
 CONTACTS = RawTable(DATASET, TABLE, "dynamics365",
                     "Dynamics 365 / Dataverse contacts through the Web API, incremental by change tracking (delta "
-                    "link in dlt state; deletions as tombstones); targeted runs fetch contact_ids only.")
+                    "link in dlt state; deletions as tombstones); targeted runs fetch contact_ids only.", "dynamics")
 CONTACT_KEY = CONTACTS.key
 PUSH_KEY = dg.AssetKey(["reverse_etl", "dynamics_contacts"])
 INGEST_OP = "dynamics_contacts"

@@ -44,12 +44,14 @@ LIVE_ROW_VOLUME = "live_row_volume"  # the volume check every raw table carries
 
 @dataclass(frozen=True)
 class RawTable:
-    """A raw table one dlt load writes: where it lives, which system it copies (a kind in the UI) and what it is."""
+    """A raw table one dlt load writes: where it lives, which system it copies (a kind in the UI), what it is, and
+    the provider or CRM its records' ids belong to (whose erased records the load leaves out)."""
 
     schema: str
     table: str
     system: str
     description: str
+    records_of: str
 
     @property
     def key(self) -> dg.AssetKey:
@@ -111,10 +113,10 @@ class SalesforceIngestConfig(RawLoadConfig):
 
 B2C_USERS = RawTable(b2c_ingestion.DATASET, b2c_ingestion.TABLE, "azure",
                      "Azure AD B2C / Entra External ID users from Microsoft Graph: full scan with change detection, "
-                     "tombstones for users that disappeared; targeted runs fetch identity_ids only.")
+                     "tombstones for users that disappeared; targeted runs fetch identity_ids only.", "b2c")
 SALESFORCE_CONTACTS = RawTable(salesforce_ingestion.DATASET, salesforce_ingestion.TABLE, "salesforce",
                                "Salesforce contacts, incremental on SystemModstamp, deletions via queryAll; "
-                               "targeted runs fetch contact_ids only.")
+                               "targeted runs fetch contact_ids only.", "salesforce")
 B2C_USERS_KEY = B2C_USERS.key
 SALESFORCE_CONTACT_KEY = SALESFORCE_CONTACTS.key
 
@@ -132,8 +134,10 @@ def targeted_run_config(identity_ids: list[str], contact_ids: list[str]) -> dict
 def run_load(context: dg.AssetExecutionContext, dlt: DagsterDltResource, raw: RawTable, source: Any,
              pipeline: Any, warehouse: WarehouseResource, accept_volume_drop: bool) -> Iterator[Any]:
     """Run one dlt load into its raw table, holding the warehouse; its materialization carries counts only and
-    the volume check."""
+    the volume check. Erased people are never loaded again: their ids are read under the same hold (a read-only
+    open while another process writes would fail)."""
     with warehouse.exclusive(context.log):
+        source = leave_out(source, erased_record_ids(warehouse.path, raw.records_of))
         for event in dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline,
                              dagster_dlt_translator=RawTableTranslator(raw)):
             if isinstance(event, dg.MaterializeResult):
@@ -188,13 +192,13 @@ def b2c_users(
 ) -> Iterator[Any]:
     if not graph.configured:
         raise dg.Failure("B2C is not configured: set B2C_TENANT_ID, B2C_CLIENT_ID and B2C_CLIENT_SECRET")
-    source = leave_out(b2c_ingestion.b2c_source(
+    source = b2c_ingestion.b2c_source(
         settings=graph.settings(),
         warehouse_path=warehouse.path,
         identity_ids=config.identity_ids,
         dataset_name=b2c_ingestion.DATASET,
         workers=ingest_tuning.workers,
-    ), erased_record_ids(warehouse.path, "b2c"))  # erased people are never loaded again
+    )
     context.log.info(
         "B2C load: %s", f"{len(config.identity_ids)} targeted users" if config.identity_ids else "full scan"
     )
@@ -213,9 +217,8 @@ def salesforce_contacts(
 ) -> Iterator[Any]:
     if not salesforce.configured:
         raise dg.Failure("Salesforce is not configured: set SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET")
-    source = leave_out(salesforce_ingestion.salesforce_source(
-        settings=salesforce.settings(), contact_ids=config.contact_ids, workers=ingest_tuning.workers
-    ), erased_record_ids(warehouse.path, "salesforce"))
+    source = salesforce_ingestion.salesforce_source(
+        settings=salesforce.settings(), contact_ids=config.contact_ids, workers=ingest_tuning.workers)
     context.log.info(
         "Salesforce load: %s",
         f"{len(config.contact_ids)} targeted contacts" if config.contact_ids else "incremental",

@@ -14,6 +14,7 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
 
+from orchestration.catalog import OWNERS, WAREHOUSE_KIND, storage
 from orchestration.defs.linking import dbt_target_path, hand_warehouse_to_dbt, linking_project
 from orchestration.defs.resources import WarehouseResource
 
@@ -58,10 +59,12 @@ def version_metadata(version: dict[str, Any], table: str) -> dict[str, Any]:
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(VERSIONS_KEY, deps=[dg.AssetKey("int_identities"), dg.AssetKey("int_contacts")],
-                     kinds={"dbt", "duckdb"}, description="One row per trained version of the match model: prior, EM convergence and the "
+                     kinds={"dbt", WAREHOUSE_KIND}, owners=OWNERS, metadata=storage("match_model.versions"),
+                     description="One row per trained version of the match model: prior, EM convergence and the "
                                  "counts it was trained on."),
         dg.AssetSpec(PARAMETERS_KEY, deps=[dg.AssetKey("int_identities"), dg.AssetKey("int_contacts")],
-                     kinds={"dbt", "duckdb"}, description="m, u and match weight of every comparison level, per version."),
+                     kinds={"dbt", WAREHOUSE_KIND}, owners=OWNERS, metadata=storage("match_model.parameters"),
+                     description="m, u and match weight of every comparison level, per version."),
     ],
     group_name="match_model",
     pool="warehouse",

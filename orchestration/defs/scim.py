@@ -18,7 +18,7 @@ from orchestration.defs.resources import IngestTuningResource, ScimResource, War
 
 USERS = RawTable(DATASET, TABLE, "scim",
                  "Users of a SCIM 2.0 directory in the identity columns of raw_b2c.users: changes since "
-                 "meta.lastModified where the server filters, else a full scan with change detection.")
+                 "meta.lastModified where the server filters, else a full scan with change detection.", "scim")
 USERS_KEY = USERS.key
 INGEST_OP = "scim_users"
 PIPELINE_NAME = "scim"

@@ -13,7 +13,7 @@ from orchestration.defs.ingestion import (
     raw_table_asset,
 )
 
-RAW = RawTable("raw_test", "users", "azure", "Users of a test directory.")
+RAW = RawTable("raw_test", "users", "azure", "Users of a test directory.", "b2c")
 
 
 def test_a_first_load_passes_and_becomes_the_baseline():
