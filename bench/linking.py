@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from orchestration.defs.linking import decision_bands
 from tests.dbt.link_quality import measure
 from tests.dbt.raw_loader import load_raw_tables, raw_tables, read_parquet, write_parquet
 
@@ -183,9 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with duckdb.connect(str(warehouse), read_only=True) as con:
             quality = measure(con, truth, consent)
-            model_links, review_items = con.execute("""select
-                (select count(*) from marts.identity_contact_links where status = 'active' and match_rule = 'match_model'),
-                (select count(*) from marts.link_conflicts)""").fetchone()
+            bands = decision_bands(con)
         log(f"active links {quality.active_links}, linkable true pairs {quality.linkable_pairs}, "
             f"precision {quality.precision:.5f}, recall {quality.recall:.5f}")
 
@@ -197,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         "dbt_process_seconds": round(total, 2),
         "identities": counts.get("raw_b2c.users", 0) + counts.get("raw_akamai.users", 0),
         "contacts": counts.get("raw_salesforce.contact", 0), "active_links": quality.active_links,
-        "training_seconds": round(training_s, 2), "auto_links": quality.active_links, "model_links": model_links,
-        "review_items": review_items,
+        "training_seconds": round(training_s, 2), "training_iterations": iterations, "training_converged": converged,
+        "auto_links": bands["auto_links"], "model_links": bands["model_links"], "review_items": bands["review_items"],
     }))
     return 0
 

@@ -117,6 +117,19 @@ class IdlinkDbtTranslator(DagsterDbtTranslator):
         return spec._replace(description=check_description(manifest["nodes"][unique_id]))
 
 
+BAND_COUNTS = ("auto_links", "deterministic_links", "model_links", "review_items")
+
+
+def decision_bands(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """The decision bands of the build that made the current golden table, as marts.match_decision_bands counted
+    them (the one definition: auto links are active links, review items the review queue's uncertain_match rows);
+    empty when that build did not include the bands model (a targeted run that left it out)."""
+    row = con.execute(f"""select {', '.join(BAND_COUNTS)} from marts.match_decision_bands
+        where built_at = (select max(last_seen_at) from marts.identity_contact_links)
+        order by built_at desc limit 1""").fetchone()
+    return dict(zip(BAND_COUNTS, row)) if row else {}
+
+
 def link_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """Counts describing the current links and what this build changed (no identifiers, no personal data).
     ``match_rate`` is the share of linkable identities (consent granted, not deleted) linked in at least one
@@ -139,13 +152,9 @@ def link_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             count(*) filter (where consent_state <> 'granted')
         from intermediate.int_identities where not is_deleted""").fetchone()
     active = by_status.get("active", 0)
-    model_links = by_rule.get("match_model", 0)
     return {
         # the decision bands, plotted per run by Dagster: rules first, then the match model's probability
-        "auto_links": active,
-        "deterministic_links": active - model_links,
-        "model_links": model_links,
-        "review_items": conflicts.get("uncertain_match", 0),
+        **decision_bands(con),
         "match_probability_distribution": dg.MetadataValue.md(probability_distribution(con)),
         "links_active": active,
         "links_active_by_crm": dg.MetadataValue.json(by_crm),

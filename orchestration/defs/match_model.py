@@ -23,7 +23,8 @@ PARAMETERS_KEY = dg.AssetKey(["match_model", "parameters"])
 
 _VERSION_COLUMNS = ("version", "iterations", "converged", "max_change", "prior", "prior_weight", "identities",
                     "contacts", "random_pairs", "training_pairs", "settled_pairs", "estimated_matches",
-                    "seeded_from_settled_pairs", "training_keys", "usable_training_keys", "training_seconds")
+                    "seeded_from_settled_pairs", "training_keys", "usable_training_keys", "training_seconds",
+                    "training_identities")
 
 
 def latest_version(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

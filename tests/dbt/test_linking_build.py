@@ -323,6 +323,9 @@ def test_link_summary_reports_counts_only(con):
     assert summary["consent_excluded_identities"] > 0
     assert sum(summary["links_by_rule"].data.values()) == active
     assert summary["auto_links"] == summary["deterministic_links"] + summary["model_links"] == active
+    # review items are the review queue's uncertain pairs, as marts.match_decision_bands counts them
+    assert summary["review_items"] == con.execute(
+        "select count(*) from marts.link_conflicts where reason = 'uncertain_match'").fetchone()[0]
     distribution = summary["match_probability_distribution"].value
     scored = con.execute("select count(*) from intermediate.int_link_candidates where model_version is not null"
                          ).fetchone()[0]

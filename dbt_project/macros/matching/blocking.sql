@@ -116,14 +116,25 @@
     {%- endif %}
 {%- endmacro %}
 
-{# CTEs identity_side and contact_side (each side narrowed, macro pair_side: computed once, as every key scans
-   them) and nickname_pairs. #}
-{% macro side_ctes(identities, contacts) -%}
-identity_side as not materialized (
+{# CTEs identity_side and contact_side (each side narrowed, macro pair_side) and nickname_pairs. Inlined into each
+   key's join by default (the build reads a few columns per key); `materialized`: computed once and kept, for
+   readers that join every key to the same few rows (training's sample). `identity_sample`: only that many
+   identities, drawn by the hash of their key (the same data gives the same draw). #}
+{% macro side_ctes(identities, contacts, materialized=false, identity_sample=none) -%}
+    {%- set hint = idlink.materialized_cte() if materialized else idlink.inlined_cte() %}
+identity_side as {{ hint }} (
+    {%- if identity_sample is not none %}
+    select * from (
+        {{ idlink.pair_side(identities, ['identity_provider', 'identity_id'], idlink.pair_side_columns('identity', all_keys=true)) }}
+    ) as drawn
+    order by pair_row
+    limit {{ identity_sample }}
+    {%- else %}
     {{ idlink.pair_side(identities, ['identity_provider', 'identity_id'], idlink.pair_side_columns('identity', all_keys=true)) }}
+    {%- endif %}
 ),
 
-contact_side as not materialized (
+contact_side as {{ hint }} (
     {{ idlink.pair_side(contacts, ['crm', 'contact_id'], idlink.pair_side_columns('contact', all_keys=true), 'not is_deleted') }}
 ),
 

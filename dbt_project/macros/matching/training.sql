@@ -7,14 +7,17 @@
       same draw) with as many contacts. A level no random pair reaches counts as reached once (u at most about one
       in that many pairs).
    2. m (how often two records of one person are at each level): expectation-maximisation over the pairs each
-      blocking key of var match_blocking finds, with the comparisons that key's own columns decide held out (every
+      blocking key finds for a sample of identities (var match_training.sample_identities, drawn like the random
+      pairs' identities; their pairs with every contact), over the distinct combinations of levels with their
+      counts (not pair by pair), with the comparisons that key's own columns decide held out (every
       pair a key finds agrees on them, so they say nothing about that key's pairs). Each key's EM learns m, u and
       its share of matches from its own pairs; started from the pairs the deterministic tier settles (near certain
       matches), or from a generic start where there are too few of them; m of a level is then the matches all
       keys estimate at that level over all they estimate for that comparison; a level no estimated match reaches
       counts as reached once.
    3. The prior (the probability that two records drawn at random are one person): the expected matches among the
-      pairs no deterministic rule settles, by EM with m and u fixed, over all identity x contact pairs.
+      pairs no deterministic rule settles, by EM with m and u fixed, over all identity x contact pairs (of the
+      sampled identities).
 
    Each run adds a version to <match_model_schema>.versions (with its convergence and the counts it was trained
    on) and its levels to <match_model_schema>.parameters; scratch tables training_* stay for inspection (counts
@@ -87,6 +90,7 @@
         usable_training_keys integer,
         training_seconds double precision
     );
+    alter table {{ schema }}.versions add column if not exists training_identities bigint;
     create table if not exists {{ schema }}.parameters (
         version integer,
         comparison {{ dbt.type_string() }},
@@ -110,10 +114,14 @@
     {{ return(var('match_model_schema') ~ '.' ~ name) }}
 {%- endmacro %}
 
-{# Every comparison's level, the blocked_by_<n> flags and the deterministic verdict of every candidate pair. #}
+{# Every comparison's level, the blocked_by_<n> flags and the deterministic verdict of every candidate pair of the
+   identities training draws (var match_training.sample_identities, by the hash of their key like the random
+   pairs; every identity when there are fewer): each of their pairs with any contact, so the sample's pairs are
+   distributed like all candidate pairs, and comparing them costs a fraction of comparing all. #}
 {% macro training_pairs_sql() -%}
 with
-{{ idlink.side_ctes(ref('int_identities'), ref('int_contacts')) }},
+{{ idlink.side_ctes(ref('int_identities'), ref('int_contacts'), materialized=true,
+                    identity_sample=var('match_training')['sample_identities']) }},
 {{ idlink.paired_rows_ctes('', 'identity_side', 'contact_side', idlink.blocking_keys(), key_flags=true) }},
 {{ idlink.compared_pair_ctes('', 'paired_rows', all_levels=true) }}
 select
@@ -293,12 +301,15 @@ left join (
 
 {# The prior: the share of all identity x contact pairs that are matches no deterministic rule settles, found as
    the fixed point of (expected matches among the unsettled candidate pairs) / (all pairs), with the levels'
-   weights fixed. Returns prior, iterations and the expected matches. #}
+   weights fixed. The candidate pairs are those of the drawn identities (macro training_pairs_sql), so all pairs
+   are those identities' with every contact. Returns prior, iterations, the expected matches (scaled to all
+   identities) and the counts. #}
 {% macro estimate_prior() -%}
     {%- set settings = var('match_training') -%}
     {%- set counts = run_query('select (select count(*) from ' ~ ref('int_identities') ~ '), (select count(*) from '
                                ~ ref('int_contacts') ~ ' where not is_deleted)') -%}
-    {%- set all_pairs = counts.columns[0].values()[0] * counts.columns[1].values()[0] -%}
+    {%- set sampled = [counts.columns[0].values()[0], settings['sample_identities']] | min -%}
+    {%- set all_pairs = sampled * counts.columns[1].values()[0] -%}
     {%- do idlink.training_table('training_candidate_weights', idlink.candidate_weights_sql()) -%}
     {%- set ns = namespace(prior=1.0 / ([all_pairs, 1] | max), matches=0, iterations=0) -%}
     {%- for iteration in range(settings['max_iterations']) -%}
@@ -312,8 +323,10 @@ left join (
         {%- set ns.matches = matches -%}
         {%- if change <= settings['tolerance'] | float -%}{%- break -%}{%- endif -%}
     {%- endfor -%}
-    {{ return({'prior': ns.prior, 'iterations': ns.iterations, 'matches': ns.matches,
-               'identities': counts.columns[0].values()[0], 'contacts': counts.columns[1].values()[0]}) }}
+    {{ return({'prior': ns.prior, 'iterations': ns.iterations,
+               'matches': ns.matches * counts.columns[0].values()[0] / ([sampled, 1] | max),
+               'identities': counts.columns[0].values()[0], 'contacts': counts.columns[1].values()[0],
+               'sampled_identities': sampled}) }}
 {%- endmacro %}
 
 {# The unsettled candidate pairs by combination of levels, with the summed level weights (no prior). #}
@@ -348,7 +361,7 @@ from (
     {%- set sql -%}
     insert into {{ schema }}.versions (version, trained_at, comparisons_fingerprint, prior, prior_weight, iterations,
         converged, max_change, identities, contacts, random_pairs, training_pairs, settled_pairs, estimated_matches,
-        seeded_from_settled_pairs, training_keys, usable_training_keys, training_seconds)
+        seeded_from_settled_pairs, training_keys, usable_training_keys, training_seconds, training_identities)
     select {{ version }}, {{ dbt.current_timestamp() }}, '{{ idlink.comparisons_fingerprint() }}', {{ prior['prior'] }},
         ln({{ prior['prior'] }} / (1.0 - {{ prior['prior'] }})) / ln(2), {{ em['iterations'] }},
         {{ 'true' if em['converged'] else 'false' }}, {{ em['change'] if em['change'] is not none else 'null' }},
@@ -357,7 +370,7 @@ from (
         {{ pairs.columns[0].values()[0] }}, {{ pairs.columns[1].values()[0] }}, {{ prior['matches'] }},
         {{ 'true' if em['seeded'] else 'false' }},
         (select count(distinct key_id) from {{ idlink.training_relation('training_estimates') }}),
-        (select count(*) from ({{ idlink.usable_keys_sql() }}) as usable), {{ seconds }}
+        (select count(*) from ({{ idlink.usable_keys_sql() }}) as usable), {{ seconds }}, {{ prior['sampled_identities'] }}
     {%- endset -%}
     {%- do run_query(sql) -%}
     {{ return(version) }}

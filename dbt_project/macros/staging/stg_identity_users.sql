@@ -8,11 +8,11 @@
 {%- endif %}
 with
 
-source as not materialized (
+source as {{ idlink.inlined_cte() }} (
     {{ idlink.typed_columns_from(source('raw_' ~ provider, 'users'), idlink.identity_raw_columns()) }}
 ),
 
-renamed as not materialized (
+renamed as {{ idlink.inlined_cte() }} (
     select
         '{{ provider }}' as identity_provider,
         id as identity_id,
@@ -40,7 +40,7 @@ renamed as not materialized (
         and id not in ({{ idlink.erased_ids(provider) }})  -- an erased person stays out whatever raw still holds
 ),
 
-name_keys as materialized (
+name_keys as {{ idlink.materialized_cte() }} (
     {{ idlink.name_keys('renamed') }}
 ),
 

@@ -27,7 +27,7 @@ settled_contact_rows as (
     select distinct contact_row from rule_compared_pairs where settled_rule is not null
 ),
 
-open_contact_side as not materialized (
+open_contact_side as {{ idlink.inlined_cte() }} (
     select c.* from contact_side as c
     where not exists (select 1 from settled_contact_rows as s where s.contact_row = c.pair_row)
 ),
@@ -50,7 +50,7 @@ matched_contact_rows as (
     select distinct contact_row from first_decided_pairs where decision = 'link'
 ),
 
-unmatched_contact_side as not materialized (
+unmatched_contact_side as {{ idlink.inlined_cte() }} (
     select c.* from open_contact_side as c
     where not exists (select 1 from matched_contact_rows as m where m.contact_row = c.pair_row)
 ),

@@ -25,7 +25,7 @@ active as (
 
 -- identities that may not be linked any more; a link existed if the previous build had one or an id is
 -- still carried on either side
-ineligible as materialized (
+ineligible as {{ idlink.materialized_cte() }} (
     select identity_provider, identity_id, carried_contact_id, is_deleted, consent_state
     from {{ ref('int_identities') }}
     where not ({{ idlink.linkable_identity() }})

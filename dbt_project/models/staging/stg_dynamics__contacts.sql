@@ -1,10 +1,10 @@
 with
 
-source as not materialized (
+source as {{ idlink.inlined_cte() }} (
     {{ idlink.typed_columns_from(source('raw_dynamics', 'contact'), idlink.dynamics_contact_raw_columns()) }}
 ),
 
-renamed as not materialized (
+renamed as {{ idlink.inlined_cte() }} (
     select
         'dynamics' as crm,
         id as contact_id,
@@ -29,7 +29,7 @@ renamed as not materialized (
     where id is not null
 ),
 
-name_keys as materialized (
+name_keys as {{ idlink.materialized_cte() }} (
     {{ idlink.name_keys('renamed') }}
 ),
 

@@ -2,11 +2,11 @@
 {%- set read = carried | selectattr('crm_source_field.salesforce', 'defined') | list %}
 with
 
-source as not materialized (
+source as {{ idlink.inlined_cte() }} (
     {{ idlink.typed_columns_from(source('raw_salesforce', 'contact'), idlink.contact_raw_columns()) }}
 ),
 
-renamed as not materialized (
+renamed as {{ idlink.inlined_cte() }} (
     select
         'salesforce' as crm,
         id as contact_id,
@@ -36,7 +36,7 @@ renamed as not materialized (
         and id not in ({{ idlink.erased_ids('salesforce') }})  -- an erased person's contact stays out
 ),
 
-name_keys as materialized (
+name_keys as {{ idlink.materialized_cte() }} (
     {{ idlink.name_keys('renamed') }}
 ),
 
