@@ -89,14 +89,15 @@ def build_warehouse(path: Path, size: int, crm: str = "salesforce") -> None:
             SELECT 'b2c' AS identity_provider, identity_id, ? AS crm, 'bench' || i || '@example.org' AS email,
                    'Given' || i AS given_name, 'Family' || i AS family_name,
                    '+4930' || lpad(CAST(i AS VARCHAR), 7, '0') AS phone_e164, i || ' Bench Street' AS street_address,
-                   'Berlin' AS city, '10115' AS postal_code, 'DE' AS country_code
+                   'Berlin' AS city, '10115' AS postal_code, 'DE' AS country_code, NULL::VARCHAR AS client_id,
+                   true AS marketing_opt_out
             FROM ids""", [crm])
         con.execute("""
             CREATE TABLE marts.external_ids_to_push AS
             SELECT 'b2c' AS target_system, identity_id AS target_id, 'CrmContactId' AS attribute,
                    '003B' || lpad(CAST(i AS VARCHAR), 11, '0') AS value, 'link' AS reason,
                    'b2c' AS identity_provider, identity_id, 'salesforce' AS crm,
-                   '003B' || lpad(CAST(i AS VARCHAR), 11, '0') AS contact_id
+                   '003B' || lpad(CAST(i AS VARCHAR), 11, '0') AS contact_id, NULL::VARCHAR AS client_id
             FROM ids""")
         con.unregister("ids")
 
@@ -162,7 +163,7 @@ def main_dynamics(size: int, latency_ms: float, workers: int) -> int:
             build_warehouse(warehouse, size, crm="dynamics")
             loaded = load_settings(env)
             settings = loaded.dynamics
-            mapping = mapping_for(loaded.field_mapping, settings.client_id)
+            mapping = mapping_for(loaded.field_mapping)
             before = sandbox.requests()
             started = time.monotonic()
             result = push_dynamics(warehouse, settings, mapping, "bench-1", max_workers=workers)
@@ -213,7 +214,7 @@ def main() -> int:
             build_warehouse(warehouse, args.size)
             settings = load_settings(env)
             sf_settings, graph_settings = settings.salesforce, settings.graph
-            mapping = mapping_for(settings.field_mapping, graph_settings.client_id)
+            mapping = mapping_for(settings.field_mapping)
 
             before = sandbox.requests()
             started = time.monotonic()

@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from gateway.akamai_listener import AkamaiWebhookEndpoint
 from gateway.b2c_connector import B2CConnectorEndpoint
-from gateway.crm_contacts import CRM, ContactDirectory, LinkTableLookup, SalesforceContactDirectory
+from gateway.crm_contacts import ContactDirectory, LinkTableLookup, SalesforceContactDirectory
 from gateway.security_events import SetVerifier
 from inbox import Inbox
 from reverse_etl import mapping_for
@@ -39,9 +39,8 @@ def _salesforce_directory(settings: Settings, connector: ConnectorSettings, inbo
         log.warning("Salesforce is not configured: sign-ups are stored for the asynchronous path only")
         return None
     links = LinkTableLookup(settings.warehouse_path) if settings.connector_warehouse_lookup else None
-    client_id = settings.graph.client_id if settings.graph else settings.salesforce.client_id
-    target = mapping_for(settings.field_mapping, client_id)[CRM]
-    return SalesforceContactDirectory.within_budget(settings.salesforce, connector.budget_s, target,
+    return SalesforceContactDirectory.within_budget(settings.salesforce, connector.budget_s,
+                                                    mapping_for(settings.field_mapping),
                                                     connector.password.encode(), links, audit=inbox.record_audit)
 
 

@@ -28,6 +28,7 @@ from gateway.akamai_listener import BodyTooLarge, read_limited
 from gateway.crm_contacts import ContactDirectory, SignUpIdentity
 from gateway.identity_ids import canonical_uuid
 from inbox import Inbox, InboxEvent, InboxUnavailable
+from reverse_etl import MappingError
 from settings import ConnectorSettings
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,11 @@ def parse_claims(claims: object, consent_attribute: str) -> SignUpClaims:
             raise ClaimsInvalid("We could not process your details. Please try again.")
     else:
         object_id = None
+    text = {k: claims.get(k) for k in ("step", "client_id", "ui_locales")}
+    if any(v is not None and not isinstance(v, str) for v in text.values()):
+        raise ClaimsInvalid("We could not process your details. Please try again.")
+    # the application the person signs up through: its entry of the field mapping applies
+    client_id = (text["client_id"] or "")[:64]
     if raw_email not in (None, ""):
         if not isinstance(raw_email, str) or len(raw_email) > 254:
             raise ClaimsInvalid("Please enter a valid email address.")
@@ -106,23 +112,26 @@ def parse_claims(claims: object, consent_attribute: str) -> SignUpClaims:
             given_name=_optional_text(claims, "givenName", "Please check your first name."),
             surname=_optional_text(claims, "surname", "Please check your last name."),
             object_id=object_id,
+            client_id=client_id or None,
         )
-    text = {k: claims.get(k) for k in ("step", "client_id", "ui_locales")}
-    if any(v is not None and not isinstance(v, str) for v in text.values()):
-        raise ClaimsInvalid("We could not process your details. Please try again.")
     return SignUpClaims(
         identity=identity,
         consent=_consent(claims, consent_attribute),
         step=(text["step"] or "")[:64],
-        client_id=(text["client_id"] or "")[:64],
+        client_id=client_id,
         ui_locales=(text["ui_locales"] or "")[:35],
     )
 
 
-def continue_response(contact_claim: str | None = None, contact_id: str | None = None) -> JSONResponse:
+def continue_response(contact_claim: str | None = None, contact_id: str | None = None,
+                      client_claim: str | None = None, client_id: str | None = None) -> JSONResponse:
+    """Continue, returning the contact id and the client id as claims B2C stores on the new user (the client id
+    tells the batch sync later which mapping entry applies to the user)."""
     body = {"version": API_VERSION, "action": "Continue"}
     if contact_claim and contact_id:
         body[contact_claim] = contact_id
+    if client_claim and client_id:
+        body[client_claim] = client_id
     return JSONResponse(body)
 
 
@@ -143,6 +152,7 @@ class B2CConnectorEndpoint:
         self.inbox = inbox
         self.directory = directory
         self.contact_claim = f"extension_{settings.contact_id_attribute}"
+        self.client_claim = f"extension_{settings.client_id_attribute}"
         self._expected = (settings.username.encode(), settings.password.encode())
         # A dedicated pool: CRM calls that outlive the budget must not starve other work of threads.
         self._crm_pool = ThreadPoolExecutor(max_workers=max_crm_threads, thread_name_prefix="connector-crm")
@@ -174,7 +184,7 @@ class B2CConnectorEndpoint:
 
         contact_id, outcome = await self._contact(claims)
         await self._store(claims, contact_id, outcome)
-        return continue_response(self.contact_claim, contact_id)
+        return continue_response(self.contact_claim, contact_id, self.client_claim, claims.client_id)
 
     async def _contact(self, claims: SignUpClaims) -> tuple[str | None, str]:
         if not claims.consent:
@@ -191,6 +201,9 @@ class B2CConnectorEndpoint:
             log.warning("connector request %s: CRM exceeded %.1f s budget", claims.request_id(),
                         self.settings.budget_s)
             return None, "crm_timeout"
+        except MappingError as exc:  # names fields, never values: the operator must fix the mapping
+            log.error("connector request %s: %s", claims.request_id(), exc)
+            return None, "mapping_invalid"
         except Exception as exc:  # noqa: BLE001 - CRM down or refusing: the asynchronous path retries
             log.warning("connector request %s: CRM failed: %s", claims.request_id(), type(exc).__name__)
             return None, "crm_error"

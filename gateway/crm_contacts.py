@@ -30,9 +30,12 @@ from reverse_etl import (
     CREATE_CONTACT,
     FAILED,
     SUCCEEDED,
+    CheckedOnce,
+    FieldMapping,
     TargetMapping,
+    contact_fields,
     external_write,
-    salesforce_contact_fields,
+    validate_salesforce_targets,
 )
 from settings import SalesforceSettings
 
@@ -54,6 +57,7 @@ class SignUpIdentity:
     given_name: str | None
     surname: str | None
     object_id: str | None
+    client_id: str | None = None  # the application signed up through: which field-mapping entry applies
 
 
 class ContactDirectory(Protocol):
@@ -175,21 +179,24 @@ Audit = Callable[[Iterable[dict[str, Any]]], Any]
 
 
 class SalesforceContactDirectory:
-    def __init__(self, client: SalesforceClient, target: TargetMapping, key_secret: bytes,
+    def __init__(self, client: SalesforceClient, mapping: FieldMapping, key_secret: bytes,
                  links: LinkTableLookup | None = None, audit: Audit | None = None) -> None:
         self.client = client
-        self.target = target
+        self.mapping = mapping
+        # every client's mapping is checked against the org's describe before the first write
+        self.mapping_check = CheckedOnce(lambda: validate_salesforce_targets(
+            mapping, client.describe("Contact"), client.settings.external_id_field))
         self.key_secret = key_secret
         self.links = links
         self.audit = audit
         self.external_id_field = client.settings.external_id_field
 
     @classmethod
-    def within_budget(cls, settings: SalesforceSettings, budget_s: float, target: TargetMapping, key_secret: bytes,
+    def within_budget(cls, settings: SalesforceSettings, budget_s: float, mapping: FieldMapping, key_secret: bytes,
                       links: LinkTableLookup | None = None, audit: Audit | None = None) -> SalesforceContactDirectory:
         # Retries must end inside the sign-up budget, or stuck calls would pile up behind it.
         settings = dataclasses.replace(settings, timeout_s=budget_s, retry_max_s=budget_s)
-        return cls(SalesforceClient(settings), target, key_secret, links, audit)
+        return cls(SalesforceClient(settings), mapping, key_secret, links, audit)
 
     def find_or_create(self, identity: SignUpIdentity) -> str | None:
         if identity.object_id and self.links is not None:
@@ -205,15 +212,19 @@ class SalesforceContactDirectory:
             if contact is None:
                 log.info("connector: no contact claimed (%s); the batch linking decides", reason)
             return contact["Id"] if contact else None
+        target = self.mapping.target(CRM, identity.client_id)
+        if target is None or not target.events.created:
+            return None  # the client's entry sends no new contacts to this CRM
         if not identity.surname:
             return None  # Salesforce requires LastName; the batch sync creates it with the mapped fallback
         if identity.object_id and deleted_contact_holding(self.client, identity.object_id):
             log.info("connector: the CRM deleted this identity's contact; the batch linking decides")
             return None
-        return self._upsert(key, identity)
+        self.mapping_check.ensure()
+        return self._upsert(key, identity, target)
 
-    def _upsert(self, key: str, identity: SignUpIdentity) -> str | None:
-        fields = salesforce_contact_fields(self.target, {
+    def _upsert(self, key: str, identity: SignUpIdentity, target: TargetMapping) -> str | None:
+        fields = contact_fields(target, {
             "identity_id": key, "email": identity.email, "given_name": identity.given_name,
             "family_name": identity.surname})
         body = {name: value for name, value in fields.items()

@@ -8,9 +8,12 @@ with its own cursor and, for every Akamai entity created or updated:
    same email that carries no other identity and whose first name does not clearly differ (the dbt email
    rule and its family-mailbox veto); sets the uuid on it.
    When the CRM has no contact with that email it creates one (upsert by the external ID, fields from the
-   field mapping), so a repeated attempt or the batch sync updates the same record — unless the CRM deleted or
-   merged away a contact carrying the identity's id (queryAll): whether to create again is the batch path's
-   policy (``recreate_deleted_contacts``), so the fast lane leaves it to it;
+   field mapping), so a repeated attempt or the batch sync updates the same record. The mapping entry is the
+   one of the client the identity registered through (the entity's first sign-in in its ``clients``): a
+   client without an entry is left alone, one whose entry does not send ``created`` is linked but never gets a
+   new contact; the mapping of every client is checked against the org's describe before the first write;
+   and unless the CRM deleted or merged away a contact carrying the identity's id (queryAll): whether to create
+   again is the batch path's policy (``recreate_deleted_contacts``), so the fast lane leaves it to it;
 3. writes the contact id onto the entity;
 4. records every write in the inbox's audit log and stores an event naming the identity and the contact, so the
    next targeted Dagster run fetches both, links them through the dbt rules (the uuid on the contact is the
@@ -26,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,11 +55,15 @@ from reverse_etl import (
     SET_ATTRIBUTE,
     SET_EXTERNAL_ID,
     SUCCEEDED,
+    CheckedOnce,
+    FieldMapping,
+    MappingError,
     TargetMapping,
+    contact_fields,
     contact_id_attribute,
     external_write,
     mapping_for,
-    salesforce_contact_fields,
+    validate_salesforce_targets,
 )
 from settings import FastLaneSettings, Settings
 
@@ -94,24 +101,30 @@ class _Deferred(Exception):
 class FastLane:
     """Links one Akamai identity to its Salesforce contact (see the module docstring)."""
 
-    def __init__(self, akamai: AkamaiClient, salesforce: SalesforceClient, mapping: Mapping[str, TargetMapping],
+    def __init__(self, akamai: AkamaiClient, salesforce: SalesforceClient, mapping: FieldMapping,
                  settings: FastLaneSettings = DEFAULT_SETTINGS) -> None:
-        if CRM not in mapping:
+        if not mapping.targets(CRM):
             raise ValueError(f"the field mapping has no {CRM} target for the fast lane")
         self.akamai = akamai
         self.salesforce = salesforce
-        self.target = mapping[CRM]
+        self.mapping = mapping
         self.settings = settings
         self.external_id_field = salesforce.settings.external_id_field
-        self.contact_attribute = contact_id_attribute(akamai.settings, mapping.get(PROVIDER))
         self._reader = AkamaiIdentityReader(akamai.settings)
+        # the mapping of every client is checked against the org's describe before the first write
+        self.mapping_check = CheckedOnce(lambda: validate_salesforce_targets(
+            mapping, salesforce.describe("Contact"), self.external_id_field))
 
     def link(self, uuid: str) -> FastLaneResult:
         result = FastLaneResult(uuid=uuid, action="skipped")
         try:
+            self.mapping_check.ensure()
             self._link(result)
         except _Deferred as reason:
             result.action, result.reason = "deferred", str(reason)
+        except MappingError as exc:  # names fields, never values: the operator must fix the mapping
+            log.error("fast lane: %s", exc)
+            result.action, result.reason = "failed", "mapping_invalid"
         except (ApiError, OSError) as exc:  # transport errors included: the batch path retries
             result.action = "failed"
             result.reason = getattr(exc, "code", None) or type(exc).__name__
@@ -141,6 +154,11 @@ class FastLane:
         if identity.get(CONTACT_ID_KEY):
             result.action, result.reason, result.contact_id = "found", "identity_carries_contact", identity[CONTACT_ID_KEY]
             return
+        # the client the identity registered through (the entity's first sign-in) chooses the mapping entry
+        target = self.mapping.target(CRM, identity.get("client_id"))
+        if target is None:
+            result.reason = "client_not_mapped"
+            return
         if not identity.get("email") or not identity.get("email_valid"):
             raise _Deferred("no_valid_email")
 
@@ -148,10 +166,10 @@ class FastLane:
         if held:
             result.action, result.contact_id = "found", held[0]["Id"]
         else:
-            self._find_by_email_or_create(identity, same_email, result)
-        self._write_contact_id(result)
+            self._find_by_email_or_create(identity, same_email, target, result)
+        self._write_contact_id(identity.get("client_id"), result)
 
-    def _find_by_email_or_create(self, identity: dict[str, Any], same_email: list[dict],
+    def _find_by_email_or_create(self, identity: dict[str, Any], same_email: list[dict], target: TargetMapping,
                                  result: FastLaneResult) -> None:
         if same_email:
             contact, reason = choose_by_email(same_email, result.uuid, identity.get("given_name"),
@@ -163,9 +181,11 @@ class FastLane:
             return
         if not self.settings.create_contacts:
             raise _Deferred("no_contact_and_creation_off")
+        if not target.events.created:
+            raise _Deferred("event_created_not_sent")
         if not identity.get("surname"):
             raise _Deferred("no_family_name")  # Salesforce requires LastName; the batch sync knows the fallback
-        result.contact_id = self._create(identity, result)
+        result.contact_id = self._create(identity, target, result)
         result.action = "created"
 
     def _call(self, result: FastLaneResult, system: str, operation: str, key: str, payload: dict, rule: str,
@@ -198,11 +218,12 @@ class FastLane:
                 raise _Deferred(f"contact_gone ({exc.code})") from None
             raise
 
-    def _create(self, identity: dict[str, Any], result: FastLaneResult) -> str | None:
+    def _create(self, identity: dict[str, Any], target: TargetMapping, result: FastLaneResult) -> str | None:
         if deleted_contact_holding(self.salesforce, result.uuid):  # never undo what the CRM team did
             raise _Deferred("contact_deleted_in_crm")
-        values = {**identity, "identity_id": result.uuid, "family_name": identity.get("surname")}
-        fields = salesforce_contact_fields(self.target, values)
+        values = {**identity, "identity_id": result.uuid, "family_name": identity.get("surname"),
+                  "created_at": identity.get("created_date_time")}
+        fields = contact_fields(target, values)
         body = {name: value for name, value in fields.items()
                 if value not in (None, "") and name != self.external_id_field}
 
@@ -212,15 +233,16 @@ class FastLane:
             raise _Deferred("created_contact_not_found")
         return contact_id
 
-    def _write_contact_id(self, result: FastLaneResult) -> None:
-        payload = {self.contact_attribute: result.contact_id}
+    def _write_contact_id(self, client_id: str | None, result: FastLaneResult) -> None:
+        attribute = contact_id_attribute(self.akamai.settings, self.mapping.target(PROVIDER, client_id))
+        payload = {attribute: result.contact_id}
 
         def send() -> str:
             self.akamai.update_entity(result.uuid, payload)
             return result.uuid
 
         rule = {"found": "carried_id", "linked": "email"}.get(result.action, CREATE_RULE)
-        self._call(result, PROVIDER, SET_ATTRIBUTE, f"{result.uuid}:{self.contact_attribute}", payload, rule, send)
+        self._call(result, PROVIDER, SET_ATTRIBUTE, f"{result.uuid}:{attribute}", payload, rule, send)
 
 
 # ---- the worker ----------------------------------------------------------------------------------------------
@@ -295,5 +317,5 @@ def build_worker(inbox: Inbox, settings: Settings) -> FastLaneWorker:
     budget = {"timeout_s": lane.call_budget_s, "retry_max_s": lane.call_budget_s}
     akamai = AkamaiClient(dataclasses.replace(settings.akamai, **budget))
     salesforce = SalesforceClient(dataclasses.replace(settings.salesforce, **budget))
-    mapping = mapping_for(settings.field_mapping, akamai.settings.client_id)
+    mapping = mapping_for(settings.field_mapping)
     return FastLaneWorker(inbox, FastLane(akamai, salesforce, mapping, lane), lane)

@@ -19,8 +19,9 @@ import orjson
 from clients.akamai import AkamaiClient
 from clients.http import ApiError
 from ingestion import normalize as n
-from ingestion.b2c import SCHEMA, TABLE, PageFetchError, changed_only, tombstones
-from ingestion.columns import B2C_USERS, dlt_columns
+from ingestion.b2c import SCHEMA, TABLE, changed_only, tombstones
+from ingestion.columns import B2C_USERS, dlt_columns, payload_columns
+from ingestion.paging import PageFetchError, numbered_pages
 from ingestion.prefetch import prefetch
 from ingestion.quality import LoadCounts, Quarantine, keyed_records
 from ingestion.warehouse_state import known_hashes
@@ -40,14 +41,15 @@ CONSENT_PATHS = {
 }
 PAGE_SIZE = 1000
 TARGETED_PAGE = 50  # uuids fetched per yielded page in a targeted run
-_PAYLOAD_COLUMNS = tuple(f.name for f in SCHEMA)[:21]  # id … email_valid, as in raw_b2c.users
+_PAYLOAD_COLUMNS = payload_columns(B2C_USERS)  # id … email_valid, as in raw_b2c.users
 
 
 def entity_attributes(settings: AkamaiSettings) -> list[str]:
     """Attributes read from every entity (``primaryAddress`` whole: its sub-attributes vary by schema)."""
     return list(dict.fromkeys([
         "uuid", "displayName", "givenName", "familyName", "email", "mobileNumber", "primaryAddress",
-        "created", settings.consent_attribute_path, *CONSENT_PATHS.values(), settings.contact_id_attribute,
+        "created", "emailVerified", "lastLogin", "lastUpdated", "clients", settings.consent_attribute_path,
+        *CONSENT_PATHS.values(), settings.contact_id_attribute,
     ]))
 
 
@@ -94,6 +96,25 @@ def capture_timestamp(value: Any, flags: set[str]) -> datetime | None:
             text = text[:-6] + text[-5:]
         return n.parse_timestamp(text, flags)
     return n.parse_timestamp(value, flags)
+
+
+def registration_client(clients: Any, flags: set[str]) -> str | None:
+    """The client id the identity registered through: of the ``clients`` plural (one entry per client the user
+    signed in to, with ``clientId``, ``firstLogin`` and ``lastLogin``), the entry first logged in to."""
+    if clients is None:
+        return None
+    if not isinstance(clients, list):
+        flags.add(n.INVALID_VALUE)
+        return None
+    first: tuple[datetime, str] | None = None
+    for entry in clients:
+        client_id = n.clean_text(entry.get("clientId"), flags) if isinstance(entry, dict) else None
+        if not client_id:
+            continue
+        since = capture_timestamp(entry.get("firstLogin"), flags) or datetime.max.replace(tzinfo=UTC)
+        if first is None or (since, client_id) < first:
+            first = (since, client_id)
+    return first[1] if first else None
 
 
 def _numeric_id_location(position: int, record: dict) -> str:
@@ -147,6 +168,9 @@ class EntityPageBuilder:
         business_phone = text(address.get("phone"), flags)
         phone_e164 = n.first_e164((mobile_phone, business_phone), country_code, flags)
         created = capture_timestamp(r.get("created"), flags)
+        # emailVerified is the time the address was verified: set means verified
+        verified_at = capture_timestamp(r.get("emailVerified"), flags)
+        email_verified = None if email is None else verified_at is not None
         custom_attributes = {CONSENT_KEY: path_value(r, self.consent_path),
                              CONTACT_ID_KEY: r.get(self.contact_id_attribute)}
         for name, path in CONSENT_PATHS.items():
@@ -159,7 +183,9 @@ class EntityPageBuilder:
         values = (uuid, display_name, given_name, surname, email, None, email, None, mobile_phone,
                   business_phone, phone_e164, street_address, city, postal_code, state, country, country_code,
                   None,  # Identity Cloud has no enabled flag: an entity that exists can sign in
-                  created, n.json_text(custom_attributes), email_valid)
+                  created, n.json_text(custom_attributes), registration_client(r.get("clients"), flags),
+                  email_verified, capture_timestamp(r.get("lastLogin"), flags),
+                  capture_timestamp(r.get("lastUpdated"), flags), email_valid)
         flag_text = n.flags_text(flags)
         digest = n.content_hash(values + (flag_text,))
         for name, value in zip(_PAYLOAD_COLUMNS, values):
@@ -173,18 +199,7 @@ class EntityPageBuilder:
 
 def _scan_pages(client: AkamaiClient, attributes: list[str]) -> Iterator[list[Any]]:
     """Every page of the entity type; a page that fails past its retries names itself in the error."""
-    pages = client.find_pages(attributes, page_size=PAGE_SIZE)
-    page_no = 0
-    while True:
-        page_no += 1
-        try:
-            page = next(pages)
-        except StopIteration:
-            return
-        except ApiError as exc:
-            raise PageFetchError(f"Akamai users page {page_no} (POST /entity.find) could not be fetched: "
-                                 f"{exc}") from None
-        yield page
+    return numbered_pages(client.find_pages(attributes, page_size=PAGE_SIZE), "Akamai users", "POST /entity.find")
 
 
 def _targeted_pages(client: AkamaiClient, uuids: list[str], attributes: list[str],

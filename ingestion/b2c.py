@@ -27,10 +27,12 @@ from ingestion.columns import (
     TableBatcher,
     arrow_schema,
     from_ipc,
+    payload_columns,
     routed,
     table_from_columns,
     to_ipc,
 )
+from ingestion.paging import PageFetchError, numbered_pages
 from ingestion.parallel import ordered_map
 from ingestion.prefetch import prefetch
 from ingestion.quality import LoadCounts, Quarantine, keyed_records
@@ -64,10 +66,6 @@ STANDARD_FIELDS: tuple[str, ...] = (
 _ROUTE = "GET /v1.0/users"
 
 
-class PageFetchError(RuntimeError):
-    """A page could not be fetched within the retry budget; the run fails and nothing is marked as done."""
-
-
 def select_fields(settings: GraphSettings) -> list[str]:
     fields = list(STANDARD_FIELDS)
     if settings.extensions_app_id:
@@ -81,16 +79,27 @@ def extension_properties(settings: GraphSettings) -> tuple[tuple[str, str], ...]
     return tuple((name, settings.extension_attribute(name)) for name in settings.custom_attributes)
 
 
+def client_id_attribute(settings: GraphSettings) -> str | None:
+    """The custom attribute holding the client id a user signed up through, when it is one that is read."""
+    wanted = settings.client_id_attribute.lower()
+    return next((name for name in settings.custom_attributes if name.lower() == wanted), None)
+
+
 class UserPageBuilder:
     """Turns pages of Graph user objects into column lists of ``raw_b2c.users``."""
 
     def __init__(
-        self, settings: GraphSettings | None = None, extensions: Sequence[tuple[str, str]] | None = None
+        self, settings: GraphSettings | None = None, extensions: Sequence[tuple[str, str]] | None = None,
+        client_attribute: str | None = None,
     ) -> None:
         # (short name, Graph property) of each custom attribute
         if extensions is None:
             extensions = extension_properties(settings) if settings is not None else ()
         self.extensions = list(extensions)
+        # the custom attribute the sign-up connector writes the client id into (``SignUpClientId``)
+        if client_attribute is None and settings is not None and self.extensions:
+            client_attribute = client_id_attribute(settings)
+        self.client_attribute = client_attribute
 
     def build(
         self, records: list[Any], page_key: str, quarantine: Quarantine, now: datetime, screen_text: bool = False
@@ -151,6 +160,7 @@ class UserPageBuilder:
         account_enabled = n.parse_bool(r.get("accountEnabled"), flags)
         created = n.parse_timestamp(r.get("createdDateTime"), flags)
         custom_attributes = {short: r.get(long) for short, long in self.extensions}
+        client_id = text(custom_attributes.get(self.client_attribute), flags) if self.client_attribute else None
         other_mails_text = n.json_text(other_mails)
         identities_text = n.json_text(identities)
         custom_text = n.json_text(custom_attributes)
@@ -176,6 +186,11 @@ class UserPageBuilder:
             account_enabled,
             created,
             custom_text,
+            client_id,
+            # Graph's user says nothing of a verified address, the last sign-in or the last profile change
+            None,
+            None,
+            None,
             email_valid,
         )
         flag_text = n.flags_text(flags)
@@ -189,7 +204,7 @@ class UserPageBuilder:
         cols["ingested_at"].append(now)
 
 
-_PAYLOAD_COLUMNS = tuple(f.name for f in SCHEMA)[:21]  # id … email_valid
+_PAYLOAD_COLUMNS = payload_columns(B2C_USERS)  # id … email_valid
 
 
 def changed_rows(table: pa.Table, known: dict[str, str | None], counts: LoadCounts) -> pa.Table | None:
@@ -227,15 +242,16 @@ def changed_only(cols: dict[str, list], known: dict[str, str | None], counts: Lo
 
 
 def build_user_page(
-    task: tuple[bytes, Sequence[tuple[str, str]], str, datetime],
+    task: tuple[bytes, Sequence[tuple[str, str]], str | None, str, datetime],
 ) -> tuple[bytes, list[tuple[str, str, str]], int, list[str]]:
     """Worker step: raw Graph page body -> (Arrow IPC of its rows, quarantined rows, records seen, ids of
     quarantined users that exist). Pure."""
-    raw, extensions, page_key, now = task
+    raw, extensions, client_attribute, page_key, now = task
     body, screen_text = json_bodies.loads_checked(raw)
     records = body.get("value", []) if isinstance(body, dict) else []
     quarantine = Quarantine("b2c")
-    cols = UserPageBuilder(extensions=extensions).build(records, page_key, quarantine, now, screen_text)
+    builder = UserPageBuilder(extensions=extensions, client_attribute=client_attribute)
+    cols = builder.build(records, page_key, quarantine, now, screen_text)
     return to_ipc(table_from_columns(SCHEMA, cols)), quarantine.rows, len(records), quarantine.held_keys
 
 
@@ -264,16 +280,7 @@ def _users_item(table: pa.Table) -> Any:
 def _scan_pages(client: GraphClient, page_size: int = 999) -> Iterator[bytes]:
     """Raw body of every page of the directory; a page that fails past its retries names itself."""
     pages = client.iter_user_page_bodies(select_fields(client.settings), top=page_size)
-    page_no = 0
-    while True:
-        page_no += 1
-        try:
-            raw, _ = next(pages)
-        except StopIteration:
-            return
-        except ApiError as exc:
-            raise PageFetchError(f"B2C users page {page_no} ({_ROUTE}) could not be fetched: {exc}") from None
-        yield raw
+    return (raw for raw, _ in numbered_pages(pages, "B2C users", _ROUTE))
 
 
 def _targeted_pages(client: GraphClient, ids: list[str], not_found: list[str]) -> Iterator[bytes]:
@@ -362,13 +369,14 @@ def b2c_source(
         counts = LoadCounts()
         client = GraphClient(graph_settings)
         extensions = extension_properties(graph_settings)
+        client_attribute = client_id_attribute(graph_settings) if extensions else None
         quarantine = Quarantine("b2c")
         known = known_hashes(warehouse, dataset_name, TABLE)
         now = datetime.now(UTC)
         not_found: list[str] = []
         pages = _targeted_pages(client, wanted, not_found) if wanted else _scan_pages(client, page_size)
         tasks = (
-            (raw, extensions, f"users/page-{page_no}", now)
+            (raw, extensions, client_attribute, f"users/page-{page_no}", now)
             for page_no, raw in enumerate(prefetch(pages), start=1)
         )
         batcher = TableBatcher()

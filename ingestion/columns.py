@@ -45,6 +45,11 @@ B2C_USERS: tuple[tuple[str, pa.DataType], ...] = (
     ("account_enabled", BOOL),
     ("created_date_time", TIMESTAMP),
     ("custom_attributes", TEXT),
+    # the application (client id) the identity registered through: which field-mapping entry applies to it
+    ("client_id", TEXT),
+    ("email_verified", BOOL),
+    ("last_login_at", TIMESTAMP),
+    ("last_updated_at", TIMESTAMP),
 ) + BOOKKEEPING
 
 SALESFORCE_CONTACT: tuple[tuple[str, pa.DataType], ...] = (
@@ -103,6 +108,13 @@ QUARANTINE: tuple[tuple[str, pa.DataType], ...] = (
     ("payload_excerpt", TEXT),
     ("quarantined_at", TIMESTAMP),
 )
+
+
+def payload_columns(columns: tuple[tuple[str, pa.DataType], ...]) -> tuple[str, ...]:
+    """The columns a page builder fills from the record, in order: the table's own ones and ``email_valid``
+    (what the content hash covers); the other bookkeeping columns are filled by the load."""
+    own = tuple(name for name, _ in columns[:len(columns) - len(BOOKKEEPING)])
+    return own + (BOOKKEEPING[0][0],)
 
 
 def arrow_schema(columns: tuple[tuple[str, pa.DataType], ...]) -> pa.Schema:

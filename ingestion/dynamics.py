@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,10 +30,12 @@ from ingestion.columns import (
     TableBatcher,
     arrow_schema,
     from_ipc,
+    payload_columns,
     routed,
     table_from_columns,
     to_ipc,
 )
+from ingestion.paging import PageFetchError, numbered_pages
 from ingestion.parallel import ordered_map
 from ingestion.prefetch import prefetch
 from ingestion.quality import LoadCounts, Quarantine, keyed_records
@@ -52,15 +55,11 @@ STANDARD_COLUMNS: tuple[str, ...] = (
 )
 LOOKUPS = frozenset({"parentcustomerid", "masterid"})  # read as _<name>_value
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-_PAYLOAD_COLUMNS = tuple(f.name for f in SCHEMA)[:22]  # id … email_valid
+_PAYLOAD_COLUMNS = payload_columns(DYNAMICS_CONTACT)  # id … email_valid
 
 
 class ConfigurationError(ValueError):
     """The configured contact columns do not exist in the environment."""
-
-
-class PageFetchError(RuntimeError):
-    """A page could not be fetched within the retry budget; the delta link stays where it was."""
 
 
 def property_name(column: str) -> str:
@@ -159,18 +158,11 @@ class DeltaLinkRefused(Exception):
 
 def _pages(client: DataverseClient, path: str, params: dict | None, track: bool, label: str,
            delta_links: list[str]) -> Iterator[bytes]:
-    pages = client.pages(path, params, track_changes=track)
-    page_no = 0
-    while True:
-        page_no += 1
-        try:
-            page = next(pages)
-        except StopIteration:
-            return
-        except ApiError as exc:
-            if label == "changes" and page_no == 1 and exc.status in (400, 404, 410):
-                raise DeltaLinkRefused(str(exc)) from None
-            raise PageFetchError(f"Dynamics contacts {label} page {page_no} could not be fetched: {exc}") from None
+    def delta_link_refused(exc: ApiError) -> Exception | None:
+        return DeltaLinkRefused(str(exc)) if label == "changes" and exc.status in (400, 404, 410) else None
+
+    for page in numbered_pages(client.pages(path, params, track_changes=track), f"Dynamics contacts {label}",
+                               first_page_refused=delta_link_refused):
         if page.delta_link:
             delta_links.append(page.delta_link)
         yield page.raw
@@ -277,3 +269,36 @@ def dynamics_source(settings: DataverseSettings | None = None, warehouse_path: s
                  client.api_calls, client.gate.waited_s)
 
     return contact
+
+
+@dataclass(frozen=True)
+class ContactChanges:
+    """What a change watcher saw: contact ids changed or removed, and the link to read next time."""
+
+    contact_ids: list[str]
+    resume_link: str
+
+
+def watch_contact_changes(client: DataverseClient, resume_link: str | None, max_pages: int = 1) -> ContactChanges:
+    """Contact ids changed or removed since ``resume_link`` (a delta or next link from the last call), read by
+    change tracking with ids only, at most ``max_pages`` pages per call. Without a link, the watch starts now:
+    every page of the first read is passed over (earlier changes are the loads' business) and nothing is
+    reported. For near-real-time triggers; the loads keep a delta link of their own."""
+    if resume_link is None:
+        entity_set = client.metadata("contact").entity_set
+        last = None
+        for page in client.pages(entity_set, {"$select": "contactid"}, track_changes=True):
+            last = page
+        if last is None or not last.delta_link:
+            raise ApiError("the contact table does not track changes (no delta link)", code="no_change_tracking")
+        return ContactChanges([], last.delta_link)
+    ids: list[str] = []
+    link = resume_link
+    pages = client.pages(resume_link, track_changes=True)
+    for page_no, page in enumerate(pages, start=1):
+        ids.extend(str(entry.get("contactid") or entry.get("id") or "").lower() for entry in page.records
+                   if isinstance(entry, dict))
+        link = page.delta_link or page.next_link or link
+        if page_no >= max_pages:
+            break
+    return ContactChanges([i for i in dict.fromkeys(ids) if _GUID.match(i)], link)

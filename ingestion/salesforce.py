@@ -18,7 +18,6 @@ import dlt
 import pyarrow.compute as pc
 
 from clients import json_bodies
-from clients.http import ApiError
 from clients.salesforce import SalesforceClient
 from ingestion import normalize as n
 from ingestion.columns import (
@@ -26,10 +25,12 @@ from ingestion.columns import (
     TableBatcher,
     arrow_schema,
     from_ipc,
+    payload_columns,
     routed,
     table_from_columns,
     to_ipc,
 )
+from ingestion.paging import numbered_pages
 from ingestion.parallel import ordered_map
 from ingestion.prefetch import prefetch
 from ingestion.quality import LoadCounts, Quarantine, keyed_records
@@ -61,15 +62,11 @@ STANDARD_FIELDS: tuple[str, ...] = (
 )
 _ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 _IDS_PER_QUERY = 200  # keeps each SOQL statement far below Salesforce's length limit
-_PAYLOAD_COLUMNS = tuple(f.name for f in SCHEMA)[:21]  # id … email_valid
+_PAYLOAD_COLUMNS = payload_columns(SALESFORCE_CONTACT)  # id … email_valid
 
 
 class ConfigurationError(ValueError):
     """The configured Contact fields do not exist in the org."""
-
-
-class PageFetchError(RuntimeError):
-    """A query page could not be fetched within the retry budget; the cursor stays where it was."""
 
 
 def contact_fields(client: SalesforceClient) -> list[str]:
@@ -182,18 +179,9 @@ def _pages(
 ) -> Iterator[bytes]:
     """Raw bodies of one query's pages; a page that fails past its retries names the query and page."""
     pages = client.query_page_bodies(soql, include_deleted=include_deleted, batch_size=batch_size)
-    page_no = 0
-    while True:
-        page_no += 1
-        try:
-            raw, _ = next(pages)
-        except StopIteration:
-            return
-        except ApiError as exc:
-            if exc.code == "REQUEST_LIMIT_EXCEEDED" and not exc.retryable:
-                raise
-            raise PageFetchError(f"Salesforce {label} page {page_no} could not be fetched: {exc}") from None
-        yield raw
+    # the org's API budget spent: the caller says so rather than that one page failed
+    spent = lambda exc: exc.code == "REQUEST_LIMIT_EXCEEDED" and not exc.retryable
+    return (raw for raw, _ in numbered_pages(pages, f"Salesforce {label}", passes=spent))
 
 
 def build_contact_page(

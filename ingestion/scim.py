@@ -27,8 +27,17 @@ import orjson
 from clients.http import ApiError
 from clients.scim import ENTERPRISE_USER, ScimClient, attribute_value, scim_filter_string
 from ingestion import normalize as n
-from ingestion.b2c import SCHEMA, TABLE, PageFetchError, changed_rows, first_sightings, tombstones
-from ingestion.columns import B2C_USERS, TableBatcher, dlt_columns, from_ipc, table_from_columns, to_ipc
+from ingestion.b2c import SCHEMA, TABLE, changed_rows, first_sightings, tombstones
+from ingestion.columns import (
+    B2C_USERS,
+    TableBatcher,
+    dlt_columns,
+    from_ipc,
+    payload_columns,
+    table_from_columns,
+    to_ipc,
+)
+from ingestion.paging import PageFetchError, numbered_pages
 from ingestion.parallel import ordered_map
 from ingestion.prefetch import prefetch
 from ingestion.quality import LoadCounts, Quarantine, keyed_records
@@ -44,7 +53,7 @@ ENTERPRISE_FIELDS = ("employeeNumber", "organization", "division", "department",
 # re-read users modified this long before the cursor: clocks of a server's nodes differ and a change committed
 # late may carry an earlier timestamp; re-read users that did not change are dropped by their content hash
 CURSOR_MARGIN = timedelta(minutes=5)
-_PAYLOAD_COLUMNS = tuple(f.name for f in SCHEMA)[:21]  # id … email_valid, as in raw_b2c.users
+_PAYLOAD_COLUMNS = payload_columns(B2C_USERS)  # id … email_valid, as in raw_b2c.users
 _REFUSED_FILTER = frozenset({"invalidFilter", "tooMany"})
 
 
@@ -69,13 +78,15 @@ def _of_type(values: Any, kind: str) -> dict | None:
 class ScimUserPageBuilder:
     """Turns pages of SCIM User resources into column lists of ``raw_scim.users``."""
 
-    def __init__(self, consent_attribute: str, contact_id_attribute: str) -> None:
+    def __init__(self, consent_attribute: str, contact_id_attribute: str, client_id_attribute: str | None = None
+                 ) -> None:
         self.consent_attribute = consent_attribute
         self.contact_id_attribute = contact_id_attribute
+        self.client_id_attribute = client_id_attribute
 
     @classmethod
     def for_settings(cls, settings: ScimSettings) -> ScimUserPageBuilder:
-        return cls(settings.consent_attribute, settings.contact_id_attribute)
+        return cls(*attribute_paths(settings))
 
     def build(self, records: list[Any], page_key: str, quarantine: Quarantine, now: datetime) -> dict[str, list]:
         cols: dict[str, list] = {f.name: [] for f in SCHEMA}
@@ -125,6 +136,7 @@ class ScimUserPageBuilder:
         active = n.parse_bool(r.get("active"), flags)
         meta = r.get("meta") if isinstance(r.get("meta"), dict) else {}
         created = n.parse_timestamp(meta.get("created"), flags)
+        client_id = text(attribute_value(r, self.client_id_attribute), flags) if self.client_id_attribute else None
         enterprise = r.get(ENTERPRISE_USER) if isinstance(r.get(ENTERPRISE_USER), dict) else {}
         custom_attributes = {
             CONSENT_KEY: attribute_value(r, self.consent_attribute),
@@ -137,7 +149,9 @@ class ScimUserPageBuilder:
                   n.json_text(identities), mobile_phone, business_phone, phone_e164, street_address, city,
                   postal_code, state, country, country_code,
                   True if active is None else active,  # RFC 7643: a user without "active" is not disabled
-                  created, n.json_text(custom_attributes), email_valid)
+                  created, n.json_text(custom_attributes), client_id,
+                  None,  # SCIM's core schema says nothing of a verified address or the last sign-in
+                  None, n.parse_timestamp(meta.get("lastModified"), flags), email_valid)
         flag_text = n.flags_text(flags)
         for column, value in zip(_PAYLOAD_COLUMNS, values):
             cols[column].append(value)
@@ -148,15 +162,20 @@ class ScimUserPageBuilder:
         cols["ingested_at"].append(now)
 
 
-def build_scim_page(task: tuple[bytes, str, str, str, datetime]) -> tuple[bytes, list[tuple[str, str, str]], int,
-                                                                          str | None]:
+def attribute_paths(settings: ScimSettings) -> tuple[str, str, str]:
+    """The SCIM attribute paths of the consent, the carried CRM id and the client id, as the builder takes them."""
+    return settings.consent_attribute, settings.contact_id_attribute, settings.client_id_attribute
+
+
+def build_scim_page(task: tuple[bytes, tuple[str, str, str], str, datetime]
+                    ) -> tuple[bytes, list[tuple[str, str, str]], int, str | None]:
     """Worker step: raw ListResponse body -> (Arrow IPC of its rows, quarantined rows, records seen, the latest
     ``meta.lastModified`` of the page). Pure."""
-    raw, consent_attribute, contact_id_attribute, page_key, now = task
+    raw, paths, page_key, now = task
     body = orjson.loads(raw)
     records = body.get("Resources", []) if isinstance(body, dict) else []
     quarantine = Quarantine("scim")
-    cols = ScimUserPageBuilder(consent_attribute, contact_id_attribute).build(records, page_key, quarantine, now)
+    cols = ScimUserPageBuilder(*paths).build(records, page_key, quarantine, now)
     return to_ipc(table_from_columns(SCHEMA, cols)), quarantine.rows, len(records), latest_modified(records)
 
 
@@ -179,20 +198,12 @@ def modified_since(cursor: str) -> str:
 
 def _pages(client: ScimClient, count: int, filter: str | None, label: str) -> Iterator[bytes]:
     """Raw body of every page of ``/Users``; a page that fails past its retries names itself."""
-    pages = client.user_pages(count, filter=filter)
-    page_no = 0
-    while True:
-        page_no += 1
-        try:
-            page = next(pages)
-        except StopIteration:
-            return
-        except ApiError as exc:
-            if page_no == 1 and filter and (exc.code in _REFUSED_FILTER or exc.status in (400, 501)):
-                raise FilterRefused(str(exc)) from None
-            raise PageFetchError(f"SCIM users {label} page {page_no} (GET /Users) could not be fetched: {exc}") \
-                from None
-        yield page.raw
+    def filter_refused(exc: ApiError) -> Exception | None:
+        return FilterRefused(str(exc)) if filter and (exc.code in _REFUSED_FILTER or exc.status in (400, 501)) else None
+
+    pages = numbered_pages(client.user_pages(count, filter=filter), f"SCIM users {label}", "GET /Users",
+                           first_page_refused=filter_refused)
+    return (page.raw for page in pages)
 
 
 class FilterRefused(Exception):
@@ -255,7 +266,7 @@ def scim_source(settings: ScimSettings | None = None, warehouse_path: str | None
         newest: list[str] = [state["last_modified"]] if state.get("last_modified") else []
 
         def emit(pages: Iterator[bytes], label: str) -> Iterator[Any]:
-            tasks = ((raw, active.consent_attribute, active.contact_id_attribute, f"users/{label}/page-{no}", now)
+            tasks = ((raw, attribute_paths(active), f"users/{label}/page-{no}", now)
                      for no, raw in enumerate(prefetch(pages), start=1))
             batcher = TableBatcher()
             for ipc, quarantined, fetched, latest in ordered_map(build_scim_page, tasks, workers=workers):

@@ -1,8 +1,10 @@
 """Reverse ETL: push mart rows back to the systems they came from.
 
-Marts read (schema ``marts``): ``contacts_to_create`` (new CRM contacts, upserted by external id = identity id)
-and ``external_ids_to_push`` (the CRM contact id written onto identities, the identity id written onto contacts,
-or cleared when a link is withdrawn or deleted).
+Marts read (schema ``marts``): ``contacts_to_create`` (new CRM contacts, upserted by external id = identity id),
+``contact_fields_to_push`` (what linked contacts' mapped fields should hold, for the ``updated`` event) and
+``external_ids_to_push`` (the CRM contact id written onto identities, the identity id written onto contacts,
+or cleared when a link is withdrawn or deleted). Each identity is written through the field-mapping entry of
+the client it registered through (``client_id`` of each mart), which also says which events are sent.
 
 Every system goes through one generic framework so that diffing, retries, audit and dead letters behave the same:
 
@@ -57,28 +59,36 @@ few records itself and reports them in the same vocabulary): the field mapping, 
 from reverse_etl.akamai_writer import contact_id_attribute
 from reverse_etl.attribute_writer import SET_ATTRIBUTE
 from reverse_etl.mapping import (
-    SALESFORCE_LOGICAL_FIELDS,
+    CRM_LOGICAL_FIELDS,
+    CheckedOnce,
+    FieldMapping,
     MappingError,
     TargetMapping,
+    contact_fields,
+    load_field_mapping,
     load_mapping,
     mapping_for,
-    salesforce_contact_fields,
+    validate_salesforce_targets,
 )
 from reverse_etl.salesforce_writer import CREATE_CONTACT, SET_EXTERNAL_ID
 from reverse_etl.state import FAILED, SUCCEEDED, external_write
 
 __all__ = [
     "CREATE_CONTACT",
+    "CRM_LOGICAL_FIELDS",
     "FAILED",
-    "SALESFORCE_LOGICAL_FIELDS",
     "SET_ATTRIBUTE",
     "SET_EXTERNAL_ID",
     "SUCCEEDED",
+    "CheckedOnce",
+    "FieldMapping",
     "MappingError",
     "TargetMapping",
+    "contact_fields",
     "contact_id_attribute",
     "external_write",
+    "load_field_mapping",
     "load_mapping",
     "mapping_for",
-    "salesforce_contact_fields",
+    "validate_salesforce_targets",
 ]

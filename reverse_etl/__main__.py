@@ -61,15 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         if settings.salesforce is None:
             parser.exit(2, "python -m reverse_etl: Salesforce is not configured (SALESFORCE_CLIENT_ID, "
                            "SALESFORCE_CLIENT_SECRET)\n")
-        client_id = settings.graph.client_id if settings.graph else settings.salesforce.client_id
-        result = push_salesforce(warehouse, settings.salesforce, mapping_for(settings.field_mapping, client_id),
+        result = push_salesforce(warehouse, settings.salesforce, mapping_for(settings.field_mapping),
                                  run_id, bulk_threshold=args.bulk_threshold,
                                  validation_policy=ValidationPolicy(args.validation_policy), **common)
     else:
         if settings.graph is None:
             parser.exit(2, "python -m reverse_etl: B2C is not configured (B2C_TENANT_ID, B2C_CLIENT_ID, "
                            "B2C_CLIENT_SECRET)\n")
-        result = push_b2c(warehouse, settings.graph, mapping_for(settings.field_mapping, settings.graph.client_id),
+        result = push_b2c(warehouse, settings.graph, mapping_for(settings.field_mapping),
                           run_id, **common)
     sys.stdout.write(orjson.dumps(result.as_dict()).decode() + "\n")
     return 0

@@ -6,30 +6,29 @@ else on the entity changes; idempotent, so a resend after a crash is harmless). 
 written; ``record_not_found`` dead-lettered at once (the identity is gone); throttling, 5xx and refused
 credentials stay pending for the next run; any other refusal is permanent.
 
-The attribute written comes from the field mapping's ``akamai`` target (``{"type": "akamai", "mapping":
-{"crmContactId": "<attribute>"}}``) when there is one, else from ``AkamaiSettings.contact_id_attribute``.
+The attribute written comes from the ``akamai`` target of the identity's client entry in the field mapping
+(``{"type": "akamai", "mapping": {"crmContactId": "<attribute>"}}``) when there is one, else from
+``AkamaiSettings.contact_id_attribute``; every attribute that may be written is checked before any write.
 """
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
 
 from clients.akamai import AkamaiClient
 from clients.http import ApiError, RequestLimitExceeded
-from reverse_etl.attribute_writer import SET_ATTRIBUTE, AttributeWriter
-from reverse_etl.mapping import MappingError, TargetMapping
-from reverse_etl.runner import DEFAULT_MAX_WORKERS, SyncResult, external_id_rows, run_sync
+from reverse_etl.attribute_writer import AttributeWriter
+from reverse_etl.mapping import CONTACT_ID_LOGICAL, FieldMapping, MappingError, TargetMapping
+from reverse_etl.runner import DEFAULT_MAX_WORKERS, SyncResult, identity_records, run_sync
 from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, Outcome, SyncRecord
 from settings import AkamaiSettings
 
 log = logging.getLogger(__name__)
 
 SYSTEM = "akamai"
-CONTACT_ID_LOGICAL = "crmContactId"
 DEFAULT_BATCH_SIZE = 10
 # errors that say nothing about the record: it stays pending and is sent again next run
 _TRANSIENT_CODES = frozenset({"invalid_client_credentials", "access_token_expired", "rate_limit_exceeded"})
@@ -70,27 +69,6 @@ class AkamaiWriter(AttributeWriter):
         return Outcome.success(record.key, str(record.target))
 
 
-def akamai_records(con: duckdb.DuckDBPyConnection, attribute: str
-                   ) -> tuple[list[SyncRecord], list[tuple[SyncRecord, str, str]]]:
-    """Records for Identity Cloud from ``marts.external_ids_to_push``, plus rows that cannot be written."""
-    accepted = {CONTACT_ID_LOGICAL.lower(), attribute.lower()}
-    records: list[SyncRecord] = []
-    invalid: list[tuple[SyncRecord, str, str]] = []
-    for target_id, mart_attribute, value, rule in external_id_rows(con, SYSTEM):
-        if not target_id:
-            log.warning("external_ids_to_push row for akamai without target_id ignored")
-            continue
-        known = str(mart_attribute or "").lower() in accepted
-        name = attribute if known else str(mart_attribute)
-        record = SyncRecord(key=f"{target_id}:{name}", operation=SET_ATTRIBUTE, payload={name: value},
-                            target=str(target_id), rule=rule)
-        if known:
-            records.append(record)
-        else:
-            invalid.append((record, "UNMAPPED_ATTRIBUTE", f"attribute {mart_attribute} is not in the field mapping"))
-    return records, invalid
-
-
 def validate_attribute(client: AkamaiClient, attribute: str) -> None:
     """Fail before any write when the entity type has no such attribute (one read of at most one entity)."""
     try:
@@ -102,17 +80,24 @@ def validate_attribute(client: AkamaiClient, attribute: str) -> None:
         raise
 
 
-def push_akamai(warehouse_path: str | Path, settings: AkamaiSettings, mapping: Mapping[str, TargetMapping],
+def push_akamai(warehouse_path: str | Path, settings: AkamaiSettings, mapping: FieldMapping,
                 run_id: str, dry_run: bool = False, *, client: AkamaiClient | None = None,
                 max_attempts: int = DEFAULT_MAX_ATTEMPTS, max_workers: int = DEFAULT_MAX_WORKERS) -> SyncResult:
-    """Write (or clear) CRM contact ids on Akamai users from ``marts.external_ids_to_push``."""
-    attribute = contact_id_attribute(settings, mapping.get(SYSTEM))
+    """Write (or clear) CRM contact ids on Akamai users from ``marts.external_ids_to_push``; the attribute is the
+    identity's client entry's ``crmContactId`` (else the configured one)."""
+
+    def attribute_for(client_id: str | None) -> str:
+        return contact_id_attribute(settings, mapping.target(SYSTEM, client_id))
+
+    attributes = {contact_id_attribute(settings, target) for target in mapping.targets(SYSTEM)}
+    attributes.add(settings.contact_id_attribute)
     owned = client is None
     client = client or AkamaiClient(settings)
     try:
-        validate_attribute(client, attribute)
+        for attribute in sorted(attributes):
+            validate_attribute(client, attribute)
         with duckdb.connect(str(warehouse_path)) as con:
-            records, invalid = akamai_records(con, attribute)
+            records, invalid = identity_records(con, SYSTEM, attribute_for)
             return run_sync(con, AkamaiWriter(client), records, run_id, dry_run=dry_run,
                             max_attempts=max_attempts, max_workers=max_workers, invalid=invalid)
     finally:

@@ -3,8 +3,8 @@
 * ``create_contact`` records are upserts by the alternate key (``PATCH contacts(<key column>='<identity id>')``)
   made create-only with ``If-None-Match: *``: a resend after a crash or a timeout finds the contact it created
   the first time (412) and counts as done, and a contact someone edited since is never overwritten;
-* ``set_external_id`` / ``clear_external_id`` records update an existing contact by its id with
-  ``If-Match: *``: a contact deleted meanwhile answers 404 and is never re-created.
+* ``set_external_id`` / ``clear_external_id`` / ``set_field`` records update an existing contact by its id
+  with ``If-Match: *``: a contact deleted meanwhile answers 404 and is never re-created.
 
 Up to ``batch_size`` (≤ 1000) records go out in one ``$batch``, each in a change set of its own with
 ``Prefer: odata.continue-on-error``, so one refused record does not hold back the others. Answers are judged
@@ -18,14 +18,14 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import duckdb
 
 from clients.dataverse import BatchRequest, BatchResponse, DataverseClient, guid_in, key_segment
 from clients.http import ApiError, RequestLimitExceeded
-from reverse_etl.mapping import TargetMapping, validate_dynamics_mapping
+from reverse_etl.mapping import FieldMapping, validate_dynamics_mapping
 from reverse_etl.runner import DEFAULT_MAX_WORKERS, SyncResult, crm_records, run_sync
 from reverse_etl.salesforce_writer import (
     ANONYMISE_CONTACT,
@@ -143,26 +143,28 @@ class DynamicsWriter:
         return [outcomes[record.key] for record in batch]
 
 
-def push_dynamics(warehouse_path: str | Path, settings: DataverseSettings, mapping: Mapping[str, TargetMapping],
+def push_dynamics(warehouse_path: str | Path, settings: DataverseSettings, mapping: FieldMapping,
                   run_id: str, dry_run: bool = False, *, client: DataverseClient | None = None,
                   max_attempts: int = DEFAULT_MAX_ATTEMPTS, max_workers: int = DEFAULT_MAX_WORKERS) -> SyncResult:
-    """Create missing contacts and set / clear external ids in Dynamics from the marts.
+    """Create missing contacts, update followed columns and set / clear external ids in Dynamics from the marts,
+    each identity through its client's mapping entry.
 
     A mapping without a ``dynamics`` target sends nothing to Dynamics (the CRM is not one of its destinations).
     """
-    target = mapping.get(SYSTEM)
-    if target is None:
+    targets = mapping.targets(SYSTEM)
+    if not targets:
         log.info("the field mapping has no dynamics target: nothing is sent to Dynamics")
         return SyncResult(system=SYSTEM, run_id=run_id, dry_run=dry_run)
     client = client or DataverseClient(settings)
-    # fail before anything is written when the table cannot take the mapping
+    # fail before anything is written when the table cannot take the mapping of any client
     metadata = client.metadata("contact")
-    validate_dynamics_mapping(target, metadata, settings.external_id_field)
+    for target in targets:
+        validate_dynamics_mapping(target, metadata, settings.external_id_field)
     writer = DynamicsWriter(client, entity_set=metadata.entity_set, external_id_field=settings.external_id_field)
     with duckdb.connect(str(warehouse_path)) as con:
-        records, invalid = crm_records(con, SYSTEM, target, settings.external_id_field)
-        result = run_sync(con, writer, records, run_id, dry_run=dry_run, max_attempts=max_attempts,
-                          max_workers=max_workers, invalid=invalid)
+        crm = crm_records(con, SYSTEM, mapping, settings.external_id_field)
+        result = run_sync(con, writer, crm.records, run_id, dry_run=dry_run, max_attempts=max_attempts,
+                          max_workers=max_workers, invalid=crm.invalid)
     if client.gate.waited_s:
         log.info("Dynamics push waited %.1f s for service protection", client.gate.waited_s)
     return result

@@ -13,7 +13,7 @@ retried when a call fails, and never sent again once the CRM accepted it.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import duckdb
@@ -21,7 +21,7 @@ import orjson
 
 from clients.http import ApiError, RequestLimitExceeded
 from clients.salesforce import SalesforceClient
-from reverse_etl.mapping import SALESFORCE_LOGICAL_FIELDS, TargetMapping
+from reverse_etl.mapping import CRM_LOGICAL_FIELDS, TargetMapping
 from reverse_etl.salesforce_writer import (
     ANONYMISE_CONTACT,
     CLEAR_EXTERNAL_ID,
@@ -38,20 +38,24 @@ ANONYMOUS_LAST_NAME = "erased"  # Salesforce requires a last name; this one says
 _OPT_OUTS = {"marketingOptOut"}  # consent carried as an opt-out: an erased person is opted out of everything
 
 
-def anonymised_fields(target: TargetMapping, external_id_field: str) -> dict[str, Any]:
-    """What an anonymised contact is written: every mapped field of the person cleared, opt-outs set."""
+def anonymised_fields(targets: Iterable[TargetMapping], external_id_field: str) -> dict[str, Any]:
+    """What an anonymised contact is written: every field any client's entry maps of the person cleared (whose
+    entry applied is not known once the person is erased), opt-outs set."""
+    targets = list(targets)
     fields: dict[str, Any] = {}
-    for logical, remote in target.fields.items():
-        if logical in _OPT_OUTS:
-            fields[remote] = True
-        elif logical in SALESFORCE_LOGICAL_FIELDS:
-            fields[remote] = None
-    fields[target.fields.get("familyName", "LastName")] = ANONYMOUS_LAST_NAME
+    for target in targets:
+        for logical, remote in target.fields.items():
+            if logical in _OPT_OUTS:
+                fields[remote] = True
+            elif logical in CRM_LOGICAL_FIELDS:
+                fields[remote] = None
+    last_name = next((t.fields["familyName"] for t in targets if "familyName" in t.fields), "LastName")
+    fields[last_name] = ANONYMOUS_LAST_NAME
     fields[external_id_field] = None
     return fields
 
 
-def crm_erasure_records(con: duckdb.DuckDBPyConnection, crm: str, target: TargetMapping,
+def crm_erasure_records(con: duckdb.DuckDBPyConnection, crm: str, targets: Iterable[TargetMapping],
                         external_id_field: str) -> list[SyncRecord]:
     present = con.execute("select count(*) from information_schema.tables where table_schema = 'privacy' "
                           "and table_name = 'crm_erasure_actions'").fetchone()[0]
@@ -59,7 +63,7 @@ def crm_erasure_records(con: duckdb.DuckDBPyConnection, crm: str, target: Target
         return []
     rows = con.execute("select contact_id, action from privacy.crm_erasure_actions where crm = ? "
                        "order by contact_id", [crm]).fetchall()
-    anonymised = anonymised_fields(target, external_id_field)
+    anonymised = anonymised_fields(targets, external_id_field)
     records = []
     for contact_id, action in rows:
         key, rule = f"{contact_id}:erasure", f"erasure:{action}"

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import requests
@@ -26,12 +26,16 @@ from reverse_etl.attribute_writer import SET_ATTRIBUTE
 from reverse_etl.b2c_writer import B2CWriter
 from reverse_etl.erasure_writer import SalesforceErasureWriter, crm_erasure_records
 from reverse_etl.mapping import (
+    ANY_CLIENT,
+    CONTACT_ID_LOGICAL,
     CRM_LOGICAL_FIELDS,
+    DeletedAction,
+    FieldMapping,
     MappingError,
     TargetMapping,
-    salesforce_contact_fields,
+    contact_fields,
     validate_b2c_mapping,
-    validate_salesforce_mapping,
+    validate_salesforce_targets,
 )
 from reverse_etl.salesforce_writer import (
     CLEAR_EXTERNAL_ID,
@@ -52,6 +56,7 @@ _INTENT_CHUNK = 4000  # records whose intent is written in one transaction
 _FLUSH_EVERY = 2000  # outcomes buffered before they are written in one transaction
 _FLUSH_INTERVAL_S = 5.0
 _DRY_RUN_SAMPLE = 20
+IDENTITY_DELETED = "deleted"  # external_ids_to_push.reason of a contact whose identity was deleted
 
 
 @dataclass
@@ -190,89 +195,158 @@ def _finish(store: StateStore, result: SyncResult, writer: Writer) -> None:
     result.dead_letters_after = store.dead_letter_count()
 
 
-# -- Salesforce ------------------------------------------------------------------------------------------------
+# -- CRMs ------------------------------------------------------------------------------------------------------
 
-def salesforce_records(con: duckdb.DuckDBPyConnection, target: TargetMapping, external_id_field: str
-                       ) -> tuple[list[SyncRecord], list[tuple[SyncRecord, str, str]]]:
-    """Records for Salesforce from the marts, plus the rows that cannot be written (with a reason)."""
-    return crm_records(con, "salesforce", target, external_id_field)
+@dataclass
+class CrmRecords:
+    """What one CRM is sent from the marts: records to write, rows that cannot be written (with a reason), and
+    the identities left out because their client's mapping entry does not send that event to this CRM."""
+
+    records: list[SyncRecord] = field(default_factory=list)
+    invalid: list[tuple[SyncRecord, str, str]] = field(default_factory=list)
+    not_sent: dict[str, int] = field(default_factory=dict)  # reason -> identities
+
+    def skip(self, reason: str) -> None:
+        self.not_sent[reason] = self.not_sent.get(reason, 0) + 1
 
 
-def crm_records(con: duckdb.DuckDBPyConnection, crm: str, target: TargetMapping, external_id_field: str
-                ) -> tuple[list[SyncRecord], list[tuple[SyncRecord, str, str]]]:
-    """Records for one CRM from the marts (contacts to create, ids to set or clear on its contacts), plus the
-    rows that cannot be written (with a reason)."""
-    records: list[SyncRecord] = []
-    invalid: list[tuple[SyncRecord, str, str]] = []
-    columns = {logical: CRM_LOGICAL_FIELDS[logical] for logical in target.fields}
-    select = ", ".join(dict.fromkeys(["identity_provider", "identity_id", *columns.values()]))
-    rows = con.execute(f"SELECT {select} FROM marts.contacts_to_create WHERE crm = ? "
-                       "ORDER BY identity_provider, identity_id", [crm]).fetchall()
-    names = list(dict.fromkeys(["identity_provider", "identity_id", *columns.values()]))
-    for row in rows:
-        values = dict(zip(names, row))
+def crm_records(con: duckdb.DuckDBPyConnection, crm: str, mapping: FieldMapping, external_id_field: str
+                ) -> CrmRecords:
+    """Records for one CRM from the marts, each identity through its client's entry of the field mapping:
+    contacts to create (event created), linked contacts' fields that follow their identity (event updated), ids
+    to set or clear on its contacts, a deleted identity's contact cleared or flagged (event deleted)."""
+    out = CrmRecords()
+    _created(con, crm, mapping, out)
+    _updated(con, crm, mapping, out)
+    _external_ids(con, crm, mapping, external_id_field, out)
+    out.records.extend(consent_field_records(con, crm, mapping))
+    out.records.extend(crm_erasure_records(con, crm, mapping.targets(crm), external_id_field))
+    for reason, count in sorted(out.not_sent.items()):
+        log.info("%s: %d identities not sent (%s)", crm, count, reason)
+    return out
+
+
+def _mart_rows(con: duckdb.DuckDBPyConnection, mart: str, columns: Sequence[str], crm: str
+               ) -> Iterable[dict[str, Any]]:
+    names = list(dict.fromkeys(columns))
+    cursor = con.execute(f"SELECT {', '.join(names)} FROM marts.{mart} WHERE crm = ? "
+                         f"ORDER BY {', '.join(names[:2])}", [crm])
+    while rows := cursor.fetchmany(10_000):
+        for row in rows:
+            yield dict(zip(names, row))
+
+
+def _value_columns(targets: Iterable[TargetMapping]) -> list[str]:
+    return [CRM_LOGICAL_FIELDS[logical] for target in targets for logical in target.fields]
+
+
+def _created(con: duckdb.DuckDBPyConnection, crm: str, mapping: FieldMapping, out: CrmRecords) -> None:
+    columns = ["identity_provider", "identity_id", "client_id", *_value_columns(mapping.targets(crm))]
+    for values in _mart_rows(con, "contacts_to_create", columns, crm):
         if not values["identity_id"]:
             log.warning("contacts_to_create row without identity_id ignored (provider %s)", values["identity_provider"])
             continue
-        payload = salesforce_contact_fields(target, values)
-        records.append(SyncRecord(key=f"{values['identity_provider']}:{values['identity_id']}",
-                                  operation=CREATE_CONTACT, payload=payload, rule=CREATE_RULE))
-
-    resolve = _attribute_resolver(target, extra={external_id_field: external_id_field})
-    for target_id, attribute, value, rule in external_id_rows(con, crm):
-        field_name = resolve(attribute)
-        key = f"{target_id}:{field_name or attribute}"
-        operation = SET_EXTERNAL_ID if value is not None else CLEAR_EXTERNAL_ID
-        record = SyncRecord(key=key, operation=operation, payload={field_name or str(attribute): value},
-                            target=target_id, rule=rule)
-        if not target_id:
-            log.warning("external_ids_to_push row for %s without target_id ignored", crm)
-        elif field_name is None:
-            invalid.append((record, "UNMAPPED_ATTRIBUTE", f"attribute {attribute} is not in the field mapping"))
+        target = mapping.target(crm, values["client_id"])
+        if target is None:
+            out.skip("client without a mapping entry")
+        elif not target.events.created:
+            out.skip("event created not sent")
         else:
-            records.append(record)
-    records.extend(consent_field_records(con, crm, target))
-    records.extend(crm_erasure_records(con, crm, target, external_id_field))
-    return records, invalid
+            out.records.append(SyncRecord(key=f"{values['identity_provider']}:{values['identity_id']}",
+                                          operation=CREATE_CONTACT, payload=contact_fields(target, values),
+                                          rule=CREATE_RULE))
+
+
+def _updated(con: duckdb.DuckDBPyConnection, crm: str, mapping: FieldMapping, out: CrmRecords) -> None:
+    senders = [target for target in mapping.targets(crm) if target.events.updated]
+    if not senders:
+        return  # no entry sends updates: the mart is not read at all
+    columns = ["contact_id", "identity_provider", "identity_id", "client_id", *_value_columns(senders)]
+    for values in _mart_rows(con, "contact_fields_to_push", columns, crm):
+        target = mapping.target(crm, values["client_id"])
+        if target is None or not target.events.updated or not values["contact_id"]:
+            continue
+        # one record per contact: its payload hash changes when any followed value does, and only then is it sent
+        out.records.append(SyncRecord(key=f"{values['contact_id']}:fields", operation=SET_FIELD,
+                                      payload=contact_fields(target, values, target.events.updated),
+                                      target=values["contact_id"], rule=UPDATED_RULE))
+
+
+def _external_ids(con: duckdb.DuckDBPyConnection, crm: str, mapping: FieldMapping, external_id_field: str,
+                  out: CrmRecords) -> None:
+    for row in external_id_rows(con, crm):
+        if not row.target_id:
+            log.warning("external_ids_to_push row for %s without target_id ignored", crm)
+            continue
+        if str(row.attribute or "").lower() not in (external_id_field.lower(), "uuid"):
+            record = SyncRecord(key=f"{row.target_id}:{row.attribute}", operation=SET_EXTERNAL_ID,
+                                payload={str(row.attribute): row.value}, target=row.target_id, rule=row.rule)
+            out.invalid.append((record, "UNMAPPED_ATTRIBUTE",
+                                f"attribute {row.attribute} is not the external-id field {external_id_field}"))
+            continue
+        if row.reason == IDENTITY_DELETED:
+            target = mapping.target(crm, row.client_id)
+            action = target.events.deleted if target is not None else DeletedAction.CLEAR_EXTERNAL_ID
+            if action is DeletedAction.KEEP:
+                out.skip("event deleted not sent")
+                continue
+            if action is DeletedAction.FLAG:
+                flag = str(target.events.deleted_flag)
+                out.records.append(SyncRecord(key=f"{row.target_id}:{flag}", operation=SET_FIELD,
+                                              payload={flag: True}, target=row.target_id, rule=row.rule))
+                continue
+        operation = SET_EXTERNAL_ID if row.value is not None else CLEAR_EXTERNAL_ID
+        out.records.append(SyncRecord(key=f"{row.target_id}:{external_id_field}", operation=operation,
+                                      payload={external_id_field: row.value}, target=row.target_id, rule=row.rule))
 
 
 CREATE_RULE = "consented_without_contact"  # sync_log.rule of a contact created for an identity
+UPDATED_RULE = "updated"  # sync_log.rule of a linked contact's fields following its identity (event updated)
 
 
-def external_id_rows(con: duckdb.DuckDBPyConnection, target_system: str) -> list[tuple]:
-    """(target_id, attribute, value, rule) of ``marts.external_ids_to_push`` for one system; the rule says why
-    for the audit trail: the reason and the match rule of the link (``link:email``, ``withdrawn:carried_id``)."""
+class ExternalIdRow(NamedTuple):
+    target_id: str | None
+    attribute: str | None
+    value: str | None
+    rule: str  # why, for the audit trail: the reason and the link's match rule (link:email, withdrawn:carried_id)
+    reason: str | None
+    client_id: str | None
+
+
+def external_id_rows(con: duckdb.DuckDBPyConnection, target_system: str) -> list[ExternalIdRow]:
+    """The rows of ``marts.external_ids_to_push`` for one system, clears first: an id a merged-away contact gives
+    up is then free before its survivor is given it (Dataverse's alternate key is unique over deactivated rows
+    too; what still collides is sent again next run)."""
     links = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'marts' "
                         "AND table_name = 'identity_contact_links'").fetchall()[0][0]
     match_rule = "l.match_rule" if links else "NULL"
     join = """LEFT JOIN marts.identity_contact_links AS l ON l.identity_provider = e.identity_provider
             AND l.identity_id = e.identity_id AND l.crm = e.crm""" if links else ""
-    return con.execute(f"""
-        SELECT e.target_id, e.attribute, e.value, e.reason || coalesce(':' || {match_rule}, '')
+    return [ExternalIdRow(*row) for row in con.execute(f"""
+        SELECT e.target_id, e.attribute, e.value, e.reason || coalesce(':' || {match_rule}, ''), e.reason,
+               e.client_id
         FROM marts.external_ids_to_push AS e {join}
-        WHERE e.target_system = ? ORDER BY e.target_id, e.attribute""", [target_system]).fetchall()
+        WHERE e.target_system = ? ORDER BY e.value IS NOT NULL, e.target_id, e.attribute""",
+        [target_system]).fetchall()]
 
 
-def consent_field_records(con: duckdb.DuckDBPyConnection, crm: str, target: TargetMapping) -> list[SyncRecord]:
-    """Consent carried to linked contacts (``marts.consent_fields_to_push``), for the purposes this customer's
-    mapping carries; a purpose it does not map is not sent."""
+def consent_field_records(con: duckdb.DuckDBPyConnection, crm: str, mapping: FieldMapping) -> list[SyncRecord]:
+    """Consent carried to linked contacts (``marts.consent_fields_to_push``), for the purposes the identity's
+    client entry carries; a purpose it does not map is not sent."""
     present = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'marts' "
                           "AND table_name = 'consent_fields_to_push'").fetchone()[0]
     if not present:
         return []
-    rows = con.execute("""SELECT contact_id, attribute, value, purpose FROM marts.consent_fields_to_push
+    rows = con.execute("""SELECT contact_id, attribute, value, purpose, client_id FROM marts.consent_fields_to_push
                           WHERE crm = ? ORDER BY contact_id, attribute""", [crm]).fetchall()
-    return [SyncRecord(key=f"{contact_id}:{target.fields[attribute]}", operation=SET_FIELD,
-                       payload={target.fields[attribute]: value}, target=contact_id, rule=f"consent:{purpose}")
-            for contact_id, attribute, value, purpose in rows if attribute in target.fields]
-
-
-def _attribute_resolver(target: TargetMapping, extra: Mapping[str, str] | None = None):
-    """Mart attributes may be logical names (crmContactId) or remote names (CrmContactId): accept both."""
-    known = {k.lower(): v for k, v in target.fields.items()}
-    known.update({v.lower(): v for v in target.fields.values()})
-    known.update({k.lower(): v for k, v in (extra or {}).items()})
-    return lambda attribute: known.get(str(attribute or "").lower())
+    records = []
+    for contact_id, attribute, value, purpose, client_id in rows:
+        target = mapping.target(crm, client_id)
+        if target is not None and attribute in target.fields:
+            records.append(SyncRecord(key=f"{contact_id}:{target.fields[attribute]}", operation=SET_FIELD,
+                                      payload={target.fields[attribute]: value}, target=contact_id,
+                                      rule=f"consent:{purpose}"))
+    return records
 
 
 @tenacity.retry(retry=tenacity.retry_if_exception_type(requests.RequestException), reraise=True,
@@ -288,15 +362,18 @@ def required_fields(describe: Mapping[str, Any]) -> list[str]:
             if not f.get("nillable", True) and f.get("createable") and not f.get("defaultedOnCreate")]
 
 
-def push_salesforce(warehouse_path: str | Path, settings: SalesforceSettings, mapping: Mapping[str, TargetMapping],
+def push_salesforce(warehouse_path: str | Path, settings: SalesforceSettings, mapping: FieldMapping,
                     run_id: str, dry_run: bool = False, *, client: SalesforceClient | None = None,
                     max_attempts: int = DEFAULT_MAX_ATTEMPTS, max_workers: int = DEFAULT_MAX_WORKERS,
                     bulk_threshold: int = DEFAULT_BULK_THRESHOLD,
                     validation_policy: ValidationPolicy = ValidationPolicy.DROP_FIELD,
                     actor: str = ACTOR_RUN) -> SyncResult:
-    """Create missing contacts and set / clear external ids in Salesforce from the marts; a new contact the org
-    refuses for a field value follows ``validation_policy``."""
-    target = _target(mapping, "salesforce")
+    """Create missing contacts, update followed fields and set / clear external ids in Salesforce from the
+    marts, each identity through its client's mapping entry; a new contact the org refuses for a field value
+    follows ``validation_policy``. A mapping without a ``salesforce`` target sends nothing."""
+    if not mapping.targets("salesforce"):
+        log.info("the field mapping has no salesforce target: nothing is sent to Salesforce")
+        return SyncResult(system="salesforce", run_id=run_id, dry_run=dry_run)
     client = client or SalesforceClient(settings)
     try:
         # fail fast on a mapping the org cannot take, before anything is written
@@ -311,54 +388,65 @@ def push_salesforce(warehouse_path: str | Path, settings: SalesforceSettings, ma
                                 dead_letters_before=store.dead_letter_count())
             _finish(store, result, writer)
             return result
-    validate_salesforce_mapping(target, describe, settings.external_id_field)
+    validate_salesforce_targets(mapping, describe, settings.external_id_field)
     # erased people's contacts are deleted by the erasure writer; everything else goes through the Salesforce one
     writer = SalesforceErasureWriter(client, SalesforceWriter(
         client, external_id_field=settings.external_id_field, bulk_threshold=bulk_threshold,
         validation_policy=validation_policy, required_fields=required_fields(describe)))
     with duckdb.connect(str(warehouse_path)) as con:
-        records, invalid = salesforce_records(con, target, settings.external_id_field)
-        return run_sync(con, writer, records, run_id, dry_run=dry_run, max_attempts=max_attempts,
-                        max_workers=max_workers, invalid=invalid, actor=actor)
+        crm = crm_records(con, "salesforce", mapping, settings.external_id_field)
+        return run_sync(con, writer, crm.records, run_id, dry_run=dry_run, max_attempts=max_attempts,
+                        max_workers=max_workers, invalid=crm.invalid, actor=actor)
 
 
 # -- B2C ---------------------------------------------------------------------------------------------------------
 
-def b2c_records(con: duckdb.DuckDBPyConnection, target: TargetMapping, settings: GraphSettings
-                ) -> tuple[list[SyncRecord], list[tuple[SyncRecord, str, str]]]:
+def identity_records(con: duckdb.DuckDBPyConnection, system: str, attribute_for: Callable[[str | None], str],
+                     payload_name: Callable[[str], str] = str
+                     ) -> tuple[list[SyncRecord], list[tuple[SyncRecord, str, str]]]:
+    """Records that write (or clear) the CRM contact id on one identity system's users, from
+    ``marts.external_ids_to_push``: ``attribute_for(client_id)`` names the attribute of the identity's client
+    entry; a row naming another attribute is dead-lettered with the reason; ``payload_name`` spells the
+    attribute on the wire."""
     records: list[SyncRecord] = []
     invalid: list[tuple[SyncRecord, str, str]] = []
-    resolve = _attribute_resolver(target)
-    for target_id, attribute, value, rule in external_id_rows(con, "b2c"):
-        short_name = resolve(attribute)
+    for row in external_id_rows(con, system):
+        target_id, mart_attribute, value, client_id = row.target_id, row.attribute, row.value, row.client_id
         if not target_id:
-            log.warning("external_ids_to_push row for b2c without target_id ignored")
+            log.warning("external_ids_to_push row for %s without target_id ignored", system)
             continue
-        prop = settings.extension_attribute(short_name) if short_name else str(attribute)
-        record = SyncRecord(key=f"{target_id}:{short_name or attribute}", operation=SET_ATTRIBUTE,
-                            payload={prop: value}, target=target_id, rule=rule)
-        if short_name is None:
-            invalid.append((record, "UNMAPPED_ATTRIBUTE", f"attribute {attribute} is not in the field mapping"))
+        name = attribute_for(client_id)
+        if str(mart_attribute or "").lower() not in (CONTACT_ID_LOGICAL.lower(), str(name).lower()):
+            name = None  # the mart names an attribute the mapping does not write
+        record = SyncRecord(key=f"{target_id}:{name or mart_attribute}", operation=SET_ATTRIBUTE,
+                            payload={payload_name(name) if name else str(mart_attribute): value},
+                            target=str(target_id), rule=row.rule)
+        if name is None:
+            invalid.append((record, "UNMAPPED_ATTRIBUTE", f"attribute {mart_attribute} is not in the field mapping"))
         else:
             records.append(record)
     return records, invalid
 
 
-def push_b2c(warehouse_path: str | Path, settings: GraphSettings, mapping: Mapping[str, TargetMapping],
+def push_b2c(warehouse_path: str | Path, settings: GraphSettings, mapping: FieldMapping,
              run_id: str, dry_run: bool = False, *, client: GraphClient | None = None,
              max_attempts: int = DEFAULT_MAX_ATTEMPTS, max_workers: int = DEFAULT_MAX_WORKERS,
              actor: str = ACTOR_RUN) -> SyncResult:
-    """Write CRM contact ids (or clear them) on B2C users from ``marts.external_ids_to_push``."""
-    target = _target(mapping, "b2c")
-    validate_b2c_mapping(target, settings.custom_attributes)
+    """Write CRM contact ids (or clear them) on B2C users from ``marts.external_ids_to_push``; the custom
+    attribute is the identity's client entry's ``crmContactId`` (else ``B2C_CONTACT_ID_ATTRIBUTE``)."""
+    for target in mapping.targets("b2c"):
+        validate_b2c_mapping(target, settings.custom_attributes)
+    falls_back = ANY_CLIENT not in mapping.clients or any("b2c" not in t for t in mapping.clients.values())
+    if falls_back and settings.contact_id_attribute.lower() not in {a.lower() for a in settings.custom_attributes}:
+        raise MappingError(f"B2C_CONTACT_ID_ATTRIBUTE {settings.contact_id_attribute} is not one of the configured "
+                           f"custom attributes {list(settings.custom_attributes)}")
+
+    def attribute_for(client_id: str | None) -> str:
+        target = mapping.target("b2c", client_id)
+        return (target.remote(CONTACT_ID_LOGICAL) if target else None) or settings.contact_id_attribute
+
     writer = B2CWriter(client or GraphClient(settings))
     with duckdb.connect(str(warehouse_path)) as con:
-        records, invalid = b2c_records(con, target, settings)
+        records, invalid = identity_records(con, "b2c", attribute_for, settings.extension_attribute)
         return run_sync(con, writer, records, run_id, dry_run=dry_run, max_attempts=max_attempts,
                         max_workers=max_workers, invalid=invalid, actor=actor)
-
-
-def _target(mapping: Mapping[str, TargetMapping], kind: str) -> TargetMapping:
-    if kind not in mapping:
-        raise MappingError(f"field mapping has no {kind!r} target for this customer / environment / client")
-    return mapping[kind]

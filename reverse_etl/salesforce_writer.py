@@ -34,7 +34,9 @@ from reverse_etl.state import Outcome, SyncRecord
 CREATE_CONTACT = "create_contact"
 SET_EXTERNAL_ID = "set_external_id"
 CLEAR_EXTERNAL_ID = "clear_external_id"
-SET_FIELD = "set_field"  # a field carried from the identity, e.g. a consent opt-out
+# fields carried from the identity onto a linked contact: a consent opt-out, the fields an entry's updated event
+# follows, a deleted event's flag
+SET_FIELD = "set_field"
 ANONYMISE_CONTACT = "anonymise_contact"  # an erased person's contact, personal fields overwritten
 DELETE_CONTACT = "delete_contact"  # an erased person's contact, deleted (reverse_etl.erasure_writer)
 _METHOD = {CREATE_CONTACT: "upsert", SET_EXTERNAL_ID: "update", CLEAR_EXTERNAL_ID: "update", SET_FIELD: "update",
@@ -73,6 +75,21 @@ class ValidationPolicy(StrEnum):
 
 class BulkJob(list):
     """A batch sent as one Bulk API 2.0 ingest job rather than as sObject Collections requests."""
+
+
+def _distinct_targets(records: list[SyncRecord], method: str) -> list[list[SyncRecord]]:
+    """Updates split into rounds in which each contact appears once (its id set, then its fields): Salesforce
+    refuses a collection or job that names one record twice."""
+    if method != "update":
+        return [records]
+    rounds: list[list[SyncRecord]] = []
+    seen: dict[str | None, int] = {}
+    for record in records:
+        n = seen[record.target] = seen.get(record.target, -1) + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(record)
+    return rounds
 
 
 def classify(key: str, code: str | None, fields: Sequence[str] = ()) -> Outcome:
@@ -140,7 +157,7 @@ class SalesforceWriter:
                 raise ValueError(f"Salesforce writer cannot perform operation {record.operation!r}")
             by_method.setdefault(_METHOD[record.operation], []).append(record)
         batches: list[list[SyncRecord]] = []
-        for group in by_method.values():
+        for group in (g for method, same in by_method.items() for g in _distinct_targets(same, method)):
             if len(group) > self.bulk_threshold:
                 size = self.bulk_job_max_records
                 batches.extend(BulkJob(group[i:i + size]) for i in range(0, len(group), size))

@@ -118,7 +118,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         client_secret=r.get("B2C_CLIENT_SECRET"), authority_host=r.get("B2C_AUTHORITY_HOST"),
         graph_base_url=r.get("GRAPH_BASE_URL"), extensions_app_id=r.get("B2C_EXTENSIONS_APP_ID") or "",
         custom_attributes=r.get("B2C_CUSTOM_ATTRIBUTES"), consent_attribute=r.get("B2C_CONSENT_ATTRIBUTE"),
-        contact_id_attribute=r.get("B2C_CONTACT_ID_ATTRIBUTE"), **shared))
+        contact_id_attribute=r.get("B2C_CONTACT_ID_ATTRIBUTE"), client_id_attribute=r.get("B2C_CLIENT_ID_ATTRIBUTE"),
+        **shared))
     salesforce = r.section(("SALESFORCE_CLIENT_ID", "SALESFORCE_CLIENT_SECRET"), lambda: SalesforceSettings(
         client_id=r.get("SALESFORCE_CLIENT_ID"), client_secret=r.get("SALESFORCE_CLIENT_SECRET"),
         login_url=r.get("SALESFORCE_LOGIN_URL"), api_version=r.get("SALESFORCE_API_VERSION").lstrip("vV"),
@@ -139,7 +140,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     scim = r.section(("SCIM_BASE_URL", "SCIM_TOKEN"), lambda: _checked(r, lambda: ScimSettings(
         base_url=r.get("SCIM_BASE_URL"), token=r.get("SCIM_TOKEN"), page_size=r.get("SCIM_PAGE_SIZE"),
         consent_attribute=r.get("SCIM_CONSENT_ATTRIBUTE"), contact_id_attribute=r.get("SCIM_CONTACT_ID_ATTRIBUTE"),
-        **shared)))
+        client_id_attribute=r.get("SCIM_CLIENT_ID_ATTRIBUTE"), **shared)))
     webhook = r.section(("AKAMAI_WEBHOOK_JWKS_URL", "AKAMAI_WEBHOOK_ISSUER", "AKAMAI_WEBHOOK_AUDIENCE"),
                         lambda: WebhookSettings(
         jwks_url=r.get("AKAMAI_WEBHOOK_JWKS_URL"), issuer=r.get("AKAMAI_WEBHOOK_ISSUER"),
@@ -149,7 +150,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     connector = r.section(("CONNECTOR_USERNAME", "CONNECTOR_PASSWORD"), lambda: ConnectorSettings(
         username=r.get("CONNECTOR_USERNAME"), password=r.get("CONNECTOR_PASSWORD"),
         budget_s=r.get("CONNECTOR_BUDGET_S"), consent_attribute=r.get("B2C_CONSENT_ATTRIBUTE"),
-        contact_id_attribute=r.get("B2C_CONTACT_ID_ATTRIBUTE"), max_body_bytes=r.get("GATEWAY_MAX_BODY_BYTES")))
+        contact_id_attribute=r.get("B2C_CONTACT_ID_ATTRIBUTE"), client_id_attribute=r.get("B2C_CLIENT_ID_ATTRIBUTE"),
+        max_body_bytes=r.get("GATEWAY_MAX_BODY_BYTES")))
     warehouse_path = r.get("WAREHOUSE_PATH")
     settings = Settings(
         warehouse_path=warehouse_path,

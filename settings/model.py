@@ -50,6 +50,7 @@ class GraphSettings:
     custom_attributes: tuple[str, ...] = _list("B2C_CUSTOM_ATTRIBUTES")
     consent_attribute: str = _default("B2C_CONSENT_ATTRIBUTE")
     contact_id_attribute: str = _default("B2C_CONTACT_ID_ATTRIBUTE")
+    client_id_attribute: str = _default("B2C_CLIENT_ID_ATTRIBUTE")
     ca_bundle: str | None = None
     timeout_s: float = _number("IDLINK_HTTP_TIMEOUT_S")
     retry_max_s: float = _number("IDLINK_RETRY_MAX_S")
@@ -118,6 +119,7 @@ class ScimSettings:
     # SCIM attribute paths (``<schema URN>:<attribute>`` for an extension) of the consent and the carried CRM id
     consent_attribute: str = _default("SCIM_CONSENT_ATTRIBUTE")
     contact_id_attribute: str = _default("SCIM_CONTACT_ID_ATTRIBUTE")
+    client_id_attribute: str = _default("SCIM_CLIENT_ID_ATTRIBUTE")
     ca_bundle: str | None = None
     timeout_s: float = _number("IDLINK_HTTP_TIMEOUT_S")
     retry_max_s: float = _number("IDLINK_RETRY_MAX_S")
@@ -185,6 +187,7 @@ class ConnectorSettings:
     budget_s: float = _number("CONNECTOR_BUDGET_S")  # CRM work during a sign-up; B2C itself waits at most 30 s
     consent_attribute: str = _default("B2C_CONSENT_ATTRIBUTE")
     contact_id_attribute: str = _default("B2C_CONTACT_ID_ATTRIBUTE")
+    client_id_attribute: str = _default("B2C_CLIENT_ID_ATTRIBUTE")
     max_body_bytes: int = int(_default("GATEWAY_MAX_BODY_BYTES"))
 
 

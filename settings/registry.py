@@ -89,6 +89,9 @@ VARIABLES: dict[str, Variable] = _vars(
              "consent purpose's answer, time given and expiry: dbt var `consent_purposes`)", _B2C, Kind.LIST),
     Variable("B2C_CONSENT_ATTRIBUTE", "CrmSyncConsent", "the boolean consent attribute", _B2C),
     Variable("B2C_CONTACT_ID_ATTRIBUTE", "CrmContactId", "the attribute the CRM contact id is written to", _B2C),
+    Variable("B2C_CLIENT_ID_ATTRIBUTE", "SignUpClientId", "the attribute holding the client id of the application "
+             "a user signed up through (the sign-up connector returns it as a claim; read when it is one of "
+             "`B2C_CUSTOM_ATTRIBUTES`): which field-mapping entry applies to the user", _B2C),
     # -- Salesforce
     Variable("SALESFORCE_LOGIN_URL", "https://login.salesforce.com", "OAuth token host (your My Domain URL)",
              _SALESFORCE, Kind.URL),
@@ -135,6 +138,8 @@ VARIABLES: dict[str, Variable] = _vars(
              "CRM-sync consent", _SCIM),
     Variable("SCIM_CONTACT_ID_ATTRIBUTE", f"{IDLINK_SCIM_EXTENSION}:crmContactId", "SCIM attribute path of the CRM "
              "contact id a user carries", _SCIM),
+    Variable("SCIM_CLIENT_ID_ATTRIBUTE", f"{IDLINK_SCIM_EXTENSION}:clientId", "SCIM attribute path of the client id "
+             "of the application a user was provisioned for: which field-mapping entry applies to the user", _SCIM),
     # -- reverse-ETL field mapping
     Variable("IDLINK_FIELD_MAPPING", "config/field_mapping.json", "which remote field each value is written to "
              "(customer > environment > client id)", "reverse ETL, fast lane", Kind.PATH),

@@ -15,11 +15,17 @@ from pydantic import Field
 
 from ingestion.akamai import DATASET, TABLE, akamai_source
 from ingestion.pipeline import warehouse_pipeline
-from orchestration.defs.ingestion import RawLoadConfig, RawTable, raw_table_asset, run_load, unconfigured_load
+from orchestration.defs.ingestion import (
+    RawLoadConfig,
+    RawTable,
+    ids_run_config,
+    raw_table_asset,
+    run_load,
+    unconfigured_load,
+)
 from orchestration.defs.resources import (
     AkamaiResource,
     FieldMappingResource,
-    GraphResource,
     IngestTuningResource,
     WarehouseResource,
 )
@@ -49,7 +55,7 @@ class AkamaiIngestConfig(RawLoadConfig):
 
 def akamai_run_config(uuids: list[str]) -> dict:
     """Run-config fragment that makes the Akamai load fetch only ``uuids``."""
-    return {"ops": {INGEST_OP: {"config": {"identity_ids": sorted(set(uuids))}}}}
+    return ids_run_config(INGEST_OP, "identity_ids", uuids)
 
 
 @raw_table_asset(USERS, INGEST_OP)
@@ -74,14 +80,13 @@ def akamai_users(context: dg.AssetExecutionContext, config: AkamaiIngestConfig, 
     description="Writes the CRM contact id onto Akamai Identity Cloud users (entity.update of one attribute).",
 )
 def akamai_contact_ids(context: dg.AssetExecutionContext, config: ReverseEtlConfig, warehouse: WarehouseResource,
-                       akamai: AkamaiResource, graph: GraphResource,
-                       field_mapping: FieldMappingResource) -> dg.MaterializeResult:
+                       akamai: AkamaiResource, field_mapping: FieldMappingResource) -> dg.MaterializeResult:
     with warehouse.exclusive(context.log):
         if not akamai.configured:
             context.log.warning("Akamai is not configured: no contact ids pushed")
             result = SyncResult(system="akamai", run_id=context.run.run_id, dry_run=config.dry_run)
         else:
-            mapping = field_mapping.for_client(graph.client_id or akamai.client_id)
+            mapping = field_mapping.mapping()
             result = push_akamai(warehouse.path, akamai.settings(), mapping, context.run.run_id,
                                  dry_run=config.dry_run, max_attempts=config.max_attempts,
                                  max_workers=config.max_workers)

@@ -15,16 +15,22 @@ from pydantic import Field
 
 from ingestion.dynamics import DATASET, TABLE, dynamics_source
 from ingestion.pipeline import warehouse_pipeline
-from orchestration.defs.ingestion import RawLoadConfig, RawTable, raw_table_asset, run_load, unconfigured_load
+from orchestration.defs.ingestion import (
+    RawLoadConfig,
+    RawTable,
+    ids_run_config,
+    raw_table_asset,
+    run_load,
+    unconfigured_load,
+)
 from orchestration.defs.resources import (
     DataverseResource,
     FieldMappingResource,
-    GraphResource,
     IngestTuningResource,
-    SalesforceResource,
     WarehouseResource,
 )
 from orchestration.defs.reverse_etl import (
+    CONTACT_FIELDS_TO_PUSH,
     CONTACTS_TO_CREATE,
     EXTERNAL_IDS_TO_PUSH,
     ReverseEtlConfig,
@@ -50,7 +56,7 @@ class DynamicsIngestConfig(RawLoadConfig):
 
 def dynamics_run_config(contact_ids: list[str]) -> dict:
     """Run-config fragment that makes the Dynamics load fetch only ``contact_ids``."""
-    return {"ops": {INGEST_OP: {"config": {"contact_ids": sorted(set(contact_ids))}}}}
+    return ids_run_config(INGEST_OP, "contact_ids", contact_ids)
 
 
 @raw_table_asset(CONTACTS, INGEST_OP)
@@ -58,7 +64,8 @@ def dynamics_contacts(context: dg.AssetExecutionContext, config: DynamicsIngestC
                       dynamics: DataverseResource, warehouse: WarehouseResource,
                       ingest_tuning: IngestTuningResource) -> Iterator[Any]:
     if not dynamics.configured:
-        yield unconfigured_load(context, CONTACTS, "DATAVERSE_*")
+        yield unconfigured_load(context, CONTACTS, "DATAVERSE_URL, DATAVERSE_TENANT_ID, DATAVERSE_CLIENT_ID, "
+                                                   "DATAVERSE_CLIENT_SECRET")
         return
     source = dynamics_source(settings=dynamics.settings(), warehouse_path=warehouse.path,
                              contact_ids=config.contact_ids, workers=ingest_tuning.workers)
@@ -70,19 +77,18 @@ def dynamics_contacts(context: dg.AssetExecutionContext, config: DynamicsIngestC
 
 @push_asset(
     PUSH_KEY, system="dynamics", kind="dynamics365", target="contact",
-    deps=[CONTACTS_TO_CREATE, EXTERNAL_IDS_TO_PUSH],
+    deps=[CONTACTS_TO_CREATE, EXTERNAL_IDS_TO_PUSH, CONTACT_FIELDS_TO_PUSH],
     description="Creates missing contacts in Dynamics (upsert by alternate key, create-only) and sets or clears "
                 "the identity id on linked contacts, through $batch of change sets.",
 )
 def dynamics_contacts_push(context: dg.AssetExecutionContext, config: ReverseEtlConfig, warehouse: WarehouseResource,
-                           dynamics: DataverseResource, salesforce: SalesforceResource, graph: GraphResource,
-                           field_mapping: FieldMappingResource) -> dg.MaterializeResult:
+                           dynamics: DataverseResource, field_mapping: FieldMappingResource) -> dg.MaterializeResult:
     with warehouse.exclusive(context.log):
         if not dynamics.configured:
             context.log.info("Dynamics is not configured: nothing pushed")
             result = SyncResult(system=SYSTEM, run_id=context.run.run_id, dry_run=config.dry_run)
         else:
-            mapping = field_mapping.for_client(graph.client_id or salesforce.client_id or dynamics.client_id)
+            mapping = field_mapping.mapping()
             result = push_dynamics(warehouse.path, dynamics.settings(), mapping, context.run.run_id,
                                    dry_run=config.dry_run, max_attempts=config.max_attempts,
                                    max_workers=config.max_workers)

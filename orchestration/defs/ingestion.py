@@ -7,7 +7,7 @@ sensors build with ``targeted_run_config``. Sources and pipelines are built when
 resources' settings and the configured warehouse; declaring them here touches neither network nor warehouse.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,6 +155,11 @@ def unconfigured_load(context: dg.AssetExecutionContext, raw: RawTable, settings
         asset_key=raw.key, metadata={"configured": False, "rows_loaded": 0, **storage(raw.name)},
         check_results=[dg.AssetCheckResult(asset_key=raw.key, check_name=LIVE_ROW_VOLUME, passed=True,
                                            description=f"not judged: {raw.system} is not configured")])
+
+
+def ids_run_config(op: str, field: str, ids: Iterable[str]) -> dict:
+    """Run-config fragment that makes the load ``op`` fetch only ``ids`` (its config ``field``)."""
+    return {"ops": {op: {"config": {field: sorted(set(ids))}}}}
 
 
 def judged_load(context: dg.AssetExecutionContext, raw: RawTable, metadata: dict[str, Any],

@@ -16,16 +16,20 @@ import dagster as dg
 import orjson
 import requests
 
+from clients.dataverse import DataverseClient
 from clients.salesforce import SalesforceClient
 from inbox import InboxEvent
+from ingestion.dynamics import watch_contact_changes
 from orchestration.defs.akamai import USERS_KEY as AKAMAI_KEY
 from orchestration.defs.akamai import akamai_run_config
 from orchestration.defs.ingestion import B2C_USERS_KEY as B2C_KEY
 from orchestration.defs.ingestion import SALESFORCE_CONTACT_KEY as SALESFORCE_KEY
+from orchestration.defs.dynamics import CONTACT_KEY as DYNAMICS_KEY
+from orchestration.defs.dynamics import dynamics_run_config
 from orchestration.defs.ingestion import targeted_run_config
 from orchestration.defs.jobs import full_sync_job
 from orchestration.defs.linking import TARGETED_RUN_TAG
-from orchestration.defs.resources import AlertResource, InboxResource, SalesforceResource
+from orchestration.defs.resources import AlertResource, DataverseResource, InboxResource, SalesforceResource
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ class TargetedRunPlan:
         self.b2c_identity_ids: set[str] = set()
         self.akamai_uuids: set[str] = set()
         self.contact_ids: set[str] = set()
+        self.dynamics_contact_ids: set[str] = set()
 
     def add_event(self, event: InboxEvent) -> None:
         if event.source == "akamai" and event.subject:
@@ -82,7 +87,7 @@ class TargetedRunPlan:
 
     @property
     def empty(self) -> bool:
-        return not (self.b2c_identity_ids or self.akamai_uuids or self.contact_ids)
+        return not (self.b2c_identity_ids or self.akamai_uuids or self.contact_ids or self.dynamics_contact_ids)
 
     def ingestion_keys(self) -> list[dg.AssetKey]:
         keys = []
@@ -92,6 +97,8 @@ class TargetedRunPlan:
             keys.append(SALESFORCE_KEY)
         if self.akamai_uuids:
             keys.append(AKAMAI_KEY)
+        if self.dynamics_contact_ids:
+            keys.append(DYNAMICS_KEY)
         return keys
 
     def run_config(self) -> dict:
@@ -101,6 +108,8 @@ class TargetedRunPlan:
                                                              sorted(self.contact_ids)))
         if self.akamai_uuids:
             config = deep_merge(config, akamai_run_config(sorted(self.akamai_uuids)))
+        if self.dynamics_contact_ids:
+            config = deep_merge(config, dynamics_run_config(sorted(self.dynamics_contact_ids)))
         return config
 
     def asset_selection(self, repository_def: dg.RepositoryDefinition | None) -> list[dg.AssetKey] | None:
@@ -130,7 +139,7 @@ class TargetedRunPlan:
             asset_selection=selection,
             tags={**tags, TARGETED_RUN_TAG: "true",
                   "idlink/identities": str(len(self.b2c_identity_ids) + len(self.akamai_uuids)),
-                  "idlink/contacts": str(len(self.contact_ids))},
+                  "idlink/contacts": str(len(self.contact_ids) + len(self.dynamics_contact_ids))},
         )
 
 
@@ -260,6 +269,35 @@ def salesforce_changes_sensor(context: dg.SensorEvaluationContext, salesforce: S
     return dg.SensorResult(run_requests=[request], cursor=_write_cursor(newest, at_newest))
 
 
+# ---- Dynamics changes sensor ----------------------------------------------------------------------------------
+
+@dg.sensor(
+    name="dynamics_changes_sensor",
+    job=full_sync_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Starts a targeted run for Dynamics contacts changed, merged or deleted since the last look "
+                "(change tracking: the cursor is the delta link).",
+)
+def dynamics_changes_sensor(context: dg.SensorEvaluationContext, dynamics: DataverseResource):
+    if not dynamics.configured:
+        return dg.SkipReason("Dynamics is not configured")
+    if _targeted_run_waiting(context, "dynamics_changes"):  # the next run takes these changes too
+        return dg.SkipReason("a targeted run is waiting to start; changes join the next one")
+    # a merge deactivates the subordinate and a deletion is a tombstone: both come back as changes
+    changes = watch_contact_changes(DataverseClient(dynamics.settings()), context.cursor or None)
+    if not context.cursor:
+        # Start from now: earlier changes are the scheduled syncs' business, not a burst of targeted runs.
+        return dg.SensorResult(skip_reason="watching Dynamics contact changes from now", cursor=changes.resume_link)
+    if not changes.contact_ids:
+        return dg.SensorResult(skip_reason="no Dynamics contact changes", cursor=changes.resume_link)
+    plan = TargetedRunPlan()
+    plan.dynamics_contact_ids.update(changes.contact_ids)
+    request = plan.run_request(run_key_for("dynamics", [context.cursor, *changes.contact_ids]),
+                               context.repository_def, {TRIGGER_TAG: "dynamics_changes"})
+    return dg.SensorResult(run_requests=[request], cursor=changes.resume_link)
+
+
 # ---- schedules ------------------------------------------------------------------------------------------------
 
 incremental_sync = dg.ScheduleDefinition(
@@ -336,6 +374,6 @@ def run_failure_alert(context: dg.RunFailureSensorContext, inbox: InboxResource,
 
 
 defs = dg.Definitions(
-    sensors=[inbox_sensor, salesforce_changes_sensor, run_failure_alert],
+    sensors=[inbox_sensor, salesforce_changes_sensor, dynamics_changes_sensor, run_failure_alert],
     schedules=[incremental_sync, nightly_reconciliation],
 )

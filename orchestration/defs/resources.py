@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from packaging import version
 from pydantic import Field
 
 from inbox import Inbox
-from reverse_etl import TargetMapping, load_mapping
+from reverse_etl import FieldMapping, load_field_mapping
 from settings import (
     AkamaiSettings,
     DataverseSettings,
@@ -191,8 +191,10 @@ class FieldMappingResource(dg.ConfigurableResource):
     customer: str = FieldMappingSettings.customer
     environment: str = FieldMappingSettings.environment
 
-    def for_client(self, client_id: str) -> Mapping[str, TargetMapping]:
-        return load_mapping(self.path, self.customer, self.environment, client_id)
+    def mapping(self) -> FieldMapping:
+        """Every client's entry of the configured customer and environment (each identity is written through
+        the entry of the client it registered through)."""
+        return load_field_mapping(self.path, self.customer, self.environment)
 
 
 class IngestTuningResource(dg.ConfigurableResource):

@@ -32,6 +32,7 @@ SALESFORCE_KEY = dg.AssetKey(["reverse_etl", "salesforce_contacts"])
 B2C_KEY = dg.AssetKey(["reverse_etl", "b2c_contact_ids"])
 CONTACTS_TO_CREATE = dg.AssetKey("contacts_to_create")
 EXTERNAL_IDS_TO_PUSH = dg.AssetKey("external_ids_to_push")
+CONTACT_FIELDS_TO_PUSH = dg.AssetKey("contact_fields_to_push")
 NO_NEW_DEAD_LETTERS = "no_new_dead_letters"
 SUCCESS_RATE = "success_rate"
 FAST_LANE_RUN_ID = "fast_lane"  # run_id of the sync_log rows the near-real-time fast lane wrote
@@ -167,17 +168,18 @@ def record_fast_lane_writes(warehouse_path: str, inbox_path: str | Path) -> int:
 
 @push_asset(
     SALESFORCE_KEY, system="salesforce", kind="salesforce", target="Contact",
-    deps=[CONTACTS_TO_CREATE, EXTERNAL_IDS_TO_PUSH],
-    description="Upserts new contacts (external id = identity id) and sets or clears external ids in Salesforce.",
+    deps=[CONTACTS_TO_CREATE, EXTERNAL_IDS_TO_PUSH, CONTACT_FIELDS_TO_PUSH],
+    description="Upserts new contacts (external id = identity id), updates the fields linked contacts follow and "
+                "sets or clears external ids in Salesforce, each identity through its client's mapping entry.",
 )
 def salesforce_contacts(context: dg.AssetExecutionContext, config: ReverseEtlConfig, warehouse: WarehouseResource,
-                        salesforce: SalesforceResource, graph: GraphResource, field_mapping: FieldMappingResource,
+                        salesforce: SalesforceResource, field_mapping: FieldMappingResource,
                         inbox: InboxResource) -> dg.MaterializeResult:
     if not salesforce.configured:
         raise dg.Failure("Salesforce is not configured: set SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET")
     with warehouse.exclusive(context.log):
         result = push_salesforce(
-            warehouse.path, salesforce.settings(), field_mapping.for_client(graph.client_id or salesforce.client_id),
+            warehouse.path, salesforce.settings(), field_mapping.mapping(),
             context.run.run_id,
             dry_run=config.dry_run, max_attempts=config.max_attempts, max_workers=config.max_workers,
             bulk_threshold=config.bulk_threshold, validation_policy=config.validation_policy)
@@ -200,8 +202,8 @@ def b2c_contact_ids(context: dg.AssetExecutionContext, config: ReverseEtlConfig,
     if not graph.configured:
         raise dg.Failure("B2C is not configured: set B2C_TENANT_ID, B2C_CLIENT_ID and B2C_CLIENT_SECRET")
     with warehouse.exclusive(context.log):
-        result = push_b2c(warehouse.path, graph.settings(), field_mapping.for_client(graph.client_id),
-                          context.run.run_id, dry_run=config.dry_run, max_attempts=config.max_attempts,
+        result = push_b2c(warehouse.path, graph.settings(), field_mapping.mapping(), context.run.run_id,
+                          dry_run=config.dry_run, max_attempts=config.max_attempts,
                           max_workers=config.max_workers)
         return push_materialization(context, B2C_KEY, result, config, warehouse)
 

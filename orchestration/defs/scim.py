@@ -11,9 +11,15 @@ import dagster as dg
 from dagster_dlt import DagsterDltResource
 from pydantic import Field
 
-from ingestion.pipeline import warehouse_pipeline
 from ingestion.scim import DATASET, TABLE, scim_source
-from orchestration.defs.ingestion import RawLoadConfig, RawTable, raw_table_asset, run_load, unconfigured_load
+from orchestration.defs.ingestion import (
+    RawLoadConfig,
+    RawTable,
+    ids_run_config,
+    raw_table_asset,
+    run_load,
+    unconfigured_load,
+)
 from orchestration.defs.resources import IngestTuningResource, ScimResource, WarehouseResource
 
 USERS = RawTable(DATASET, TABLE, "scim",
@@ -31,7 +37,7 @@ class ScimIngestConfig(RawLoadConfig):
 
 def scim_run_config(user_ids: list[str]) -> dict:
     """Run-config fragment that makes the SCIM load fetch only ``user_ids``."""
-    return {"ops": {INGEST_OP: {"config": {"identity_ids": sorted(set(user_ids))}}}}
+    return ids_run_config(INGEST_OP, "identity_ids", user_ids)
 
 
 @raw_table_asset(USERS, INGEST_OP)

@@ -96,7 +96,7 @@ READ_ONLY = frozenset({"id", "uuid", "created", "lastUpdated"})
 SCHEMA = {
     "id", "uuid", "created", "lastUpdated", "email", "emailVerified", "givenName", "familyName",
     "middleName", "displayName", "birthday", "gender", "mobileNumber", "phoneNumber", "primaryAddress",
-    "consents", "crmContactId", "lastLogin",
+    "consents", "crmContactId", "lastLogin", "clients",
 }
 
 

@@ -15,6 +15,10 @@ bearer token the simulated identity platform issued for that URL (scope ``<DATAV
                              ``If-Match: *`` makes it update-only (404 when absent), ``If-None-Match: *``
                              create-only (412 when present); ``Prefer: return=representation`` answers 201 / 200
                              with the ``$select``-ed columns, otherwise 204 with ``OData-EntityId``
+``POST Merge``               the ``Merge`` action: ``{"Target": {"contactid"}, "Subordinate": {"contactid"},
+                             "UpdateContent": {...}, "PerformParentingChecks": false}`` deactivates the subordinate
+                             (``statecode`` 1, ``merged`` true, ``masterid`` = the target), the target takes the
+                             update content; 204
 ``POST $batch``              multipart/mixed of requests and change sets (≤ 1000 requests), executed in order;
                              ``Prefer: odata.continue-on-error`` goes on after a failure
 
@@ -289,6 +293,26 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
                                                "return=representation"}, orjson.dumps(_project(saved, select))
         return 204, {"OData-EntityId": entity_id}, b""
 
+    def merge(body: bytes) -> tuple[int, dict[str, str], bytes]:
+        try:
+            request = orjson.loads(body or b"{}")
+            target_id = str(request["Target"][PRIMARY_ID]).lower()
+            subordinate_id = str(request["Subordinate"][PRIMARY_ID]).lower()
+            content = check_write(request.get("UpdateContent") or {}, creating=False)
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise _Answer(400, "0x80048d19", "Merge needs Target and Subordinate with their contactid.") from None
+        except WriteRefused as refused:
+            raise _Answer(refused.status, refused.code, refused.message) from None
+        store = store_of(ctx)
+        with ctx.lock:
+            for record_id in (target_id, subordinate_id):
+                if record_id not in store.records:
+                    raise _Answer(404, DOES_NOT_EXIST, f"contact With Id = {record_id} Does Not Exist")
+            if target_id == subordinate_id or store.records[subordinate_id].get("merged"):
+                raise _Answer(400, "0x8004d20a", "The subordinate record cannot be merged into this target.")
+            store.merge(target_id, subordinate_id, content)
+        return 204, {}, b""
+
     def execute(method: str, url: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         """One Web API request (direct or inside a batch); ``url`` is raw (percent-encoded)."""
         parts = urlsplit(url)
@@ -306,6 +330,8 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
             return collection(params, headers.get("prefer", ""))
         if segment.startswith(f"{ENTITY_SET}(") and segment.endswith(")"):
             return record_request(method, segment[len(ENTITY_SET) + 1:-1], params, headers, body)
+        if segment == "Merge" and method == "POST":
+            return merge(body)
         raise _Answer(404, "0x80060888", f"Resource not found for the segment '{segment.split('(')[0]}'.")
 
     def answer(status: int, headers: dict[str, str], body: bytes) -> Response:
@@ -384,7 +410,7 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
 
     return [
         Route(f"{API}/$batch", batch_endpoint, methods=["POST"]),
-        Route(f"{API}/{{rest:path}}", api, methods=["GET", "PATCH", "DELETE"]),
+        Route(f"{API}/{{rest:path}}", api, methods=["GET", "PATCH", "DELETE", "POST"]),
     ]
 
 

@@ -49,6 +49,7 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column("idlink_emailverified", "Boolean"),
     Column("idlink_lastlogin", "DateTime"),
     Column("idlink_identityupdatedon", "DateTime"),
+    Column("idlink_identitydeleted", "Boolean"),
     Column("createdon", "DateTime", create=False, update=False),
     Column("modifiedon", "DateTime", create=False, update=False),
     Column("versionnumber", "BigInt", create=False, update=False),

@@ -74,6 +74,12 @@ class ContactStore:
             bisect.insort(self.ids, record_id)
         return record, created
 
+    def merge(self, target_id: str, subordinate_id: str, update_content: dict) -> None:
+        """Dataverse's ``Merge``: the target takes ``update_content``; the subordinate is deactivated with
+        ``merged`` true and ``masterid`` pointing at the target (it is not deleted). Caller holds ``ctx.lock``."""
+        self.save(target_id, update_content)
+        self.save(subordinate_id, {"statecode": 1, "merged": True, "_masterid_value": target_id})
+
     def delete(self, record_id: str) -> bool:
         record = self.records.pop(record_id, None)
         if record is None:

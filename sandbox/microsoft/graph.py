@@ -47,9 +47,10 @@ COLLECTION = "users"
 MAX_TOP = 999
 DEFAULT_TOP = 100
 MAX_BATCH = 20
-# the consent answer first, the contact id last; each consent purpose's time given and expiry between
+# the consent answer first, the contact id last; each consent purpose's time given and expiry, and the client
+# signed up through, between
 DEFAULT_CUSTOM_ATTRIBUTES = ("CrmSyncConsent", "CrmSyncConsentAt", "CrmSyncConsentExpiresAt", "MarketingConsent",
-                             "MarketingConsentAt", "MarketingConsentExpiresAt", "CrmContactId")
+                             "MarketingConsentAt", "MarketingConsentExpiresAt", "SignUpClientId", "CrmContactId")
 _RUNTIME_KEY = "graph.store"
 
 # What Graph v1.0 returns for a user when the request has no $select.

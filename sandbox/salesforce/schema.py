@@ -56,6 +56,12 @@ CONTACT_FIELDS: tuple[Field, ...] = (
     Field("LeadSource", "picklist", "Lead Source", 255),
     Field("HasOptedOutOfEmail", "boolean", "Email Opt Out", nillable=False),
     Field(EXTERNAL_ID_FIELD, "string", "External User Id", 255, external_id=True, unique=True, id_lookup=True),
+    # custom fields an org adds for the identity attributes a field mapping may send
+    Field("Identity_Created__c", "datetime", "Identity Created"),
+    Field("Email_Verified__c", "boolean", "Email Verified", nillable=False),
+    Field("Last_Login__c", "datetime", "Last Login"),
+    Field("Identity_Updated__c", "datetime", "Identity Updated"),
+    Field("Identity_Deleted__c", "boolean", "Identity Deleted", nillable=False),
     Field("CreatedDate", "datetime", "Created Date", nillable=False, createable=False, updateable=False),
     Field("LastModifiedDate", "datetime", "Last Modified Date", nillable=False, createable=False, updateable=False),
     Field("SystemModstamp", "datetime", "System Modstamp", nillable=False, createable=False, updateable=False),
@@ -63,7 +69,8 @@ CONTACT_FIELDS: tuple[Field, ...] = (
 FIELDS_BY_LOWER: dict[str, Field] = {f.name.lower(): f for f in CONTACT_FIELDS}
 SOQL_SCHEMA: dict[str, FieldSpec] = {f.name.lower(): FieldSpec(f.name, f.type) for f in CONTACT_FIELDS}
 TIMESTAMP_FIELDS = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
-BOOLEAN_DEFAULTS = {"IsDeleted": False, "HasOptedOutOfEmail": False}
+BOOLEAN_DEFAULTS = {"IsDeleted": False, "HasOptedOutOfEmail": False, "Email_Verified__c": False,
+                    "Identity_Deleted__c": False}
 
 
 @dataclass(frozen=True)

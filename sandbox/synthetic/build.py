@@ -49,6 +49,11 @@ SALESFORCE_API_VERSION = "62.0"
 SCIM_CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 SCIM_ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 SCIM_IDLINK_USER = "urn:ietf:params:scim:schemas:extension:idlink:2.0:User"
+# The applications people registered through (client ids, as B2C app registrations spell them): the field mapping
+# may hold an entry per client. A few identities have none (created by an administrator or an import).
+WEB_SHOP_CLIENT = "3f9e2a41-7c55-4b1e-9d0a-5a1c2e7b8d10"
+MOBILE_APP_CLIENT = "b8d2c6f0-1e4a-4f3b-8a9c-0d7e6f5a4b3c"
+_CLIENT_SHARES = ((WEB_SHOP_CLIENT, 0.6), (MOBILE_APP_CLIENT, 0.3))
 _EPOCH_START = 1_546_300_800  # 2019-01-01
 _AS_OF = 1_764_547_200  # 2025-12-01: nothing is created or modified after this
 _B62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -244,6 +249,9 @@ class Builder:
         self.consent_attr = f"extension_{app}_CrmSyncConsent"
         self.marketing_attr = f"extension_{app}_MarketingConsent"
         self.contact_attr = f"extension_{app}_CrmContactId"
+        self.client_attr = f"extension_{app}_SignUpClientId"
+        # clients and sign-ins draw from a stream of their own: every other value of a seed stays the same
+        self.client_rng = FastRandom(seed * 7919 + 211)
         self.akamai_share = akamai_share
         self.scim_share = scim_share
         self.scim_user_names: set[str] = set()
@@ -798,6 +806,14 @@ class Builder:
             out.defects.append(self.defect(provider, identity_id, view.defect))
         return identity_id, provider
 
+    def _signup_client(self) -> str | None:
+        r = self.client_rng.random()
+        for client, share in _CLIENT_SHARES:
+            if r < share:
+                return client
+            r -= share
+        return None
+
     def _graph_user(
         self, p: Person, view: View, created: int, consent: str, crm_contact_id: str | None
     ) -> dict:
@@ -838,7 +854,27 @@ class Builder:
             user[self.marketing_attr + "At"] = _ts_graph(created)
         if crm_contact_id:
             user[self.contact_attr] = crm_contact_id
+        client = self._signup_client()
+        if client:
+            user[self.client_attr] = client
         return user
+
+    def _akamai_clients(self, created: int) -> tuple[list[dict], int | None]:
+        """The ``clients`` plural (the client registered through first, sometimes a second one signed in to
+        later) and the time of the last sign-in, if any."""
+        crng = self.client_rng
+        client = self._signup_client()
+        if client is None:
+            return [], None
+        last_login = min(_AS_OF, created + int(crng.random() * 300 * 86400))
+        clients = [{"clientId": client, "name": client, "firstLogin": _ts_akamai(created),
+                    "lastLogin": _ts_akamai(last_login)}]
+        if crng.random() < 0.2:
+            other = MOBILE_APP_CLIENT if client == WEB_SHOP_CLIENT else WEB_SHOP_CLIENT
+            first = min(last_login, created + 86400)
+            clients.append({"clientId": other, "name": other, "firstLogin": _ts_akamai(first),
+                            "lastLogin": _ts_akamai(last_login)})
+        return clients, last_login
 
     def _akamai_user(self, view: View, created: int, consent: str, crm_contact_id: str | None) -> dict:
         rng = self.rng
@@ -852,6 +888,7 @@ class Builder:
         )
         if _markets(consent, created):
             consents["marketing"] = {"granted": True, "updated": _ts_akamai(updated)}
+        clients, last_login = self._akamai_clients(created)
         return {
             "id": self.akamai_seq,
             "uuid": _uuid4(rng),
@@ -870,6 +907,8 @@ class Builder:
             "lastUpdated": _ts_akamai(updated),
             "consents": consents,
             "crmContactId": crm_contact_id,
+            "clients": clients,
+            "lastLogin": _ts_akamai(last_login) if last_login is not None else None,
         }
 
     def _scim_user(self, view: View, created: int, consent: str, crm_contact_id: str | None) -> dict:
@@ -885,6 +924,9 @@ class Builder:
             extension["crmSyncConsent"] = consent == "granted"
         if crm_contact_id:
             extension["crmContactId"] = crm_contact_id
+        client = self._signup_client()
+        if client:
+            extension["clientId"] = client
         user: dict[str, Any] = {
             "schemas": [SCIM_CORE_USER, SCIM_ENTERPRISE_USER, SCIM_IDLINK_USER],
             "id": f"{rng.getrandbits(128):032x}",

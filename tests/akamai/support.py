@@ -108,7 +108,7 @@ def make_warehouse(path: str, rows: list[tuple]) -> None:
         con.execute("create schema marts")
         con.execute("""create table marts.external_ids_to_push (target_system varchar, target_id varchar,
             attribute varchar, value varchar, reason varchar, identity_provider varchar, identity_id varchar,
-            crm varchar, contact_id varchar)""")
-        con.executemany("insert into marts.external_ids_to_push values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            crm varchar, contact_id varchar, client_id varchar)""")
+        con.executemany("insert into marts.external_ids_to_push values (?, ?, ?, ?, ?, ?, ?, ?, ?, null)",
                         [(system, target, attr, value, "link" if value else "withdrawn", system, target,
                           "salesforce", value) for system, target, attr, value in rows])

@@ -151,3 +151,22 @@ def test_synthetic_sandbox_users_keep_their_ids_and_normalise_without_quarantine
     assert len(quarantine) == 0 and len(cols["id"]) == len(users)
     consents = [json.loads(c)["CrmSyncConsent"] for c in cols["custom_attributes"]]
     assert set(consents) <= {True, False, None} and True in consents
+
+
+def test_an_entity_carries_the_client_it_registered_through_and_the_seed_attributes(settings):
+    cols = EntityPageBuilder(settings).build([
+        {"uuid": "u-1", "email": "ann@example.org", "givenName": "Ann", "familyName": "Lee",
+         "created": "2024-01-02 03:04:05.000000 +0000", "emailVerified": "2024-01-02 04:00:00 +0000",
+         "lastLogin": "2025-03-01 10:00:00.123456 +0000", "lastUpdated": "2025-02-01 09:00:00.000000 +0000",
+         # the client first logged in to is the one the person registered through, whatever the order
+         "clients": [{"clientId": "mobile", "firstLogin": "2024-05-01 00:00:00 +0000"},
+                     {"clientId": "web-shop", "firstLogin": "2024-01-02 03:04:05 +0000"}]},
+        {"uuid": "u-2", "email": "bob@example.org", "emailVerified": None, "clients": []},
+        {"uuid": "u-3", "familyName": "NoMail", "clients": "not a plural"},
+    ], "users/page-1", Quarantine("akamai"), datetime.now(UTC))
+    assert cols["client_id"] == ["web-shop", None, None]
+    assert cols["email_verified"] == [True, False, None]  # unknown without an address
+    assert cols["last_login_at"][0] == datetime(2025, 3, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    assert cols["last_updated_at"][0] == datetime(2025, 2, 1, 9, tzinfo=UTC)
+    assert cols["last_login_at"][1:] == [None, None]
+    assert "invalid_value" in cols["quality_flags"][2]

@@ -7,7 +7,7 @@ import pytest
 from clients.akamai import AkamaiClient
 from clients.http import ApiError
 from reverse_etl.akamai_writer import push_akamai
-from reverse_etl.mapping import MappingError, TargetMapping
+from reverse_etl.mapping import FieldMapping, MappingError, TargetMapping
 from sandbox import akamai as sandbox_akamai
 from sandbox.context import SandboxConfig
 from settings import AkamaiSettings
@@ -37,7 +37,7 @@ def test_push_writes_and_clears_contact_ids_and_dead_letters_gone_identities(tmp
         ("akamai", seeded[2]["uuid"], "FavouriteColour", "blue"),
         ("b2c", "b2c-user-1", "CrmContactId", "003000000000003AAA"),
     ])
-    result = push_akamai(warehouse, settings, {}, "run-1")
+    result = push_akamai(warehouse, settings, FieldMapping(), "run-1")
 
     users = sandbox_akamai.tenant(ctx).by_uuid
     assert users[seeded[0]["uuid"]]["crmContactId"] == "003000000000001AAA"
@@ -54,8 +54,8 @@ def test_push_writes_and_clears_contact_ids_and_dead_letters_gone_identities(tmp
 def test_second_push_sends_nothing_that_was_already_accepted(tmp_path, ctx, settings, seeded):
     warehouse = str(tmp_path / "w.duckdb")
     make_warehouse(warehouse, [("akamai", seeded[0]["uuid"], "CrmContactId", "003000000000001AAA")])
-    push_akamai(warehouse, settings, {}, "run-1")
-    again = push_akamai(warehouse, settings, {}, "run-2")
+    push_akamai(warehouse, settings, FieldMapping(), "run-1")
+    again = push_akamai(warehouse, settings, FieldMapping(), "run-2")
     assert (again.attempted, again.skipped, again.api_calls) == (0, 1, 0)
 
 
@@ -69,11 +69,11 @@ def test_transient_failures_stay_pending_and_are_sent_again_next_run(tmp_path, c
 
     with monkeypatch.context() as patch:
         patch.setattr(AkamaiClient, "update_entity", unavailable)
-        first = push_akamai(warehouse, settings, {}, "run-1")
+        first = push_akamai(warehouse, settings, FieldMapping(), "run-1")
     assert (first.attempted, first.failed, first.dead_lettered, first.pending_after) == (1, 1, 0, 1)
     assert table(warehouse, "select record_key from reverse_etl.pending") == [(f"{seeded[0]['uuid']}:crmContactId",)]
 
-    second = push_akamai(warehouse, settings, {}, "run-2")
+    second = push_akamai(warehouse, settings, FieldMapping(), "run-2")
     assert (second.attempted, second.succeeded, second.pending_after) == (1, 1, 0)
     assert sandbox_akamai.tenant(ctx).by_uuid[seeded[0]["uuid"]]["crmContactId"] == "003000000000001AAA"
 
@@ -88,7 +88,7 @@ def test_refused_credentials_never_dead_letter_records(tmp_path, ctx, settings, 
 
     monkeypatch.setattr(AkamaiClient, "update_entity", refused)
     for run in range(4):
-        result = push_akamai(warehouse, settings, {}, f"run-{run}", max_attempts=3)
+        result = push_akamai(warehouse, settings, FieldMapping(), f"run-{run}", max_attempts=3)
         assert result.dead_lettered == 0 and result.pending_after == 1
 
 
@@ -96,7 +96,8 @@ def test_mapping_target_names_the_attribute_and_unknown_attributes_fail_before_w
                                                                                        seeded):
     warehouse = str(tmp_path / "w.duckdb")
     make_warehouse(warehouse, [("akamai", seeded[0]["uuid"], "CrmContactId", "003000000000001AAA")])
-    mapping = {"akamai": TargetMapping(type="akamai", fields={"crmContactId": "crmContactID"})}
+    mapping = FieldMapping.for_every_client({"akamai": TargetMapping(type="akamai",
+                                                                     fields={"crmContactId": "crmContactID"})})
     with pytest.raises(MappingError, match="crmContactID"):
         push_akamai(warehouse, settings, mapping, "run-1")
     assert "crmContactId" not in sandbox_akamai.tenant(ctx).by_uuid[seeded[0]["uuid"]]

@@ -32,7 +32,9 @@ def b2c_users_table(users: Sequence[dict], extensions_app_id: str = DEFAULT_EXTE
                     now: datetime | None = None) -> pa.Table:
     """``raw_b2c.users`` rows for Graph user objects, as the B2C source builds them."""
     settings = GraphSettings(tenant_id="synthetic", client_id="synthetic", client_secret="unused",
-                             extensions_app_id=extensions_app_id)
+                             extensions_app_id=extensions_app_id,
+                             # the default ones and the client signed up through, as the sandbox's tenant has them
+                             custom_attributes=(*GraphSettings.custom_attributes, "SignUpClientId"))
     builder = UserPageBuilder(settings)
     return _build(builder.build, users, "b2c", IDENTITY_SCHEMA, now)
 

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from sandbox.synthetic import DEFAULT_EXTENSIONS_APP_ID, TruthPair, generate
+from sandbox.synthetic.build import MOBILE_APP_CLIENT, WEB_SHOP_CLIENT
 from tests.dbt.dbt_cli import run_dbt
 from tests.dbt.link_quality import measure
 from tests.dbt.raw_loader import load_raw_tables, raw_tables
@@ -270,7 +271,7 @@ def test_marts_expose_the_documented_columns(con):
         "linked_at"]
     assert columns("external_ids_to_push") == [
         "target_system", "target_id", "attribute", "value", "reason", "identity_provider", "identity_id", "crm",
-        "contact_id"]
+        "contact_id", "client_id"]
     assert columns("link_conflicts") == [
         "identity_provider", "identity_id", "crm", "contact_id", "match_rule", "match_confidence", "reason",
         "detected_at"]
@@ -278,9 +279,32 @@ def test_marts_expose_the_documented_columns(con):
         "crm", "surviving_contact_id", "duplicate_contact_id", "identity_provider", "identity_id", "reason"]
     assert columns("contacts_to_create") == [
         "identity_provider", "identity_id", "crm", "email", "given_name", "family_name", "phone_e164",
-        "street_address", "city", "postal_code", "country_code", "marketing_opt_out"]
+        "street_address", "city", "postal_code", "country_code", "client_id", "created_at", "email_verified",
+        "last_login_at", "last_updated_at", "marketing_opt_out"]
     assert columns("consent_exclusions") == [
         "identity_provider", "identity_id", "purpose", "state", "given_at", "expires_at", "excluded_from"]
+    assert columns("contact_fields_to_push") == [
+        "crm", "contact_id", "identity_provider", "identity_id", "email", "given_name", "family_name", "phone_e164",
+        "street_address", "city", "postal_code", "country_code", "client_id", "created_at", "email_verified",
+        "last_login_at", "last_updated_at"]
+
+
+def test_identities_carry_the_client_they_registered_through(built, con):
+    data = built[0]
+    expected = {u["id"]: u.get(EXT + "SignUpClientId") for u in data.users}
+    first_client = {}
+    for entity in data.akamai_users:
+        clients = sorted(entity["clients"], key=lambda c: c["firstLogin"])
+        first_client[entity["uuid"]] = clients[0]["clientId"] if clients else None
+    expected.update(first_client)
+    rows = dict(con.execute("select identity_id, client_id from intermediate.int_identities "
+                            "where identity_provider in ('b2c', 'akamai')").fetchall())
+    assert {k: rows.get(k) for k in expected} == expected
+    assert {None, WEB_SHOP_CLIENT, MOBILE_APP_CLIENT} == set(expected.values())
+    # Graph's user has no verified flag nor sign-in times (Akamai's entity has: tests/akamai/test_ingestion.py)
+    b2c = con.execute("select count(*), count(email_verified), count(last_login_at), count(created_at) "
+                      "from intermediate.int_identities where identity_provider = 'b2c'").fetchone()
+    assert b2c[1] == b2c[2] == 0 and b2c[3] == b2c[0]
 
 
 def test_a_provider_that_was_never_loaded_contributes_zero_rows(con):

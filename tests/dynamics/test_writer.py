@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import duckdb
 import pytest
 
 from clients.dataverse import DataverseClient
 from reverse_etl.dynamics_writer import DynamicsWriter, push_dynamics
-from reverse_etl.mapping import MappingError, TargetMapping
+from reverse_etl.mapping import FieldMapping, MappingError, TargetMapping
 from reverse_etl.salesforce_writer import CREATE_CONTACT, SET_EXTERNAL_ID
 from reverse_etl.state import SyncRecord
 from tests.reverse_etl.marts import contact_row, external_id_row, write_marts
@@ -20,8 +21,8 @@ MAPPING = {"uuid": "idlink_identityid", "email": "emailaddress1", "givenName": "
            "familyName": "lastname", "phone": "mobilephone", "city": "address1_city"}
 
 
-def target(**fields) -> dict[str, TargetMapping]:
-    return {"dynamics": TargetMapping(type="dynamics", fields={**MAPPING, **fields})}
+def target(**fields) -> FieldMapping:
+    return FieldMapping.for_every_client({"dynamics": TargetMapping(type="dynamics", fields={**MAPPING, **fields})})
 
 
 def create(identity_id: str, **payload) -> SyncRecord:
@@ -131,5 +132,32 @@ def test_without_a_dynamics_target_nothing_is_sent(environment, settings, tmp_pa
     warehouse = str(tmp_path / "w.duckdb")
     write_marts(warehouse, contacts=[contact_row("id-1", 1, crm="dynamics")])
     environment.reset_stats()
-    assert push_dynamics(warehouse, settings, {}, "run-1").attempted == 0
+    assert push_dynamics(warehouse, settings, FieldMapping(), "run-1").attempted == 0
     assert environment.stats()["total_requests"] == 0
+
+
+def test_every_clients_entry_is_checked_against_the_tables_metadata_before_any_write(environment, settings,
+                                                                                      tmp_path):
+    warehouse = str(tmp_path / "w.duckdb")
+    write_marts(warehouse, contacts=[contact_row("id-1", 1, crm="dynamics", client_id="web-shop")])
+    good = TargetMapping(type="dynamics", fields=MAPPING)
+    bad = TargetMapping(type="dynamics", fields={**MAPPING, "lastLogin": "idlink_lastseen"}, where="acme > prod > kiosk")
+    environment.reset_stats()
+    with pytest.raises(MappingError, match=r"acme > prod > kiosk: 'lastLogin' maps to contact.idlink_lastseen"):
+        push_dynamics(warehouse, settings, FieldMapping({"web-shop": {"dynamics": good}, "kiosk": {"dynamics": bad}}),
+                      "run-1")
+    assert batch_calls(environment) == 0
+
+
+def test_the_seed_attributes_reach_their_mapped_columns(environment, settings, tmp_path):
+    warehouse = str(tmp_path / "w.duckdb")
+    when = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    write_marts(warehouse, contacts=[contact_row("id-1", 1, crm="dynamics", created_at=when, email_verified=True,
+                                                 last_login_at=when, last_updated_at=when)])
+    seed = {"created": "idlink_identitycreatedon", "emailVerified": "idlink_emailverified",
+            "lastLogin": "idlink_lastlogin", "lastUpdated": "idlink_identityupdatedon"}
+    assert push_dynamics(warehouse, settings, target(**seed), "run-1").succeeded == 1
+    [contact] = [c for c in state_contacts(environment) if c.get("idlink_identityid") == "id-1"]
+    assert contact["idlink_emailverified"] is True
+    assert contact["idlink_lastlogin"].startswith("2024-01-02T03:04:05")
+    assert contact["idlink_identitycreatedon"].startswith("2024-01-02T03:04:05")

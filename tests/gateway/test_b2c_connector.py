@@ -12,11 +12,15 @@ from tests.gateway.conftest import basic_auth
 OBJECT_ID = "5e9a3b1c-2d4f-4a6b-8c7d-9e0f1a2b3c4d"
 APP_ID = "b2c0e5a15e1d4c2b9a7f3c1d2e4f5a6b"
 
+CLIENT_ID = "a1b2c3d4-0000-4000-8000-000000000001"
+# the application signed up through goes back as a claim B2C stores on the user: the batch sync reads it later
+CONTINUE = {"version": "1.0.0", "action": "Continue", "extension_SignUpClientId": CLIENT_ID}
+
 
 def claims(**overrides) -> dict:
     body = {"email": "Ada.Lovelace@Example.org", "givenName": "Ada", "surname": "Lovelace",
             "objectId": OBJECT_ID, f"extension_{APP_ID}_CrmSyncConsent": True, "ui_locales": "en-GB",
-            "step": "PostAttributeCollection", "client_id": "a1b2c3d4-0000-4000-8000-000000000001"}
+            "step": "PostAttributeCollection", "client_id": CLIENT_ID}
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not None}
 
@@ -28,11 +32,10 @@ def call(client, body, auth=None):
 def test_a_consenting_sign_up_gets_continue_with_the_crm_contact_id(client, inbox, directory) -> None:
     response = call(client, claims())
     assert response.status_code == 200
-    assert response.json() == {"version": "1.0.0", "action": "Continue",
-                               "extension_CrmContactId": "003000000000001AAA"}
+    assert response.json() == {**CONTINUE, "extension_CrmContactId": "003000000000001AAA"}
     [identity] = directory.calls
-    assert (identity.email, identity.object_id, identity.surname) == ("Ada.Lovelace@example.org", OBJECT_ID,
-                                                                     "Lovelace")
+    assert (identity.email, identity.object_id, identity.surname, identity.client_id) == (
+        "Ada.Lovelace@example.org", OBJECT_ID, "Lovelace", CLIENT_ID)
     [event] = inbox.pending()
     assert (event.source, event.kind, event.subject) == ("b2c", "signUp", OBJECT_ID)
     assert event.payload["contact_id"] == "003000000000001AAA" and event.payload["outcome"] == "linked"
@@ -47,7 +50,7 @@ def test_without_consent_the_answer_is_continue_without_the_claim_and_the_crm_is
         client, inbox, directory) -> None:
     response = call(client, claims(**{f"extension_{APP_ID}_CrmSyncConsent": False}))
     assert response.status_code == 200
-    assert response.json() == {"version": "1.0.0", "action": "Continue"}
+    assert response.json() == CONTINUE
     assert directory.calls == []
     [event] = inbox.pending()
     assert event.payload["outcome"] == "no_consent" and event.payload["contact_id"] is None
@@ -96,7 +99,7 @@ def test_a_slow_crm_never_holds_the_sign_up_past_the_budget(client, inbox, direc
     started = time.perf_counter()
     response = call(client, claims())
     elapsed = time.perf_counter() - started
-    assert response.json() == {"version": "1.0.0", "action": "Continue"}
+    assert response.json() == CONTINUE
     assert elapsed < 1.5
     [event] = inbox.pending()
     assert event.payload["outcome"] == "crm_timeout" and event.subject == OBJECT_ID
@@ -106,7 +109,7 @@ def test_a_crm_that_is_down_yields_continue_and_an_event_for_the_asynchronous_pa
         client, inbox, directory) -> None:
     directory.error = ApiError("Salesforce unavailable", status=503, retryable=True)
     response = call(client, claims())
-    assert response.json() == {"version": "1.0.0", "action": "Continue"}
+    assert response.json() == CONTINUE
     [event] = inbox.pending()
     assert event.payload["outcome"] == "crm_error"
 
@@ -119,7 +122,7 @@ def test_a_retried_call_with_the_same_claims_is_stored_once(client, inbox) -> No
 
 def test_a_sign_up_without_email_continues_and_is_recorded(client, inbox, directory) -> None:
     response = call(client, claims(email=None))
-    assert response.json() == {"version": "1.0.0", "action": "Continue"}
+    assert response.json() == CONTINUE
     assert directory.calls == []
     assert inbox.pending()[0].payload["outcome"] == "no_email"
 

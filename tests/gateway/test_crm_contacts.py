@@ -11,7 +11,7 @@ import pytest
 from clients.http import ApiError
 from clients.salesforce import SalesforceClient
 from gateway.crm_contacts import SalesforceContactDirectory, SignUpIdentity, signup_key, soql_string
-from reverse_etl import mapping_for
+from reverse_etl import MappingError, mapping_for
 from settings import load_settings
 
 SECRET = b"connector-secret"
@@ -19,8 +19,8 @@ SECRET = b"connector-secret"
 
 def directory_for(env: dict, audit=None) -> SalesforceContactDirectory:
     settings = load_settings(env)
-    target = mapping_for(settings.field_mapping, settings.graph.client_id)["salesforce"]
-    return SalesforceContactDirectory.within_budget(settings.salesforce, 10.0, target, SECRET, audit=audit)
+    return SalesforceContactDirectory.within_budget(settings.salesforce, 10.0, mapping_for(settings.field_mapping),
+                                                    SECRET, audit=audit)
 
 
 @pytest.fixture
@@ -181,3 +181,40 @@ def test_the_contact_is_built_through_the_field_mapping(sandbox, tmp_path) -> No
                                                          object_id=None))
     [created] = [c for c in contacts(sandbox) if c["Id"] == contact_id]
     assert (created.get("Department"), created.get("FirstName"), created["LastName"]) == ("Mia", None, "Mapped")
+
+
+def test_the_client_signed_up_through_chooses_the_entry_and_whether_a_contact_is_created(sandbox, tmp_path) -> None:
+    mapping = {"default": {"dev": {
+        "web-shop": [{"type": "salesforce", "mapping": {
+            "uuid": "External_User_Id__c", "email": "Email", "familyName": "LastName", "givenName": "Title"}}],
+        "mobile-app": [{"type": "salesforce", "events": ["updated"], "mapping": {
+            "uuid": "External_User_Id__c", "familyName": "LastName"}}]}}}
+    path = tmp_path / "mapping.json"
+    path.write_bytes(orjson.dumps(mapping))
+    directory = directory_for({**sandbox.env, "IDLINK_FIELD_MAPPING": str(path)})
+
+    def sign_up(client_id: str | None) -> str | None:
+        email = f"{client_id}.{uuid.uuid4().hex[:8]}@example.org"
+        return directory.find_or_create(SignUpIdentity(email=email, given_name="Cli", surname="Ent",
+                                                       object_id=str(uuid.uuid4()), client_id=client_id))
+
+    before = len(contacts(sandbox))
+    shop_contact = sign_up("web-shop")
+    [created] = [c for c in contacts(sandbox) if c["Id"] == shop_contact]
+    assert (created["Title"], created["FirstName"]) == ("Cli", None)  # the shop's own entry
+    assert sign_up("mobile-app") is None  # its entry does not send created
+    assert sign_up("kiosk") is None and sign_up(None) is None  # no entry and no "*": sent nowhere
+    assert len(contacts(sandbox)) == before + 1
+
+
+def test_a_mapping_the_org_cannot_take_creates_nothing(sandbox, tmp_path) -> None:
+    mapping = {"default": {"dev": {"*": [{"type": "salesforce", "mapping": {
+        "uuid": "External_User_Id__c", "familyName": "LastName", "lastLogin": "Last_Seen__c"}}]}}}
+    path = tmp_path / "mapping.json"
+    path.write_bytes(orjson.dumps(mapping))
+    directory = directory_for({**sandbox.env, "IDLINK_FIELD_MAPPING": str(path)})
+    before = len(contacts(sandbox))
+    with pytest.raises(MappingError, match="Last_Seen__c"):
+        directory.find_or_create(SignUpIdentity(email=f"x.{uuid.uuid4().hex[:8]}@example.org", given_name="X",
+                                                surname="Y", object_id=str(uuid.uuid4())))
+    assert len(contacts(sandbox)) == before

@@ -2,6 +2,7 @@
 rules also accept, and leaves everything unclear to the targeted run that the same event triggers."""
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -52,6 +53,15 @@ ENTITIES = [
     entity(uuid_of(12), "deleted.meanwhile@example.org", "Della", "Meanwhile"),
     entity(uuid_of(13), "deleted.in.crm@example.org", "Dana", "Deleted"),
     entity(uuid_of(14), "merged.in.crm@example.org", "Mara", "Merged"),
+    # registered through the shop first, signed in to the app later: the shop's entry applies
+    entity(uuid_of(21), "shopper@example.org", "Sho", "Pper", emailVerified="2024-01-01 00:05:00 +0000",
+           lastLogin="2025-02-03 04:05:06.000000 +0000",
+           clients=[{"clientId": "mobile-app", "firstLogin": "2024-06-01 00:00:00 +0000"},
+                    {"clientId": "web-shop", "firstLogin": "2024-01-01 00:00:00 +0000"}]),
+    entity(uuid_of(22), "kiosk@example.org", "Kio", "Sk",
+           clients=[{"clientId": "kiosk", "firstLogin": "2024-01-01 00:00:00 +0000"}]),
+    entity(uuid_of(23), "app.only@example.org", "Ap", "Ponly",
+           clients=[{"clientId": "mobile-app", "firstLogin": "2024-01-01 00:00:00 +0000"}]),
 ]
 CONTACTS = [
     contact("003000000000002AAA", "robert.known@example.org", "Robert", "Known"),
@@ -269,3 +279,48 @@ def test_a_contact_the_crm_deleted_or_merged_away_is_not_created_again(worker, t
     assert result.audit == []
     assert [c for c in salesforce_contacts(tenant).values() if c[EXTERNAL_ID] == uuid_of(n)] == []
     assert not akamai_entity(tenant, n).get("crmContactId")
+
+
+def per_client_worker(tenant, tmp_path, clients: dict):
+    path = tmp_path / "mapping.json"
+    path.write_text(json.dumps({"acme": {"prod": clients}}))
+    env = {**tenant.env, "FAST_LANE_CALL_BUDGET_S": "5", "IDLINK_FIELD_MAPPING": str(path),
+           "IDLINK_CUSTOMER": "acme", "IDLINK_ENVIRONMENT": "prod"}
+    return build_worker(Inbox(tmp_path / "inbox.sqlite3"), load_settings(env))
+
+
+SHOP_ENTRY = [{"type": "salesforce", "events": ["created"], "mapping": {
+    "uuid": EXTERNAL_ID, "email": "Email", "familyName": "LastName", "emailVerified": "Email_Verified__c",
+    "lastLogin": "Last_Login__c"}}, {"type": "akamai", "mapping": {"crmContactId": "crmContactId"}}]
+
+
+def test_the_client_the_identity_registered_through_chooses_its_entry(tenant, tmp_path) -> None:
+    worker = per_client_worker(tenant, tmp_path, {
+        "web-shop": SHOP_ENTRY,
+        "mobile-app": [{"type": "salesforce", "events": ["updated"], "mapping": {"uuid": EXTERNAL_ID}}]})
+    try:
+        shop = worker.lane.link(uuid_of(21))
+        assert shop.action == "created"
+        created = salesforce_contacts(tenant)[shop.contact_id]
+        assert (created["Email_Verified__c"], created["FirstName"]) == (True, None)  # the shop maps no givenName
+        assert created["Last_Login__c"].startswith("2025-02-03T04:05:06")
+        # a client whose entry does not send created is not given a new contact; one without an entry is untouched
+        assert (worker.lane.link(uuid_of(23)).action, worker.lane.link(uuid_of(23)).reason) == (
+            "deferred", "event_created_not_sent")
+        kiosk = worker.lane.link(uuid_of(22))
+        assert (kiosk.action, kiosk.reason, kiosk.audit) == ("skipped", "client_not_mapped", [])
+    finally:
+        worker.close()
+
+
+def test_a_mapping_the_org_cannot_take_fails_every_identity_before_any_write(tenant, tmp_path) -> None:
+    worker = per_client_worker(tenant, tmp_path, {"*": [{"type": "salesforce", "mapping": {
+        "uuid": EXTERNAL_ID, "familyName": "LastName", "lastLogin": "Last_Seen__c"}}]})
+    try:
+        tenant.reset_stats()
+        result = worker.lane.link(uuid_of(22))
+        assert (result.action, result.reason, result.audit) == ("failed", "mapping_invalid", [])
+        assert not [route for route in tenant.stats()["requests"] if route.startswith(("POST", "PATCH"))
+                    and "token" not in route]
+    finally:
+        worker.close()

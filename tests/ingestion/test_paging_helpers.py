@@ -60,13 +60,16 @@ def test_prefetch_reraises_the_producers_error_after_the_good_pages():
 
 def test_worker_page_step_turns_a_raw_graph_body_into_rows_and_quarantine():
     now = datetime(2025, 1, 1, tzinfo=UTC)
-    raw = orjson.dumps({"value": [{"id": "u1", "displayName": "Ann", "extension_x_Consent": True}, "junk"]})
+    raw = orjson.dumps({"value": [{"id": "u1", "displayName": "Ann", "extension_x_Consent": True,
+                                   "extension_x_SignUpClientId": "web-shop"}, "junk"]})
     ipc, quarantined, fetched, held = build_user_page(
-        (raw, [("Consent", "extension_x_Consent")], "users/page-1", now)
+        (raw, [("Consent", "extension_x_Consent"), ("SignUpClientId", "extension_x_SignUpClientId")],
+         "SignUpClientId", "users/page-1", now)
     )
     table = from_ipc(ipc)
     assert table.schema == SCHEMA and table.column("id").to_pylist() == ["u1"]
-    assert table.column("custom_attributes").to_pylist() == ['{"Consent":true}']
+    assert table.column("custom_attributes").to_pylist() == ['{"Consent":true,"SignUpClientId":"web-shop"}']
+    assert table.column("client_id").to_pylist() == ["web-shop"]
     assert fetched == 2 and [(q[0], q[1]) for q in quarantined] == [("users/page-1/1", "not_an_object")]
     assert held == []
 

@@ -25,8 +25,9 @@ STAND_IN_ASSETS = [
     _stand_in("raw_b2c_users", "ingestion"),
     _stand_in("raw_salesforce_contact", "ingestion"),
     _stand_in("raw_akamai_users", "ingestion"),
+    _stand_in("raw_dynamics_contact", "ingestion"),
     _stand_in("identity_contact_links", "linking",
-              deps=["raw_b2c_users", "raw_salesforce_contact", "raw_akamai_users"]),
+              deps=["raw_b2c_users", "raw_salesforce_contact", "raw_akamai_users", "raw_dynamics_contact"]),
     _stand_in(["reverse_etl", "salesforce_contacts"], "reverse_etl", deps=["identity_contact_links"]),
 ]
 
@@ -51,6 +52,11 @@ def recorded_run_config(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
         calls.append(("akamai", list(uuids)))
         return {"ops": {"raw_akamai_users": {"config": {"identity_ids": list(uuids)}}}}
 
+    def dynamics(contact_ids):
+        calls.append(("dynamics", list(contact_ids)))
+        return {"ops": {"raw_dynamics__contact": {"config": {"contact_ids": list(contact_ids)}}}}
+
     monkeypatch.setattr(realtime, "targeted_run_config", targeted)
     monkeypatch.setattr(realtime, "akamai_run_config", akamai)
+    monkeypatch.setattr(realtime, "dynamics_run_config", dynamics)
     return calls

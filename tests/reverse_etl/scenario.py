@@ -48,7 +48,7 @@ class World:
 
     @property
     def mapping(self):
-        return mapping_for(load_settings({}).field_mapping, self.graph.client_id)
+        return mapping_for(load_settings({}).field_mapping)
 
     def contacts(self) -> list[dict]:
         return self.sandbox.state()["salesforce"]["Contact"]

@@ -57,7 +57,8 @@ def check(result: dg.ExecuteInProcessResult, key: dg.AssetKey, name: str):
 
 def test_the_assets_live_in_the_reverse_etl_group_after_the_marts_and_salesforce_before_b2c():
     assert salesforce_contacts.asset_deps[SALESFORCE_KEY] == {dg.AssetKey("contacts_to_create"),
-                                                              dg.AssetKey("external_ids_to_push")}
+                                                              dg.AssetKey("external_ids_to_push"),
+                                                              dg.AssetKey("contact_fields_to_push")}
     assert b2c_contact_ids.asset_deps[B2C_KEY] == {dg.AssetKey("external_ids_to_push"), SALESFORCE_KEY}
     assert salesforce_contacts.group_names_by_key[SALESFORCE_KEY] == "reverse_etl"
     assert b2c_contact_ids.group_names_by_key[B2C_KEY] == "reverse_etl"

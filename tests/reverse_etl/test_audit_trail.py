@@ -70,9 +70,8 @@ OBJECT_ID = "6f1c2b9e-3d4a-4f5b-8c7d-9e0f1a2b3c4d"
 
 def test_a_contact_the_sign_up_connector_creates_is_audited(inbox, sandbox):
     settings = load_settings(sandbox.env)
-    target = mapping_for(settings.field_mapping, settings.graph.client_id)["salesforce"]
-    directory = SalesforceContactDirectory.within_budget(settings.salesforce, 10.0, target, b"connector-secret",
-                                                         audit=inbox.record_audit)
+    directory = SalesforceContactDirectory.within_budget(settings.salesforce, 10.0, mapping_for(settings.field_mapping),
+                                                         b"connector-secret", audit=inbox.record_audit)
     contact_id = directory.find_or_create(SignUpIdentity(email="new@example.org", given_name="New",
                                                          surname="Person", object_id=OBJECT_ID))
     assert contact_id

@@ -6,7 +6,7 @@ import json
 import duckdb
 import pytest
 
-from reverse_etl.mapping import MappingError, load_mapping
+from reverse_etl.mapping import MappingError, load_field_mapping
 from reverse_etl.runner import push_b2c, push_salesforce
 from tests.reverse_etl.marts import contact_row, external_id_row, write_marts
 from tests.reverse_etl.scenario import build_world, identity_id, write_calls
@@ -81,7 +81,7 @@ def test_a_mapping_naming_an_unknown_field_fails_before_any_write(sandbox_factor
     path.write_text(json.dumps({"default": {"dev": {"*": [{"type": "salesforce", "mapping": {
         "uuid": "External_User_Id__c", "familyName": "LastName", "email": "Primary_Email__c"}}]}}}))
     with pytest.raises(MappingError, match="Primary_Email__c"):
-        push_salesforce(world.warehouse, world.salesforce, load_mapping(path, "default", "dev", "x"), "run-1")
+        push_salesforce(world.warehouse, world.salesforce, load_field_mapping(path, "default", "dev"), "run-1")
     assert write_calls(world.sandbox.stats()) == 0
 
 

@@ -34,6 +34,7 @@ CONSENT = f"extension_{APP}_CrmSyncConsent"
 CONTACT_ID = f"extension_{APP}_CrmContactId"
 # each consent purpose's answer and the time it was given (dbt var consent_purposes)
 CONSENTS = {CONSENT, CONSENT + "At", f"extension_{APP}_MarketingConsent", f"extension_{APP}_MarketingConsentAt"}
+SIGN_UP_CLIENT = f"extension_{APP}_SignUpClientId"  # the application the user signed up through, where known
 COUNTRY_BY_NAME = {name.casefold(): iso2 for iso2, names in COUNTRY_NAMES.items() for name in names}
 GRAPH_KEYS = {
     "id",
@@ -88,6 +89,8 @@ AKAMAI_KEYS = {
     "lastUpdated",
     "consents",
     "crmContactId",
+    "clients",  # the applications signed in to (clientId, firstLogin, lastLogin): the first is the registration's
+    "lastLogin",
 }
 SF_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000\+0000$")
 
@@ -209,7 +212,7 @@ def test_about_half_of_identities_have_a_contact_and_some_contacts_have_no_ident
 def test_graph_users_have_the_b2c_shape(data) -> None:
     for user in data.users:
         assert GRAPH_KEYS <= user.keys()
-        assert set(user) - GRAPH_KEYS <= CONSENTS | {CONTACT_ID}
+        assert set(user) - GRAPH_KEYS <= CONSENTS | {CONTACT_ID, SIGN_UP_CLIENT}
         assert str(uuid.UUID(user["id"])) == user["id"] and uuid.UUID(user["id"]).version == 4
         assert user["userPrincipalName"] == f"{user['id']}@{DEFAULT_TENANT}"
         kinds = [i["signInType"] for i in user["identities"]]

@@ -60,7 +60,7 @@ def test_full_load_lands_every_user_with_exactly_the_identity_columns(settings, 
                addresses=[{"streetAddress": "1 Main St", "locality": "Bath", "postalCode": "BA1 1AA",
                            "country": "United Kingdom", "primary": True}],
                active=False)
-    ann[SCIM_IDLINK_USER] = {"crmSyncConsent": True, "crmContactId": "003AAA"}
+    ann[SCIM_IDLINK_USER] = {"crmSyncConsent": True, "crmContactId": "003AAA", "clientId": "web-shop"}
     ann[SCIM_ENTERPRISE_USER] = {"employeeNumber": "42", "department": "Sales"}
     ann["meta"]["created"] = "2024-01-02T03:04:05Z"
     run_scim(settings, warehouse)
@@ -76,6 +76,7 @@ def test_full_load_lands_every_user_with_exactly_the_identity_columns(settings, 
     assert (row["sign_in_email"], row["mail"]) == ("Ann.Lee@example.com", "ann.lee@example.com")
     assert json.loads(row["other_mails"]) == ["ann@home.example"]
     assert (row["given_name"], row["surname"], row["account_enabled"]) == ("Ann", "Lee", False)
+    assert row["client_id"] == "web-shop"  # the application provisioned for: its field-mapping entry applies
     assert (row["mobile_phone"], row["phone_e164"]) == ("07911 123456", "+447911123456")
     assert (row["street_address"], row["city"], row["postal_code"], row["country_code"]) == \
         ("1 Main St", "Bath", "BA1 1AA", "GB")

@@ -31,11 +31,14 @@ from tests.akamai.support import free_port
 TOKEN = "scim2-server-token"
 IDLINK_SCHEMA = {
     "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"], "id": SCIM_IDLINK_USER, "name": "IdlinkUser",
-    "description": "What idlink reads of a user: CRM-sync consent and the CRM contact id it carries",
+    "description": "What idlink reads of a user: CRM-sync consent, the CRM contact id it carries and the client "
+                   "(application) it was provisioned for",
     "attributes": [
         {"name": "crmSyncConsent", "type": "boolean", "multiValued": False, "required": False,
          "mutability": "readWrite", "returned": "default"},
         {"name": "crmContactId", "type": "string", "multiValued": False, "required": False, "caseExact": True,
+         "mutability": "readWrite", "returned": "default", "uniqueness": "none"},
+        {"name": "clientId", "type": "string", "multiValued": False, "required": False, "caseExact": True,
          "mutability": "readWrite", "returned": "default", "uniqueness": "none"},
     ],
 }

@@ -29,10 +29,16 @@
         'street_address': dbt.type_string(), 'city': dbt.type_string(), 'postal_code': dbt.type_string(),
         'country': dbt.type_string(), 'country_code': dbt.type_string(), 'account_enabled': dbt.type_boolean(),
         'created_date_time': dbt.type_timestamp(), 'custom_attributes': dbt.type_string(),
+        'client_id': dbt.type_string(), 'email_verified': dbt.type_boolean(),
+        'last_login_at': idlink.type_timestamp_tz(), 'last_updated_at': idlink.type_timestamp_tz(),
         'email_valid': dbt.type_boolean(), 'quality_flags': dbt.type_string(), 'is_deleted': dbt.type_boolean(),
         'deleted_at': dbt.type_timestamp(), 'ingested_at': dbt.type_timestamp()
     }) }}
 {%- endmacro %}
+
+{# An instant (the raw tables load timestamps with their time zone, UTC): what identity timestamps the marts
+   carry are typed as, whether or not the raw column exists yet. #}
+{% macro type_timestamp_tz() -%}timestamp with time zone{%- endmacro %}
 
 {% macro contact_raw_columns() -%}
     {{ return({
@@ -55,7 +61,7 @@
         'mobile_phone': dbt.type_string(), 'street': dbt.type_string(), 'city': dbt.type_string(),
         'postal_code': dbt.type_string(), 'country': dbt.type_string(), 'country_code': dbt.type_string(),
         'phone_e164': dbt.type_string(), 'external_user_id': dbt.type_string(),
-        'master_record_id': dbt.type_string(),
+        'master_record_id': dbt.type_string(), 'is_active': dbt.type_boolean(),
         'created_on': dbt.type_timestamp(), 'modified_on': dbt.type_timestamp(),
         'email_valid': dbt.type_boolean(), 'quality_flags': dbt.type_string(), 'is_deleted': dbt.type_boolean(),
         'ingested_at': dbt.type_timestamp()

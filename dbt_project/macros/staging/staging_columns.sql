@@ -102,7 +102,8 @@
     {%- endfor -%}
     {{ (['identity_provider', 'identity_id'] + idlink.match_key_columns()
         + ['consent_state', 'carried_contact_id', 'is_deleted',
-           'given_name', 'family_name', 'street_address', 'city', 'postal_code'] + consent_columns)
+           'given_name', 'family_name', 'street_address', 'city', 'postal_code',
+           'client_id', 'created_at', 'email_verified', 'last_login_at', 'last_updated_at'] + consent_columns)
        | join(',\n        ') }}
 {%- endmacro %}
 
@@ -110,6 +111,26 @@
     {%- set carried = [] -%}
     {%- for purpose in idlink.carried_purposes() -%}{%- do carried.append(purpose.name ~ '_opt_out') -%}{%- endfor -%}
     {{ (['crm', 'contact_id'] + idlink.match_key_columns()
-        + ['external_user_id', 'master_record_id', 'is_deleted', 'created_at', 'last_modified_at'] + carried)
+        + ['external_user_id', 'master_record_id', 'is_deleted', 'record_exists', 'created_at', 'last_modified_at']
+        + carried)
         | join(',\n        ') }}
+{%- endmacro %}
+
+{#- What the marts that carry an identity's attributes to a contact send (contacts_to_create,
+    contact_fields_to_push), typed as their contracts say: the values of the field mapping's logical fields, and
+    the client the identity registered through (which mapping entry applies). -#}
+{% macro contact_values(relation) -%}
+        cast({{ relation }}.email as {{ dbt.type_string() }}) as email,
+        cast({{ relation }}.given_name as {{ dbt.type_string() }}) as given_name,
+        cast({{ relation }}.family_name as {{ dbt.type_string() }}) as family_name,
+        cast({{ relation }}.phone_e164 as {{ dbt.type_string() }}) as phone_e164,
+        cast({{ relation }}.street_address as {{ dbt.type_string() }}) as street_address,
+        cast({{ relation }}.city as {{ dbt.type_string() }}) as city,
+        cast({{ relation }}.postal_code as {{ dbt.type_string() }}) as postal_code,
+        cast({{ relation }}.country_code as {{ dbt.type_string() }}) as country_code,
+        cast({{ relation }}.client_id as {{ dbt.type_string() }}) as client_id,
+        cast({{ relation }}.created_at as {{ idlink.type_timestamp_tz() }}) as created_at,
+        cast({{ relation }}.email_verified as boolean) as email_verified,
+        cast({{ relation }}.last_login_at as {{ idlink.type_timestamp_tz() }}) as last_login_at,
+        cast({{ relation }}.last_updated_at as {{ idlink.type_timestamp_tz() }}) as last_updated_at
 {%- endmacro %}

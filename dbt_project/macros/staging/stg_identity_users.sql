@@ -33,7 +33,12 @@ renamed as {{ idlink.inlined_cte() }} (
         coalesce(account_enabled, true) as account_enabled,
         coalesce(is_deleted, false) as is_deleted,
         coalesce(quality_flags, '') as quality_flags,
-        created_date_time as created_at,
+        cast(created_date_time as {{ idlink.type_timestamp_tz() }}) as created_at,
+        -- the application the identity registered through: which field-mapping entry applies to it
+        {{ idlink.blank_to_null('client_id') }} as client_id,
+        email_verified,
+        last_login_at,
+        last_updated_at,
         ingested_at
     from source
     where id is not null
@@ -77,6 +82,10 @@ final as (
         keyed.is_deleted,
         keyed.quality_flags,
         keyed.created_at,
+        keyed.client_id,
+        keyed.email_verified,
+        keyed.last_login_at,
+        keyed.last_updated_at,
         keyed.ingested_at
     from keyed
 )

@@ -21,7 +21,7 @@ contacts as (
 wanted as (
     {%- for purpose in carried %}
     select
-        l.identity_provider, l.identity_id, l.crm, l.contact_id,
+        l.identity_provider, l.identity_id, i.client_id, l.crm, l.contact_id,
         '{{ purpose.name }}' as purpose,
         '{{ purpose.crm_field }}' as attribute,
         {{ idlink.consent_state('i.' ~ purpose.name ~ '_consent_answer', 'i.' ~ purpose.name ~ '_consent_expires_at') }}
@@ -35,7 +35,8 @@ wanted as (
     union all
     {%- endif %}
     {%- else %}
-    select null as identity_provider, null as identity_id, null as crm, null as contact_id, null as purpose,
+    select null as identity_provider, null as identity_id, null as client_id, null as crm, null as contact_id,
+        null as purpose,
         null as attribute, cast(null as boolean) as opt_out, cast(null as boolean) as held
     where false
     {%- endfor %}
@@ -49,7 +50,8 @@ final as (
         cast(opt_out as boolean) as value,
         cast(purpose as {{ dbt.type_string() }}) as purpose,
         cast(identity_provider as {{ dbt.type_string() }}) as identity_provider,
-        cast(identity_id as {{ dbt.type_string() }}) as identity_id
+        cast(identity_id as {{ dbt.type_string() }}) as identity_id,
+        cast(client_id as {{ dbt.type_string() }}) as client_id
     from wanted
     where held is null or held <> opt_out
 )

@@ -8,8 +8,8 @@ with
 
 identities as (
     select
-        identity_provider, identity_id, email, given_name, family_name, phone_e164, street_address, city,
-        postal_code, country_code
+        identity_provider, identity_id, client_id, email, given_name, family_name, phone_e164, street_address, city,
+        postal_code, country_code, created_at, email_verified, last_login_at, last_updated_at
         {%- for purpose in carried %},
         {{ idlink.consent_state(purpose.name ~ '_consent_answer', purpose.name ~ '_consent_expires_at') }} <> 'granted'
             as {{ purpose.name }}_opt_out
@@ -41,14 +41,7 @@ final as (
         cast(i.identity_provider as {{ dbt.type_string() }}) as identity_provider,
         cast(i.identity_id as {{ dbt.type_string() }}) as identity_id,
         cast(crms.crm as {{ dbt.type_string() }}) as crm,
-        cast(i.email as {{ dbt.type_string() }}) as email,
-        cast(i.given_name as {{ dbt.type_string() }}) as given_name,
-        cast(i.family_name as {{ dbt.type_string() }}) as family_name,
-        cast(i.phone_e164 as {{ dbt.type_string() }}) as phone_e164,
-        cast(i.street_address as {{ dbt.type_string() }}) as street_address,
-        cast(i.city as {{ dbt.type_string() }}) as city,
-        cast(i.postal_code as {{ dbt.type_string() }}) as postal_code,
-        cast(i.country_code as {{ dbt.type_string() }}) as country_code
+{{ idlink.contact_values('i') }}
         {%- for purpose in carried %},
         cast(i.{{ purpose.name }}_opt_out as boolean) as {{ purpose.name }}_opt_out
         {%- endfor %}

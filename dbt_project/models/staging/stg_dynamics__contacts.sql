@@ -20,7 +20,10 @@ renamed as {{ idlink.inlined_cte() }} (
         country_code as country_code_raw,
         {{ idlink.blank_to_null('external_user_id') }} as external_user_id,
         {{ idlink.blank_to_null('master_record_id') }} as master_record_id,
-        coalesce(is_deleted, false) as is_deleted,
+        -- removed: deleted (a change-tracking tombstone), or merged into another contact, which Dataverse does by
+        -- deactivating the subordinate and pointing masterid at the survivor (int_contact_removals follows it)
+        coalesce(is_deleted, false) or (master_record_id is not null and not coalesce(is_active, true)) as is_deleted,
+        not coalesce(is_deleted, false) as record_exists,
         coalesce(quality_flags, '') as quality_flags,
         created_on as created_at,
         coalesce(modified_on, created_on) as last_modified_at,
@@ -29,36 +32,9 @@ renamed as {{ idlink.inlined_cte() }} (
     where id is not null
 ),
 
-name_keys as {{ idlink.materialized_cte() }} (
-    {{ idlink.name_keys('renamed') }}
-),
-
-keyed as (
-    select
-        renamed.*,
-{{ idlink.person_match_keys('renamed') }}
-    from renamed
-    {{ idlink.name_key_joins('renamed') }}
-),
-
-final as (
-    select
-        keyed.crm,
-        keyed.contact_id,
-        keyed.account_id,
-{{ idlink.person_columns('keyed') }},
-        keyed.external_user_id,
-        keyed.master_record_id,
+{% call idlink.stg_crm_contacts_keyed('renamed') %}
         {%- for purpose in idlink.carried_purposes() %}
         -- no Dataverse field carries consent yet (var consent_purposes, crm_source_field): unknown
         cast(null as boolean) as {{ purpose.name }}_opt_out,
         {%- endfor %}
-        keyed.is_deleted,
-        keyed.quality_flags,
-        keyed.created_at,
-        keyed.last_modified_at,
-        keyed.ingested_at
-    from keyed
-)
-
-select * from final
+{% endcall %}

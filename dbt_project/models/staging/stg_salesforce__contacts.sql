@@ -27,6 +27,7 @@ renamed as {{ idlink.inlined_cte() }} (
         {{ idlink.json_text_fields('extra_fields', read | map(attribute='crm_source_field.salesforce') | list) }} as carried_values,
         {%- endif %}
         coalesce(is_deleted, false) as is_deleted,
+        not coalesce(is_deleted, false) as record_exists,
         coalesce(quality_flags, '') as quality_flags,
         created_date as created_at,
         coalesce(last_modified_date, created_date) as last_modified_at,
@@ -36,26 +37,7 @@ renamed as {{ idlink.inlined_cte() }} (
         and id not in ({{ idlink.erased_ids('salesforce') }})  -- an erased person's contact stays out
 ),
 
-name_keys as {{ idlink.materialized_cte() }} (
-    {{ idlink.name_keys('renamed') }}
-),
-
-keyed as (
-    select
-        renamed.*,
-{{ idlink.person_match_keys('renamed') }}
-    from renamed
-    {{ idlink.name_key_joins('renamed') }}
-),
-
-final as (
-    select
-        keyed.crm,
-        keyed.contact_id,
-        keyed.account_id,
-{{ idlink.person_columns('keyed') }},
-        keyed.external_user_id,
-        keyed.master_record_id,
+{% call idlink.stg_crm_contacts_keyed('renamed') %}
         {%- for purpose in carried %}
         {%- if purpose in read %}
         case lower(keyed.carried_values[{{ read.index(purpose) + 1 }}]) when 'true' then true when 'false' then false end
@@ -64,12 +46,4 @@ final as (
         cast(null as boolean) as {{ purpose.name }}_opt_out,
         {%- endif %}
         {%- endfor %}
-        keyed.is_deleted,
-        keyed.quality_flags,
-        keyed.created_at,
-        keyed.last_modified_at,
-        keyed.ingested_at
-    from keyed
-)
-
-select * from final
+{% endcall %}
