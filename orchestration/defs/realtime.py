@@ -22,10 +22,10 @@ from inbox import InboxEvent
 from ingestion.dynamics import watch_contact_changes
 from orchestration.defs.akamai import USERS_KEY as AKAMAI_KEY
 from orchestration.defs.akamai import akamai_run_config
-from orchestration.defs.ingestion import B2C_USERS_KEY as B2C_KEY
-from orchestration.defs.ingestion import SALESFORCE_CONTACT_KEY as SALESFORCE_KEY
 from orchestration.defs.dynamics import CONTACT_KEY as DYNAMICS_KEY
 from orchestration.defs.dynamics import dynamics_run_config
+from orchestration.defs.ingestion import B2C_USERS_KEY as B2C_KEY
+from orchestration.defs.ingestion import SALESFORCE_CONTACT_KEY as SALESFORCE_KEY
 from orchestration.defs.ingestion import targeted_run_config
 from orchestration.defs.jobs import full_sync_job
 from orchestration.defs.linking import TARGETED_RUN_TAG

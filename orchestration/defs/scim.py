@@ -11,6 +11,7 @@ import dagster as dg
 from dagster_dlt import DagsterDltResource
 from pydantic import Field
 
+from ingestion.pipeline import warehouse_pipeline
 from ingestion.scim import DATASET, TABLE, scim_source
 from orchestration.defs.ingestion import (
     RawLoadConfig,
