@@ -94,7 +94,7 @@ def test_dagster_project_tooling_checks_and_lists_the_defs_folder():
     assert {job["name"] for job in found["jobs"]} == {"ingest_and_link", "full_sync", "retention_purge",
                                                       "train_match_model"}
     assert {sensor["name"] for sensor in found["sensors"]} == {
-        "inbox_sensor", "salesforce_changes_sensor", "run_failure_alert"}
+        "inbox_sensor", "salesforce_changes_sensor", "dynamics_changes_sensor", "run_failure_alert"}
     assert {schedule["name"] for schedule in found["schedules"]} == {"incremental_sync", "nightly_reconciliation",
                                                                     "daily_retention_purge",
                                                                     "weekly_match_model_training"}
