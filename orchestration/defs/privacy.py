@@ -32,8 +32,9 @@ RETENTION_KEY = dg.AssetKey(["privacy", "retention_purge"])
 )
 def erased_subjects(context: dg.AssetExecutionContext, warehouse: WarehouseResource, inbox: InboxResource,
                     privacy: PrivacyResource) -> dg.MaterializeResult:
-    result = apply_erasures(warehouse.path, inbox.path, CrmPolicy(privacy.crm_policy),
-                            erase_deleted=privacy.erase_deleted)
+    with warehouse.exclusive(context.log):  # the Dynamics and SCIM loads may run meanwhile: hold the warehouse
+        result = apply_erasures(warehouse.path, inbox.path, CrmPolicy(privacy.crm_policy),
+                                erase_deleted=privacy.erase_deleted)
     if result.erased:
         context.log.info("erased %d people; CRM policy %s for %d contacts", result.erased, privacy.crm_policy,
                          result.contacts)
@@ -55,8 +56,9 @@ def erased_subjects(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     description="After a run that erased someone: the warehouse rewritten into a fresh file, so no block of the "
     "erased rows or of the tables dbt replaced stays on disk. A run that erased nobody does nothing.",
 )
-def warehouse_compaction(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={"rewritten": compact_warehouse(warehouse.path)})
+def warehouse_compaction(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.exclusive(context.log):
+        return dg.MaterializeResult(metadata={"rewritten": compact_warehouse(warehouse.path)})
 
 
 @dg.asset(
@@ -69,9 +71,10 @@ def warehouse_compaction(warehouse: WarehouseResource) -> dg.MaterializeResult:
     description="Purges what outlived its retention (RETENTION_*_DAYS): tombstones (then the warehouse is "
     "rewritten), ended snapshot versions, sync log rows, dead letters, handed-on inbox events.",
 )
-def retention_purge(warehouse: WarehouseResource, inbox: InboxResource,
+def retention_purge(context: dg.AssetExecutionContext, warehouse: WarehouseResource, inbox: InboxResource,
                     privacy: PrivacyResource) -> dg.MaterializeResult:
-    result = purge_expired(warehouse.path, inbox.path, privacy.retention())
+    with warehouse.exclusive(context.log):
+        result = purge_expired(warehouse.path, inbox.path, privacy.retention())
     return dg.MaterializeResult(metadata=dataclasses.asdict(result))
 
 
