@@ -28,6 +28,8 @@ dbt_project/target/manifest.json: $(VENV)/.installed $(shell find dbt_project -n
 $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.yaml deploy/dagster.postgres.yaml
 	mkdir -p $(DAGSTER_HOME)
 	if [ -n "$$DAGSTER_POSTGRES_URL" ]; then cp deploy/dagster.postgres.yaml $@; else cp deploy/dagster.yaml $@; fi
+	# the pool's single writer is DuckDB's rule: a Postgres warehouse serialises only steps of one scope itself
+	if [ -n "$$WAREHOUSE_URL" ]; then sed -i '/default_limit: 1/d' $@; fi
 
 demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m orchestration.demo
@@ -53,7 +55,7 @@ docs: setup
 	@echo "dbt docs site: data/docs/static_index.html"
 
 lint: setup
-	$(BIN)/ruff check settings inbox clients ingestion reverse_etl publishing privacy stewardship gateway orchestration sandbox bench tests
+	$(BIN)/ruff check settings warehouse inbox clients ingestion reverse_etl publishing privacy stewardship gateway orchestration sandbox bench tests
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs

@@ -26,6 +26,7 @@ from gateway.security_events import SetVerifier
 from inbox import Inbox
 from reverse_etl import mapping_for
 from settings import ConnectorSettings, Settings, WebhookSettings, load_settings
+from warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def _salesforce_directory(settings: Settings, connector: ConnectorSettings, inbo
     if settings.salesforce is None:
         log.warning("Salesforce is not configured: sign-ups are stored for the asynchronous path only")
         return None
-    links = LinkTableLookup(settings.warehouse_path) if settings.connector_warehouse_lookup else None
+    links = LinkTableLookup(Warehouse.from_settings(settings)) if settings.connector_warehouse_lookup else None
     return SalesforceContactDirectory.within_budget(settings.salesforce, connector.budget_s,
                                                     mapping_for(settings.field_mapping),
                                                     connector.password.encode(), links, audit=inbox.record_audit)

@@ -17,10 +17,8 @@ import hmac
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
-import duckdb
 import orjson
 
 from clients.http import ApiError, error_code_and_message, path_segment
@@ -38,6 +36,8 @@ from reverse_etl import (
     validate_salesforce_targets,
 )
 from settings import SalesforceSettings
+from warehouse import ERRORS as WAREHOUSE_ERRORS
+from warehouse import Warehouse
 
 PROVIDER = "b2c"
 CRM = "salesforce"
@@ -146,23 +146,24 @@ class LinkTableLookup:
 
     Off by default: DuckDB lets no process open the file for writing while another holds it, even read-only,
     so a sign-up arriving mid-run could make a pipeline step fail. Enable with CONNECTOR_WAREHOUSE_LOOKUP=1
-    where runs retry their warehouse connections.
+    on a Postgres warehouse (readers and runs never block each other there), or where runs retry their
+    warehouse connections.
     """
 
-    def __init__(self, warehouse_path: Path) -> None:
-        self.warehouse_path = warehouse_path
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
 
     def contact_id(self, object_id: str) -> str | None:
-        if not self.warehouse_path.exists():
+        if not self.warehouse.exists():
             return None
         try:
-            with duckdb.connect(str(self.warehouse_path), read_only=True) as conn:
-                row = conn.execute(
+            with self.warehouse.connect(read_only=True) as conn:
+                row = conn.fetchone(
                     "SELECT contact_id FROM marts.identity_contact_links WHERE identity_provider = 'b2c'"
                     " AND identity_id = ? AND crm = 'salesforce' AND status = 'active' LIMIT 1",
                     [object_id],
-                ).fetchone()
-        except duckdb.Error as exc:  # locked by a run, or not built yet: fall through to the CRM
+                )
+        except WAREHOUSE_ERRORS as exc:  # locked by a run, or not built yet: fall through to the CRM
             log.info("link table lookup skipped: %s", type(exc).__name__)
             return None
         return row[0] if row else None

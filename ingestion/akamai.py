@@ -26,6 +26,7 @@ from ingestion.prefetch import prefetch
 from ingestion.quality import LoadCounts, Quarantine, keyed_records
 from ingestion.warehouse_state import known_hashes
 from settings import AkamaiSettings
+from warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -220,20 +221,20 @@ def _targeted_pages(client: AkamaiClient, uuids: list[str], attributes: list[str
 
 
 @dlt.source(name="akamai", max_table_nesting=0)
-def akamai_source(settings: AkamaiSettings | None = None, warehouse_path: str | None = None,
+def akamai_source(settings: AkamaiSettings | None = None, warehouse: Warehouse | None = None,
                   identity_ids: Sequence[str] = (), dataset_name: str = DATASET) -> Any:
     """Users of the Identity Cloud entity type as ``users`` (merge on ``id`` = uuid); unrepresentable
     records go to ``quarantine``. Declaring the source needs no settings; loading it needs settings and the
-    warehouse's absolute path."""
+    warehouse."""
     wanted = [i for i in dict.fromkeys(str(x).strip() for x in identity_ids) if i]
 
     @dlt.resource(name="users", table_name=TABLE, write_disposition="merge", primary_key="id",
                   columns=dlt_columns(B2C_USERS))
     def users() -> Iterator[Any]:
-        if settings is None or warehouse_path is None:
+        if settings is None or warehouse is None:
             raise ValueError("Akamai is not configured (AKAMAI_BASE_URL, AKAMAI_CLIENT_ID, AKAMAI_CLIENT_SECRET) "
-                             "or no warehouse path was given")
-        active, warehouse = settings, warehouse_path
+                             "or no warehouse was given")
+        active = settings
         counts = LoadCounts()
         builder = EntityPageBuilder(active)
         quarantine = Quarantine("akamai")

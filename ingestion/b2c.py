@@ -38,6 +38,7 @@ from ingestion.prefetch import prefetch
 from ingestion.quality import LoadCounts, Quarantine, keyed_records
 from ingestion.warehouse_state import known_hashes, previous_rows
 from settings import GraphSettings
+from warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -255,11 +256,11 @@ def build_user_page(
     return to_ipc(table_from_columns(SCHEMA, cols)), quarantine.rows, len(records), quarantine.held_keys
 
 
-def tombstones(warehouse_path: str, dataset: str, ids: list[str], now: datetime, table: str = TABLE,
+def tombstones(warehouse: Warehouse, dataset: str, ids: list[str], now: datetime, table: str = TABLE,
                schema: pa.Schema = SCHEMA) -> pa.Table:
     """Last known rows of ``ids`` marked deleted now (keeping their values so links can be withdrawn); any raw
     table with the bookkeeping columns (``table`` and its ``schema``; the identity table by default)."""
-    rows = previous_rows(warehouse_path, dataset, table, ids, schema)
+    rows = previous_rows(warehouse, dataset, table, ids, schema)
     if rows.num_rows == 0:
         return rows
     size = rows.num_rows
@@ -345,7 +346,7 @@ def _targeted_pages(client: GraphClient, ids: list[str], not_found: list[str]) -
 @dlt.source(name="b2c", max_table_nesting=0)
 def b2c_source(
     settings: GraphSettings | None = None,
-    warehouse_path: str | None = None,
+    warehouse: Warehouse | None = None,
     identity_ids: Sequence[str] = (),
     dataset_name: str = DATASET,
     page_size: int = 999,
@@ -355,17 +356,17 @@ def b2c_source(
 
     ``page_size`` is Graph's ``$top`` (1..999) of the full scan; ``workers`` the processes normalising pages
     (None: the usable CPU count). Declaring the source needs no settings; loading it needs settings and the
-    warehouse's absolute path.
+    warehouse.
     """
     wanted = [i for i in dict.fromkeys(str(x).strip() for x in identity_ids) if i]
 
     # table hints travel with the items (see ``routed``): the resource also writes ``quarantine``
     @dlt.resource(name="users", table_name=TABLE, write_disposition="merge")
     def users() -> Iterator[Any]:
-        if settings is None or warehouse_path is None:
+        if settings is None or warehouse is None:
             raise ValueError("B2C is not configured (B2C_TENANT_ID, B2C_CLIENT_ID, B2C_CLIENT_SECRET) or no "
                              "warehouse path was given")
-        graph_settings, warehouse = settings, warehouse_path
+        graph_settings = settings
         counts = LoadCounts()
         client = GraphClient(graph_settings)
         extensions = extension_properties(graph_settings)

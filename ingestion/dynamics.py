@@ -41,6 +41,7 @@ from ingestion.prefetch import prefetch
 from ingestion.quality import LoadCounts, Quarantine, keyed_records
 from ingestion.warehouse_state import known_hashes
 from settings import DataverseSettings
+from warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -193,18 +194,18 @@ def _check_ids(ids: Sequence[str]) -> list[str]:
 
 
 @dlt.source(name="dynamics", max_table_nesting=0)
-def dynamics_source(settings: DataverseSettings | None = None, warehouse_path: str | None = None,
+def dynamics_source(settings: DataverseSettings | None = None, warehouse: Warehouse | None = None,
                     contact_ids: Sequence[str] = (), dataset_name: str = DATASET, workers: int | None = None) -> Any:
     """Contacts as ``contact`` (merge on ``id`` = contactid); unrepresentable records go to ``quarantine``.
-    Declaring the source needs no settings; loading it needs settings and the warehouse's absolute path."""
+    Declaring the source needs no settings; loading it needs settings and the warehouse."""
     wanted = _check_ids(contact_ids)
 
     @dlt.resource(name="contact", table_name=TABLE, write_disposition="merge")
     def contact() -> Iterator[Any]:
-        if settings is None or warehouse_path is None:
+        if settings is None or warehouse is None:
             raise ValueError("Dynamics is not configured (DATAVERSE_URL, DATAVERSE_TENANT_ID, DATAVERSE_CLIENT_ID, "
-                             "DATAVERSE_CLIENT_SECRET) or no warehouse path was given")
-        active, warehouse = settings, warehouse_path
+                             "DATAVERSE_CLIENT_SECRET) or no warehouse was given")
+        active = settings
         state = dlt.current.resource_state()
         client = DataverseClient(active)
         try:

@@ -53,7 +53,8 @@ def as_text(value: Any) -> tuple[str | None, bool]:
 def clean_text(value: Any, flags: set[str], *, multiline: bool = False) -> str | None:
     """Trimmed text of a field (None when blank), adding the quality flags it deserves to ``flags``.
 
-    Oversized values are kept whole (flagged, not truncated): truncating would silently lose data.
+    Oversized values are kept whole (flagged, not truncated): truncating would silently lose data. Control
+    characters are kept and flagged, except NUL, which no Postgres text can hold.
     """
     if value.__class__ is str:  # the common case first: no conversion, no flag
         text = value.strip()
@@ -71,6 +72,8 @@ def clean_text(value: Any, flags: set[str], *, multiline: bool = False) -> str |
     # every C0/C1 control is non-printable, so printable text (nearly all of it) needs no regex scan
     if not text.isprintable() and (_CONTROL_ANY if multiline else _CONTROL_SINGLE_LINE).search(text):
         flags.add(CONTROL_CHARACTERS)
+        # NUL is dropped (the rest kept): Postgres text cannot hold it, so both warehouses keep the same text
+        text = text.replace("\x00", "").strip() or None
     return text
 
 

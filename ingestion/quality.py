@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import duckdb
-
 from clients.json_bodies import has_invalid_text
 from ingestion.columns import QUARANTINE, arrow_schema, routed, table_from_columns
 from ingestion.normalize import as_text, excerpt_keys
+from warehouse import Warehouse
 
 QUARANTINE_TABLE = "quarantine"
 QUARANTINE_SCHEMA = arrow_schema(QUARANTINE)
@@ -121,34 +121,22 @@ class LoadCounts:
         return data
 
 
-def table_summary(warehouse_path: str, dataset: str, table: str) -> dict[str, int]:
+def table_summary(warehouse: Warehouse, dataset: str, table: str) -> dict[str, int]:
     """Row, deletion and quality-flag counts of a loaded raw table (read-only; counts only, no values)."""
-    con = duckdb.connect(warehouse_path, read_only=True)
-    try:
-        exists = con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [dataset, table],
-        ).fetchall()[0][0]
-        if not exists:
+    with warehouse.connect(read_only=True) as con:
+        if not con.table_exists(dataset, table):
             return {}
-        total, deleted, flagged = con.execute(
+        total, deleted, flagged = con.fetchone(
             f"select count(*), count(*) filter (where is_deleted), "
             f"count(*) filter (where coalesce(quality_flags, '') <> '') from \"{dataset}\".\"{table}\""
-        ).fetchall()[0]
+        )
         per_flag = con.execute(
-            f"select flag, count(*) from (select unnest(string_split(quality_flags, ',')) as flag "
-            f"from \"{dataset}\".\"{table}\" where coalesce(quality_flags, '') <> '') group by flag"
-        ).fetchall()
+            f"select flag, count(*) from (select unnest(string_to_array(quality_flags, ',')) as flag "
+            f"from \"{dataset}\".\"{table}\" where coalesce(quality_flags, '') <> '') as flags group by flag"
+        )
         quarantined = 0
-        if con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [dataset, QUARANTINE_TABLE],
-        ).fetchall()[0][0]:
-            quarantined = con.execute(f'select count(*) from "{dataset}"."{QUARANTINE_TABLE}"').fetchall()[0][
-                0
-            ]
-    finally:
-        con.close()
+        if con.table_exists(dataset, QUARANTINE_TABLE):
+            quarantined = con.scalar(f'select count(*) from "{dataset}"."{QUARANTINE_TABLE}"')
     summary = {
         "rows_total": int(total),
         "rows_deleted": int(deleted),
@@ -182,19 +170,19 @@ class VolumeVerdict:
 BASELINES_TABLE = "volume_baselines"
 
 
-def judge_load(warehouse_path: str, dataset: str, table: str, live: int, loaded: int, *,
+def judge_load(location: Warehouse | str | os.PathLike, dataset: str, table: str, live: int, loaded: int, *,
                accept_drop: bool = False) -> VolumeVerdict:
     """Judge a load of ``dataset.table`` against the baseline the warehouse keeps for it (``judge_volume``), and
     keep the verdict's baseline for the next load."""
-    with duckdb.connect(warehouse_path) as con:
+    with Warehouse.of(location).connect() as con:
         con.execute(f'create schema if not exists "{dataset}"')
         con.execute(f'create table if not exists "{dataset}".{BASELINES_TABLE} (table_name varchar primary key, '
                     "live_rows bigint not null, judged_at timestamp not null)")
-        row = con.execute(f'select live_rows from "{dataset}".{BASELINES_TABLE} where table_name = ?',
-                          [table]).fetchone()
-        verdict = judge_volume(live, loaded, row[0] if row else None, accept_drop=accept_drop)
+        baseline = con.scalar(f'select live_rows from "{dataset}".{BASELINES_TABLE} where table_name = ?', [table])
+        verdict = judge_volume(live, loaded, baseline, accept_drop=accept_drop)
         if verdict.baseline is not None:
-            con.execute(f'insert or replace into "{dataset}".{BASELINES_TABLE} values (?, ?, ?)',
+            con.execute(f'insert into "{dataset}".{BASELINES_TABLE} values (?, ?, ?) on conflict (table_name) '
+                        "do update set live_rows = excluded.live_rows, judged_at = excluded.judged_at",
                         [table, verdict.baseline, datetime.now()])
     return verdict
 

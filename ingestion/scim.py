@@ -43,6 +43,7 @@ from ingestion.prefetch import prefetch
 from ingestion.quality import LoadCounts, Quarantine, keyed_records
 from ingestion.warehouse_state import known_hashes
 from settings import ScimSettings
+from warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -243,18 +244,18 @@ def listed_ids(client: ScimClient, count: int) -> set[str]:
 
 
 @dlt.source(name="scim", max_table_nesting=0)
-def scim_source(settings: ScimSettings | None = None, warehouse_path: str | None = None,
+def scim_source(settings: ScimSettings | None = None, warehouse: Warehouse | None = None,
                 identity_ids: Sequence[str] = (), dataset_name: str = DATASET, workers: int | None = None) -> Any:
     """Users of the SCIM directory as ``users`` (merge on ``id``); unrepresentable records go to ``quarantine``.
-    Declaring the source needs no settings; loading it needs settings and the warehouse's absolute path."""
+    Declaring the source needs no settings; loading it needs settings and the warehouse."""
     wanted = [i for i in dict.fromkeys(str(x).strip() for x in identity_ids) if i]
 
     @dlt.resource(name="users", table_name=TABLE, write_disposition="merge", primary_key="id",
                   columns=dlt_columns(B2C_USERS))
     def users() -> Iterator[Any]:
-        if settings is None or warehouse_path is None:
-            raise ValueError("SCIM is not configured (SCIM_BASE_URL, SCIM_TOKEN) or no warehouse path was given")
-        active, warehouse = settings, warehouse_path
+        if settings is None or warehouse is None:
+            raise ValueError("SCIM is not configured (SCIM_BASE_URL, SCIM_TOKEN) or no warehouse was given")
+        active = settings
         state = dlt.current.resource_state()
         counts = LoadCounts()
         quarantine = Quarantine("scim")

@@ -5,61 +5,39 @@ Connections are opened read-only and closed before dlt loads, because DuckDB all
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
-import duckdb
 import pyarrow as pa
 
-
-def _table_exists(con: duckdb.DuckDBPyConnection, dataset: str, table: str) -> bool:
-    found = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [dataset, table],
-    ).fetchall()
-    return bool(found and found[0][0])
+from warehouse import Warehouse
 
 
-def known_hashes(warehouse_path: str, dataset: str, table: str) -> dict[str, str | None]:
+def known_hashes(warehouse: Warehouse, dataset: str, table: str) -> dict[str, str | None]:
     """``id -> content_hash`` of every row already loaded; deleted rows map to None (so they never match)."""
-    if not os.path.exists(warehouse_path):
+    if not warehouse.exists():
         return {}
-    con = duckdb.connect(warehouse_path, read_only=True)
-    try:
-        if not _table_exists(con, dataset, table):
+    with warehouse.connect(read_only=True) as con:
+        if not con.table_exists(dataset, table):
             return {}
-        result = con.sql(
-            f"select id, case when coalesce(is_deleted, false) then null else content_hash end "
+        result = con.arrow(
+            f"select id, case when coalesce(is_deleted, false) then null else content_hash end as content_hash "
             f'from "{dataset}"."{table}"'
-        ).to_arrow_table()
-    finally:
-        con.close()
+        )
     return dict(zip(result.column(0).to_pylist(), result.column(1).to_pylist()))
 
 
 def previous_rows(
-    warehouse_path: str, dataset: str, table: str, ids: Sequence[str], schema: pa.Schema
+    warehouse: Warehouse, dataset: str, table: str, ids: Sequence[str], schema: pa.Schema
 ) -> pa.Table:
     """The last loaded rows of ``ids`` in the columns of ``schema`` (so tombstones keep what was known)."""
     empty = schema.empty_table()
-    if not ids or not os.path.exists(warehouse_path):
+    if not ids or not warehouse.exists():
         return empty
-    con = duckdb.connect(warehouse_path, read_only=True)
-    try:
-        if not _table_exists(con, dataset, table):
+    with warehouse.connect(read_only=True) as con:
+        if not con.table_exists(dataset, table):
             return empty
-        present = {
-            row[0]
-            for row in con.execute(
-                "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
-                [dataset, table],
-            ).fetchall()
-        }
+        present = set(con.columns(dataset, table))
         select = ", ".join(f'"{f.name}"' if f.name in present else f'null as "{f.name}"' for f in schema)
-        con.register("wanted_ids", pa.table({"id": pa.array(list(ids), pa.string())}))
-        result = con.sql(
-            f'select {select} from "{dataset}"."{table}" where id in (select id from wanted_ids)'
-        ).to_arrow_table()
-    finally:
-        con.close()
-    return result.cast(schema) if result.schema != schema else result
+        with con.input_table("wanted_ids", pa.table({"id": pa.array(list(ids), pa.string())})):
+            return con.arrow(f'select {select} from "{dataset}"."{table}" where id in (select id from wanted_ids)',
+                             schema=schema)

@@ -1,6 +1,6 @@
-"""`make demo`: start the local API sandbox, run `full_sync` twice and `ingest_and_link` once on a DuckDB warehouse
-of its own, and tell what each run did: what it ingested, linked (by rule), sent to review (and why), created,
-pushed, and what failed, in plain words.
+"""`make demo`: start the local API sandbox, run `full_sync` twice and `ingest_and_link` once on a warehouse of its
+own (a DuckDB file, or the Postgres database WAREHOUSE_URL names), and tell what each run did: what it ingested,
+linked (by rule), sent to review (and why), created, pushed, and what failed, in plain words.
 
 The sandbox runs as a separate process reached over HTTPS through the real clients, exactly like a tenant. It
 starts from its seed every time, so the demo's warehouse (``data/demo/``) starts afresh too: a warehouse that
@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import dagster as dg
-import duckdb
 
 from orchestration.definitions import build_definitions
 from orchestration.runs import CODE_LOCATION, run_job
+from publishing import ANALYST
 from reverse_etl.outcomes import SYSTEM_NAMES, run_pushes
 from settings import load_settings
+from warehouse import Warehouse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO_ROOT / "data" / "demo"
@@ -77,6 +78,17 @@ def fresh_demo_dir(demo_dir: Path) -> None:
         if path.name in KEEP:
             continue
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
+def fresh_postgres_warehouse(warehouse: Warehouse) -> None:
+    """The demo never empties a Postgres database it was pointed at: it refuses one that holds a warehouse."""
+    with warehouse.connect(read_only=True) as con:
+        held = [schema for (schema,) in con.execute(
+            "select schema_name from information_schema.schemata where schema_name in (?, ?, ?) "
+            "order by schema_name", ["raw_b2c", "marts", "reverse_etl"])]
+    if held:
+        raise SystemExit(f"the demo needs a warehouse of its own, and {warehouse} already holds one (schemas "
+                         f"{', '.join(held)}): point WAREHOUSE_URL at an empty database")
 
 
 def demo_environment(demo_dir: Path) -> dict[str, str]:
@@ -156,11 +168,11 @@ def linked(metadata: dict[str, Any]) -> list[tuple[str, str]]:
     return lines
 
 
-def pushed(warehouse_path: str, run_id: str,
+def pushed(warehouse: Warehouse, run_id: str,
            materializations: dict[dg.AssetKey, dict[str, Any]]) -> list[tuple[str, str]]:
     """What each push of the run wrote (systems it could not reach are not configured in the sandbox), and why
     each refused record failed."""
-    with duckdb.connect(warehouse_path, read_only=True) as con:
+    with warehouse.connect(read_only=True) as con:
         pushes = run_pushes(con, run_id)
     ran = {str(_value(metadata, "system")) for key, metadata in materializations.items()
            if key.path[0] == "reverse_etl" and _value(metadata, "configured", True) is not False}
@@ -192,7 +204,7 @@ def failure_lines(result: dg.ExecuteInProcessResult) -> list[tuple[str, str]]:
     return lines
 
 
-def story(result: dg.ExecuteInProcessResult, warehouse_path: str, pushes: bool,
+def story(result: dg.ExecuteInProcessResult, warehouse: Warehouse, pushes: bool,
           quarantined_before: int) -> tuple[list[tuple[str, str]], int]:
     """What one run did, as (label, text) lines, and the quarantine total after it."""
     materializations = {event.asset_key: dict(event.materialization.metadata)
@@ -202,21 +214,18 @@ def story(result: dg.ExecuteInProcessResult, warehouse_path: str, pushes: bool,
     links = materializations.get(dg.AssetKey("identity_contact_links"))
     lines += linked(links) if links else [("linked", "no link build (see the log)")]
     if pushes:
-        lines += pushed(warehouse_path, result.run_id, materializations)
+        lines += pushed(warehouse, result.run_id, materializations)
     lines += checked(result) + failure_lines(result)
     return lines, quarantined
 
 
-def final_state(warehouse_path: str) -> str:
-    with duckdb.connect(warehouse_path, read_only=True) as con:
-        def scalar(sql: str) -> int:
-            return con.execute(sql).fetchone()[0]
-
+def final_state(warehouse: Warehouse) -> str:
+    with warehouse.connect(read_only=True) as con:
         by_crm = dict(con.execute("select crm, count(*) from marts.identity_contact_links where status = 'active' "
-                                  "group by crm").fetchall())
-        to_create = scalar("select count(*) from marts.contacts_to_create")
-        to_push = scalar("select count(*) from marts.external_ids_to_push")
-        dead = scalar("select count(*) from reverse_etl.dead_letters")
+                                  "group by crm"))
+        to_create = con.scalar("select count(*) from marts.contacts_to_create")
+        to_push = con.scalar("select count(*) from marts.external_ids_to_push")
+        dead = con.scalar("select count(*) from reverse_etl.dead_letters")
     left = (f"{_plural(to_create, 'contact')} still to create, {_plural(to_push, 'id')} still to write"
             if to_create or to_push else "nothing left to create or write")
     crms = _counts({SYSTEM_NAMES.get(crm, crm): count for crm, count in by_crm.items()})
@@ -242,11 +251,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     demo_dir = args.dir.resolve()
+    # the demo's own warehouse: a file in its folder, or the (empty) Postgres database WAREHOUSE_URL names
+    warehouse = Warehouse(demo_dir / "warehouse.duckdb", os.environ.get("WAREHOUSE_URL", "").strip() or None)
+    if warehouse.url:
+        fresh_postgres_warehouse(warehouse)
     fresh_demo_dir(demo_dir)
     log_path = demo_dir / "demo.log"
     out = sys.stdout
     out.write(f"idlink demo: {args.size:,} synthetic people in a local sandbox standing in for B2C, Akamai, "
-              f"Salesforce and Dynamics over HTTPS.\nWarehouse {demo_dir / 'warehouse.duckdb'} (started afresh); "
+              f"Salesforce and Dynamics over HTTPS.\nWarehouse {warehouse} (started afresh); "
               f"everything the runs log goes to {log_path}\n")
     out.flush()
     terminal = os.fdopen(os.dup(out.fileno()), "w", buffering=1)
@@ -259,7 +272,6 @@ def main(argv: list[str] | None = None) -> int:
                 # settings and the runs read
                 os.environ.update({**read_env_file(env_file), **demo_environment(demo_dir)})
                 settings = load_settings()
-                warehouse_path = str(settings.warehouse_path)
                 defs = build_definitions()
                 instance = (dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME")
                             else dg.DagsterInstance.ephemeral())
@@ -270,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                     terminal.write(f"\nRun {number} of {len(RUNS)}: {job_name} ({what}) "
                                    f"{'succeeded' if result.success else 'FAILED'} in "
                                    f"{time.monotonic() - started:.0f} s, run {result.run_id[:8]}\n")
-                    lines, quarantined = story(result, warehouse_path, job_name == "full_sync", quarantined)
+                    lines, quarantined = story(result, warehouse, job_name == "full_sync", quarantined)
                     _say(terminal, lines)
                     if not result.success:
                         terminal.write(f"The demo stops here; the run's full log is in {log_path}\n")
@@ -278,9 +290,11 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 sandbox.terminate()
                 sandbox.wait(timeout=30)
-    terminal.write(f"\n{final_state(warehouse_path)}\n")
-    terminal.write(f"Analysts query the published copy: duckdb -readonly {settings.publish.analyst_db_path}\n"
-                   f"See these runs in the Dagster UI: make dev, then http://127.0.0.1:3000/locations/"
+    terminal.write(f"\n{final_state(warehouse)}\n")
+    terminal.write(f"Analysts query the published schema {', '.join(ANALYST.schemas)} as members of the Postgres "
+                   f"role {ANALYST.database_role}\n" if warehouse.url else
+                   f"Analysts query the published copy: duckdb -readonly {settings.publish.analyst_db_path}\n")
+    terminal.write(f"See these runs in the Dagster UI: make dev, then http://127.0.0.1:3000/locations/"
                    f"{CODE_LOCATION}/jobs/full_sync/runs\n")
     terminal.close()
     return 0

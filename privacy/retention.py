@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
-
 from inbox import Inbox
-from privacy.tables import raw_tables, rewrite_warehouse, table_exists
+from privacy.tables import raw_tables, rewrite_storage
 from settings import RetentionSettings
+from warehouse import Connection, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -42,43 +41,38 @@ class PurgeResult:
     rewritten: bool
 
 
-def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> set[str]:
-    return {c for (c,) in con.execute("select column_name from information_schema.columns where table_schema = ? "
-                                      "and table_name = ?", [schema, table]).fetchall()}
+def _delete(con: Connection, sql: str, cutoff: datetime) -> int:
+    return con.modify(sql, [cutoff])
 
 
-def _delete(con: duckdb.DuckDBPyConnection, sql: str, cutoff: datetime) -> int:
-    return con.execute(sql, [cutoff]).fetchall()[0][0]
-
-
-def purge_expired(warehouse_path: str | os.PathLike, inbox_path: str | os.PathLike | None,
+def purge_expired(location: Warehouse | str | os.PathLike, inbox_path: str | os.PathLike | None,
                   periods: RetentionSettings, *, now: datetime | None = None) -> PurgeResult:
     now = now or datetime.now(UTC).replace(tzinfo=None)
     cutoff = {name: now - timedelta(days=days) for name, days in (
         ("tombstones", periods.tombstone_days), ("snapshots", periods.snapshot_days),
         ("sync_log", periods.sync_log_days), ("dead_letters", periods.dead_letter_days))}
     tombstones = versions = log_rows = dead = 0
-    path = Path(warehouse_path)
-    if path.exists():
-        with duckdb.connect(str(path)) as con:
+    warehouse = Warehouse.of(location)
+    if warehouse.exists():
+        with warehouse.connect() as con:
             for _, schema, table, key in raw_tables(con):
-                columns = _columns(con, schema, table)
+                columns = set(con.columns(schema, table))
                 if key != "id" or "is_deleted" not in columns:
                     continue
                 seen = "coalesce(deleted_at, ingested_at)" if "deleted_at" in columns else "ingested_at"
                 tombstones += _delete(con, f'delete from {schema}."{table}" where coalesce(is_deleted, false) '
                                            f"and {seen} < ?", cutoff["tombstones"])
             for schema, table in SNAPSHOTS:
-                if table_exists(con, schema, table):
+                if con.table_exists(schema, table):
                     versions += _delete(con, f"delete from {schema}.{table} where dbt_valid_to < ?",
                                         cutoff["snapshots"])
-            if table_exists(con, "reverse_etl", "sync_log"):
+            if con.table_exists("reverse_etl", "sync_log"):
                 log_rows = _delete(con, "delete from reverse_etl.sync_log where logged_at < ?", cutoff["sync_log"])
-            if table_exists(con, "reverse_etl", "dead_letters"):
+            if con.table_exists("reverse_etl", "dead_letters"):
                 dead = _delete(con, "delete from reverse_etl.dead_letters where last_failed_at < ?",
                                cutoff["dead_letters"])
-        if tombstones:  # their personal data must leave the file, not only the tables
-            rewrite_warehouse(path)
+        if tombstones:  # their personal data must leave the storage, not only the tables
+            rewrite_storage(warehouse)
     events = 0
     if inbox_path is not None and Path(inbox_path).exists():
         inbox = Inbox(inbox_path)

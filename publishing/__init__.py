@@ -6,13 +6,15 @@ reads, so analysts query at any time without touching the pipeline's warehouse.
 * Postgres: schemas ``links``, ``personal``, ``audit`` swapped in one transaction and granted to the roles
   ``idlink_analyst``, ``idlink_steward``, ``idlink_compliance`` (``publish_schemas``).
 
-The access matrix is ``publishing.roles``. Imports: ``settings`` only.
+``publish`` does whichever the warehouse calls for. The access matrix is ``publishing.roles``. Imports:
+``settings``, ``warehouse``.
 """
 
 from publishing.duckdb_files import Publication, PublishError, publish_files
 from publishing.postgres import publish_schemas
 from publishing.roles import ANALYST, COMPLIANCE, ROLES, STEWARD, Role, published_schemas, view_schema
 from settings import PublishSettings
+from warehouse import Warehouse
 
 
 def file_targets(settings: PublishSettings) -> dict[Role, object]:
@@ -21,6 +23,16 @@ def file_targets(settings: PublishSettings) -> dict[Role, object]:
     if settings.steward_db_path is not None:
         targets[STEWARD] = settings.steward_db_path
     return targets
+
+
+def publish(warehouse: Warehouse, settings: PublishSettings, run_id: str) -> list[Publication]:
+    """This run's copy of every role's schemas: granted schemas on a Postgres warehouse, files beside a DuckDB
+    one."""
+    if warehouse.url:
+        with warehouse.connect() as con:
+            con.raw.autocommit = False  # publish_schemas commits its one transaction itself
+            return publish_schemas(con.raw, run_id, settings.hash_salt)
+    return publish_files(warehouse.path, file_targets(settings), run_id, settings.hash_salt)
 
 
 __all__ = [
@@ -32,6 +44,7 @@ __all__ = [
     "PublishError",
     "Role",
     "file_targets",
+    "publish",
     "publish_files",
     "publish_schemas",
     "published_schemas",

@@ -16,8 +16,6 @@ import json
 import logging
 from pathlib import Path
 
-import duckdb
-
 from clients.akamai import AkamaiClient
 from clients.http import ApiError, RequestLimitExceeded
 from reverse_etl.attribute_writer import AttributeWriter
@@ -25,6 +23,7 @@ from reverse_etl.mapping import CONTACT_ID_LOGICAL, FieldMapping, MappingError, 
 from reverse_etl.runner import DEFAULT_MAX_WORKERS, SyncResult, identity_records, run_sync
 from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, Outcome, SyncRecord
 from settings import AkamaiSettings
+from warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ def validate_attribute(client: AkamaiClient, attribute: str) -> None:
         raise
 
 
-def push_akamai(warehouse_path: str | Path, settings: AkamaiSettings, mapping: FieldMapping,
+def push_akamai(warehouse: Warehouse | str | Path, settings: AkamaiSettings, mapping: FieldMapping,
                 run_id: str, dry_run: bool = False, *, client: AkamaiClient | None = None,
                 max_attempts: int = DEFAULT_MAX_ATTEMPTS, max_workers: int = DEFAULT_MAX_WORKERS) -> SyncResult:
     """Write (or clear) CRM contact ids on Akamai users from ``marts.external_ids_to_push``; the attribute is the
@@ -96,7 +95,7 @@ def push_akamai(warehouse_path: str | Path, settings: AkamaiSettings, mapping: F
     try:
         for attribute in sorted(attributes):
             validate_attribute(client, attribute)
-        with duckdb.connect(str(warehouse_path)) as con:
+        with Warehouse.of(warehouse).connect() as con:
             records, invalid = identity_records(con, SYSTEM, attribute_for)
             return run_sync(con, AkamaiWriter(client), records, run_id, dry_run=dry_run,
                             max_attempts=max_attempts, max_workers=max_workers, invalid=invalid)

@@ -21,8 +21,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import duckdb
-
 from clients.dataverse import BatchRequest, BatchResponse, DataverseClient, guid_in, key_segment
 from clients.http import ApiError, RequestLimitExceeded
 from reverse_etl.mapping import FieldMapping, validate_dynamics_mapping
@@ -37,6 +35,7 @@ from reverse_etl.salesforce_writer import (
 )
 from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, Outcome, SyncRecord
 from settings import DataverseSettings
+from warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +142,7 @@ class DynamicsWriter:
         return [outcomes[record.key] for record in batch]
 
 
-def push_dynamics(warehouse_path: str | Path, settings: DataverseSettings, mapping: FieldMapping,
+def push_dynamics(warehouse: Warehouse | str | Path, settings: DataverseSettings, mapping: FieldMapping,
                   run_id: str, dry_run: bool = False, *, client: DataverseClient | None = None,
                   max_attempts: int = DEFAULT_MAX_ATTEMPTS, max_workers: int = DEFAULT_MAX_WORKERS) -> SyncResult:
     """Create missing contacts, update followed columns and set / clear external ids in Dynamics from the marts,
@@ -161,7 +160,7 @@ def push_dynamics(warehouse_path: str | Path, settings: DataverseSettings, mappi
     for target in targets:
         validate_dynamics_mapping(target, metadata, settings.external_id_field)
     writer = DynamicsWriter(client, entity_set=metadata.entity_set, external_id_field=settings.external_id_field)
-    with duckdb.connect(str(warehouse_path)) as con:
+    with Warehouse.of(warehouse).connect() as con:
         crm = crm_records(con, SYSTEM, mapping, settings.external_id_field)
         result = run_sync(con, writer, crm.records, run_id, dry_run=dry_run, max_attempts=max_attempts,
                           max_workers=max_workers, invalid=crm.invalid)

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import duckdb
 import orjson
 
 from clients.http import ApiError, RequestLimitExceeded
@@ -33,6 +32,7 @@ from reverse_etl.salesforce_writer import (
     error_code_and_message,
 )
 from reverse_etl.state import Outcome, SyncRecord
+from warehouse import Connection
 
 ANONYMOUS_LAST_NAME = "erased"  # Salesforce requires a last name; this one says why the contact has no other
 _OPT_OUTS = {"marketingOptOut"}  # consent carried as an opt-out: an erased person is opted out of everything
@@ -55,14 +55,12 @@ def anonymised_fields(targets: Iterable[TargetMapping], external_id_field: str) 
     return fields
 
 
-def crm_erasure_records(con: duckdb.DuckDBPyConnection, crm: str, targets: Iterable[TargetMapping],
+def crm_erasure_records(con: Connection, crm: str, targets: Iterable[TargetMapping],
                         external_id_field: str) -> list[SyncRecord]:
-    present = con.execute("select count(*) from information_schema.tables where table_schema = 'privacy' "
-                          "and table_name = 'crm_erasure_actions'").fetchone()[0]
-    if not present:
+    if not con.table_exists("privacy", "crm_erasure_actions"):
         return []
     rows = con.execute("select contact_id, action from privacy.crm_erasure_actions where crm = ? "
-                       "order by contact_id", [crm]).fetchall()
+                       "order by contact_id", [crm])
     anonymised = anonymised_fields(targets, external_id_field)
     records = []
     for contact_id, action in rows:

@@ -8,11 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import duckdb
-
 from reverse_etl.attribute_writer import SET_ATTRIBUTE
 from reverse_etl.salesforce_writer import CLEAR_EXTERNAL_ID, CREATE_CONTACT, SET_EXTERNAL_ID
 from reverse_etl.state import DEAD_LETTERED, SCHEMA, SUCCEEDED, SUCCEEDED_WITHOUT_FIELDS, audited_fields
+from warehouse import Connection
 
 SYSTEM_NAMES = {"salesforce": "Salesforce", "dynamics": "Dynamics", "b2c": "B2C", "akamai": "Akamai"}
 # what a write of each operation is written on (one, several) and what it did to it
@@ -120,21 +119,20 @@ class RunPushes:
         return ", ".join(parts) or "nothing to write"
 
 
-def run_pushes(con: duckdb.DuckDBPyConnection, run_id: str, system: str | None = None) -> RunPushes:
+def run_pushes(con: Connection, run_id: str, system: str | None = None) -> RunPushes:
     """What the pushes of run ``run_id`` (of one ``system``, or all) wrote and which writes failed, and why."""
-    if not con.execute("select count(*) from information_schema.tables where table_schema = ? and "
-                       "table_name = 'sync_log'", [SCHEMA]).fetchone()[0]:
+    if not con.table_exists(SCHEMA, "sync_log"):
         return RunPushes()
     where = "run_id = ?" + (" and system = ?" if system else "")
     params = [run_id, system] if system else [run_id]
     written = [SUCCEEDED, SUCCEEDED_WITHOUT_FIELDS]
     succeeded = {(name, operation): count for name, operation, count in con.execute(
         f"select system, operation, count(*) from {SCHEMA}.sync_log where {where} and outcome in (?, ?) "
-        "group by all", [*params, *written]).fetchall()}
+        "group by system, operation", [*params, *written])}
     groups: dict[tuple, list[str]] = {}
     for name, operation, code, message, outcome, key in con.execute(
             f"select system, operation, error_code, error_message, outcome, record_key from {SCHEMA}.sync_log "
-            f"where {where} and outcome <> ? order by system, operation, record_key", [*params, SUCCEEDED]).fetchall():
+            f"where {where} and outcome <> ? order by system, operation, record_key", [*params, SUCCEEDED]):
         groups.setdefault((name, operation, code, audited_fields(message), outcome), []).append(key)
     failures = tuple(FailedWrites(name, operation, code, fields, outcome, len(keys), tuple(keys[:SAMPLE_KEYS]))
                      for (name, operation, code, fields, outcome), keys in groups.items())

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import duckdb
 import requests
 import tenacity
 
@@ -48,6 +47,7 @@ from reverse_etl.salesforce_writer import (
 )
 from reverse_etl.state import ACTOR_RUN, DEFAULT_MAX_ATTEMPTS, Outcome, StateStore, SyncRecord, Writer
 from settings import GraphSettings, SalesforceSettings
+from warehouse import Connection, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class SyncResult:
         return {**asdict(self), "success_rate": self.success_rate}
 
 
-def run_sync(con: duckdb.DuckDBPyConnection, writer: Writer, records: Iterable[SyncRecord], run_id: str, *,
+def run_sync(con: Connection, writer: Writer, records: Iterable[SyncRecord], run_id: str, *,
              dry_run: bool = False, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
              max_workers: int = DEFAULT_MAX_WORKERS, invalid: Sequence[tuple[SyncRecord, str, str]] = (),
              actor: str = ACTOR_RUN) -> SyncResult:
@@ -210,7 +210,7 @@ class CrmRecords:
         self.not_sent[reason] = self.not_sent.get(reason, 0) + 1
 
 
-def crm_records(con: duckdb.DuckDBPyConnection, crm: str, mapping: FieldMapping, external_id_field: str
+def crm_records(con: Connection, crm: str, mapping: FieldMapping, external_id_field: str
                 ) -> CrmRecords:
     """Records for one CRM from the marts, each identity through its client's entry of the field mapping:
     contacts to create (event created), linked contacts' fields that follow their identity (event updated), ids
@@ -226,21 +226,19 @@ def crm_records(con: duckdb.DuckDBPyConnection, crm: str, mapping: FieldMapping,
     return out
 
 
-def _mart_rows(con: duckdb.DuckDBPyConnection, mart: str, columns: Sequence[str], crm: str
+def _mart_rows(con: Connection, mart: str, columns: Sequence[str], crm: str
                ) -> Iterable[dict[str, Any]]:
     names = list(dict.fromkeys(columns))
-    cursor = con.execute(f"SELECT {', '.join(names)} FROM marts.{mart} WHERE crm = ? "
-                         f"ORDER BY {', '.join(names[:2])}", [crm])
-    while rows := cursor.fetchmany(10_000):
-        for row in rows:
-            yield dict(zip(names, row))
+    for row in con.execute(f"SELECT {', '.join(names)} FROM marts.{mart} WHERE crm = ? "
+                           f"ORDER BY {', '.join(names[:2])}", [crm]):
+        yield dict(zip(names, row))
 
 
 def _value_columns(targets: Iterable[TargetMapping]) -> list[str]:
     return [CRM_LOGICAL_FIELDS[logical] for target in targets for logical in target.fields]
 
 
-def _created(con: duckdb.DuckDBPyConnection, crm: str, mapping: FieldMapping, out: CrmRecords) -> None:
+def _created(con: Connection, crm: str, mapping: FieldMapping, out: CrmRecords) -> None:
     columns = ["identity_provider", "identity_id", "client_id", *_value_columns(mapping.targets(crm))]
     for values in _mart_rows(con, "contacts_to_create", columns, crm):
         if not values["identity_id"]:
@@ -257,7 +255,7 @@ def _created(con: duckdb.DuckDBPyConnection, crm: str, mapping: FieldMapping, ou
                                           rule=CREATE_RULE))
 
 
-def _updated(con: duckdb.DuckDBPyConnection, crm: str, mapping: FieldMapping, out: CrmRecords) -> None:
+def _updated(con: Connection, crm: str, mapping: FieldMapping, out: CrmRecords) -> None:
     senders = [target for target in mapping.targets(crm) if target.events.updated]
     if not senders:
         return  # no entry sends updates: the mart is not read at all
@@ -272,7 +270,7 @@ def _updated(con: duckdb.DuckDBPyConnection, crm: str, mapping: FieldMapping, ou
                                       target=values["contact_id"], rule=UPDATED_RULE))
 
 
-def _external_ids(con: duckdb.DuckDBPyConnection, crm: str, mapping: FieldMapping, external_id_field: str,
+def _external_ids(con: Connection, crm: str, mapping: FieldMapping, external_id_field: str,
                   out: CrmRecords) -> None:
     for row in external_id_rows(con, crm):
         if not row.target_id:
@@ -313,12 +311,11 @@ class ExternalIdRow(NamedTuple):
     client_id: str | None
 
 
-def external_id_rows(con: duckdb.DuckDBPyConnection, target_system: str) -> list[ExternalIdRow]:
+def external_id_rows(con: Connection, target_system: str) -> list[ExternalIdRow]:
     """The rows of ``marts.external_ids_to_push`` for one system, clears first: an id a merged-away contact gives
     up is then free before its survivor is given it (Dataverse's alternate key is unique over deactivated rows
     too; what still collides is sent again next run)."""
-    links = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'marts' "
-                        "AND table_name = 'identity_contact_links'").fetchall()[0][0]
+    links = con.table_exists("marts", "identity_contact_links")
     match_rule = "l.match_rule" if links else "NULL"
     join = """LEFT JOIN marts.identity_contact_links AS l ON l.identity_provider = e.identity_provider
             AND l.identity_id = e.identity_id AND l.crm = e.crm""" if links else ""
@@ -327,18 +324,17 @@ def external_id_rows(con: duckdb.DuckDBPyConnection, target_system: str) -> list
                e.client_id
         FROM marts.external_ids_to_push AS e {join}
         WHERE e.target_system = ? ORDER BY e.value IS NOT NULL, e.target_id, e.attribute""",
-        [target_system]).fetchall()]
+        [target_system])]
 
 
-def consent_field_records(con: duckdb.DuckDBPyConnection, crm: str, mapping: FieldMapping) -> list[SyncRecord]:
+def consent_field_records(con: Connection, crm: str, mapping: FieldMapping) -> list[SyncRecord]:
     """Consent carried to linked contacts (``marts.consent_fields_to_push``), for the purposes the identity's
     client entry carries; a purpose it does not map is not sent."""
-    present = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'marts' "
-                          "AND table_name = 'consent_fields_to_push'").fetchone()[0]
+    present = con.table_exists("marts", "consent_fields_to_push")
     if not present:
         return []
     rows = con.execute("""SELECT contact_id, attribute, value, purpose, client_id FROM marts.consent_fields_to_push
-                          WHERE crm = ? ORDER BY contact_id, attribute""", [crm]).fetchall()
+                          WHERE crm = ? ORDER BY contact_id, attribute""", [crm])
     records = []
     for contact_id, attribute, value, purpose, client_id in rows:
         target = mapping.target(crm, client_id)
@@ -362,7 +358,7 @@ def required_fields(describe: Mapping[str, Any]) -> list[str]:
             if not f.get("nillable", True) and f.get("createable") and not f.get("defaultedOnCreate")]
 
 
-def push_salesforce(warehouse_path: str | Path, settings: SalesforceSettings, mapping: FieldMapping,
+def push_salesforce(warehouse: Warehouse | str | Path, settings: SalesforceSettings, mapping: FieldMapping,
                     run_id: str, dry_run: bool = False, *, client: SalesforceClient | None = None,
                     max_attempts: int = DEFAULT_MAX_ATTEMPTS, max_workers: int = DEFAULT_MAX_WORKERS,
                     bulk_threshold: int = DEFAULT_BULK_THRESHOLD,
@@ -382,7 +378,7 @@ def push_salesforce(warehouse_path: str | Path, settings: SalesforceSettings, ma
         log.warning("Salesforce API request limit already reached: nothing sent, pending records wait for the "
                     "next run")
         writer = SalesforceWriter(client, external_id_field=settings.external_id_field)
-        with duckdb.connect(str(warehouse_path)) as con:
+        with Warehouse.of(warehouse).connect() as con:
             store = StateStore(con, writer.system, run_id, max_attempts)
             result = SyncResult(system=writer.system, run_id=run_id, dry_run=dry_run, limit_reached=True,
                                 dead_letters_before=store.dead_letter_count())
@@ -393,7 +389,7 @@ def push_salesforce(warehouse_path: str | Path, settings: SalesforceSettings, ma
     writer = SalesforceErasureWriter(client, SalesforceWriter(
         client, external_id_field=settings.external_id_field, bulk_threshold=bulk_threshold,
         validation_policy=validation_policy, required_fields=required_fields(describe)))
-    with duckdb.connect(str(warehouse_path)) as con:
+    with Warehouse.of(warehouse).connect() as con:
         crm = crm_records(con, "salesforce", mapping, settings.external_id_field)
         return run_sync(con, writer, crm.records, run_id, dry_run=dry_run, max_attempts=max_attempts,
                         max_workers=max_workers, invalid=crm.invalid, actor=actor)
@@ -401,7 +397,7 @@ def push_salesforce(warehouse_path: str | Path, settings: SalesforceSettings, ma
 
 # -- B2C ---------------------------------------------------------------------------------------------------------
 
-def identity_records(con: duckdb.DuckDBPyConnection, system: str, attribute_for: Callable[[str | None], str],
+def identity_records(con: Connection, system: str, attribute_for: Callable[[str | None], str],
                      payload_name: Callable[[str], str] = str
                      ) -> tuple[list[SyncRecord], list[tuple[SyncRecord, str, str]]]:
     """Records that write (or clear) the CRM contact id on one identity system's users, from
@@ -428,7 +424,7 @@ def identity_records(con: duckdb.DuckDBPyConnection, system: str, attribute_for:
     return records, invalid
 
 
-def push_b2c(warehouse_path: str | Path, settings: GraphSettings, mapping: FieldMapping,
+def push_b2c(warehouse: Warehouse | str | Path, settings: GraphSettings, mapping: FieldMapping,
              run_id: str, dry_run: bool = False, *, client: GraphClient | None = None,
              max_attempts: int = DEFAULT_MAX_ATTEMPTS, max_workers: int = DEFAULT_MAX_WORKERS,
              actor: str = ACTOR_RUN) -> SyncResult:
@@ -446,7 +442,7 @@ def push_b2c(warehouse_path: str | Path, settings: GraphSettings, mapping: Field
         return (target.remote(CONTACT_ID_LOGICAL) if target else None) or settings.contact_id_attribute
 
     writer = B2CWriter(client or GraphClient(settings))
-    with duckdb.connect(str(warehouse_path)) as con:
+    with Warehouse.of(warehouse).connect() as con:
         records, invalid = identity_records(con, "b2c", attribute_for, settings.extension_attribute)
         return run_sync(con, writer, records, run_id, dry_run=dry_run, max_attempts=max_attempts,
                         max_workers=max_workers, invalid=invalid, actor=actor)

@@ -17,15 +17,17 @@ never the remote system's message, which may quote the rejected value (Salesforc
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import duckdb
 import orjson
 import pyarrow as pa
+
+from warehouse import Connection
 
 SCHEMA = "reverse_etl"
 DEFAULT_MAX_ATTEMPTS = 3
@@ -68,7 +70,7 @@ FAILED = "failed"  # stays pending, retried next run
 DEAD_LETTERED = "dead_lettered"
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_schema(con: Connection) -> None:
     """Create the bookkeeping tables if they do not exist (safe to call on every run)."""
     con.execute(_DDL)
 
@@ -188,7 +190,7 @@ def _now() -> datetime:
 class StateStore:
     """Diff, intent and outcome bookkeeping of one system within one run; use from one thread."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, system: str, run_id: str,
+    def __init__(self, con: Connection, system: str, run_id: str,
                  max_attempts: int = DEFAULT_MAX_ATTEMPTS, actor: str = ACTOR_RUN) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -197,11 +199,8 @@ class StateStore:
         ensure_schema(con)
 
     def _with_table(self, name: str, table: pa.Table, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        self.con.register(name, table)
-        try:
-            return self.con.execute(sql, list(params)).fetchall()
-        finally:
-            self.con.unregister(name)
+        with self.con.input_table(name, table):
+            return self.con.execute(sql, params)
 
     def plan(self, records: Iterable[SyncRecord]) -> Plan:
         """Keep the records whose payload differs from the last accepted one and is not parked as a dead letter."""
@@ -242,9 +241,7 @@ class StateStore:
         if not records:
             return {}
         table = pa.table({"record_key": [r.key for r in records], "payload_hash": [r.payload_hash for r in records]})
-        self.con.register("intent_input", table)
-        try:
-            self.con.execute("BEGIN")
+        with self.con.input_table("intent_input", table), self.con.transaction():
             self.con.execute(f"""
                 INSERT INTO {SCHEMA}.pending (system, record_key, payload_hash, attempts, next_attempt_at)
                 SELECT ?, record_key, payload_hash, 1, ? FROM intent_input
@@ -255,13 +252,7 @@ class StateStore:
                     next_attempt_at = excluded.next_attempt_at""", [self.system, _now()])
             rows = self.con.execute(f"""
                 SELECT p.record_key, p.attempts FROM {SCHEMA}.pending p
-                JOIN intent_input i ON i.record_key = p.record_key WHERE p.system = ?""", [self.system]).fetchall()
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        finally:
-            self.con.unregister("intent_input")
+                JOIN intent_input i ON i.record_key = p.record_key WHERE p.system = ?""", [self.system])
         return dict(rows)
 
     def release_unsent(self, records: Sequence[SyncRecord], reason_code: str) -> None:
@@ -327,62 +318,58 @@ class StateStore:
                 ("record_key", pa.string()), ("payload_hash", pa.string()), ("error_code", pa.string()),
                 ("error_message", pa.string()), ("attempts", pa.int32())])),
         }
-        for name, table in tables.items():
-            self.con.register(name, table)
         system = self.system
-        try:
-            self.con.execute("BEGIN")
-            self.con.execute(f"""
-                INSERT INTO {SCHEMA}.sync_log ({_SYNC_LOG_COLUMNS})
-                SELECT ?, ?, operation, record_key, payload_hash, outcome, error_code, error_message, attempt, ?,
-                    ?, rule
-                FROM log_input""", [self.run_id, system, now, self.actor])
-            if ok_rows["record_key"]:
-                self.con.execute(f"""
-                    INSERT INTO {SCHEMA}.sync_state (system, record_key, payload_hash, remote_id, accepted_at,
-                        dropped_fields)
-                    SELECT ?, record_key, payload_hash, remote_id, ?, dropped_fields FROM ok_input
-                    ON CONFLICT (system, record_key) DO UPDATE SET payload_hash = excluded.payload_hash,
-                        remote_id = coalesce(excluded.remote_id, sync_state.remote_id),
-                        accepted_at = excluded.accepted_at, dropped_fields = excluded.dropped_fields""",
-                                 [system, now])
-                # a record that succeeds (e.g. after its payload was corrected) is no longer a dead letter
-                for table_name in ("pending", "dead_letters"):
-                    self.con.execute(f"""
-                        DELETE FROM {SCHEMA}.{table_name} WHERE system = ?
-                        AND record_key IN (SELECT record_key FROM ok_input)""", [system])
-            if retry_rows["record_key"]:
-                self.con.execute(f"""
-                    UPDATE {SCHEMA}.pending SET last_error_code = r.error_code
-                    FROM retry_input r WHERE pending.system = ? AND pending.record_key = r.record_key""", [system])
-            if dead_rows["record_key"]:
-                self.con.execute(f"""
-                    INSERT INTO {SCHEMA}.dead_letters (system, record_key, payload_hash, error_code, error_message,
-                        attempts, first_failed_at, last_failed_at)
-                    SELECT ?, record_key, payload_hash, error_code, error_message, attempts, ?, ? FROM dead_input
-                    ON CONFLICT (system, record_key) DO UPDATE SET payload_hash = excluded.payload_hash,
-                        error_code = excluded.error_code, error_message = excluded.error_message,
-                        attempts = excluded.attempts, last_failed_at = excluded.last_failed_at""",
-                                 [system, now, now])
-                self.con.execute(f"""
-                    DELETE FROM {SCHEMA}.pending WHERE system = ?
-                    AND record_key IN (SELECT record_key FROM dead_input)""", [system])
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        finally:
-            for name in tables:
-                self.con.unregister(name)
+        with contextlib.ExitStack() as inputs:
+            for name, table in tables.items():
+                inputs.enter_context(self.con.input_table(name, table))
+            with self.con.transaction():
+                self._apply_outcomes(system, now, ok=bool(ok_rows["record_key"]),
+                                     retry=bool(retry_rows["record_key"]), dead=bool(dead_rows["record_key"]))
         return counts
 
+    def _apply_outcomes(self, system: str, now: datetime, *, ok: bool, retry: bool, dead: bool) -> None:
+        """The statements of ``record_outcomes`` over its input relations (log, ok, retry, dead)."""
+        self.con.execute(f"""
+            INSERT INTO {SCHEMA}.sync_log ({_SYNC_LOG_COLUMNS})
+            SELECT ?, ?, operation, record_key, payload_hash, outcome, error_code, error_message, attempt, ?,
+                ?, rule
+            FROM log_input""", [self.run_id, system, now, self.actor])
+        if ok:
+            self.con.execute(f"""
+                INSERT INTO {SCHEMA}.sync_state (system, record_key, payload_hash, remote_id, accepted_at,
+                    dropped_fields)
+                SELECT ?, record_key, payload_hash, remote_id, ?, dropped_fields FROM ok_input
+                ON CONFLICT (system, record_key) DO UPDATE SET payload_hash = excluded.payload_hash,
+                    remote_id = coalesce(excluded.remote_id, sync_state.remote_id),
+                    accepted_at = excluded.accepted_at, dropped_fields = excluded.dropped_fields""",
+                             [system, now])
+            # a record that succeeds (e.g. after its payload was corrected) is no longer a dead letter
+            for table_name in ("pending", "dead_letters"):
+                self.con.execute(f"""
+                    DELETE FROM {SCHEMA}.{table_name} WHERE system = ?
+                    AND record_key IN (SELECT record_key FROM ok_input)""", [system])
+        if retry:
+            self.con.execute(f"""
+                UPDATE {SCHEMA}.pending SET last_error_code = r.error_code
+                FROM retry_input r WHERE pending.system = ? AND pending.record_key = r.record_key""", [system])
+        if dead:
+            self.con.execute(f"""
+                INSERT INTO {SCHEMA}.dead_letters (system, record_key, payload_hash, error_code, error_message,
+                    attempts, first_failed_at, last_failed_at)
+                SELECT ?, record_key, payload_hash, error_code, error_message, attempts, ?, ? FROM dead_input
+                ON CONFLICT (system, record_key) DO UPDATE SET payload_hash = excluded.payload_hash,
+                    error_code = excluded.error_code, error_message = excluded.error_message,
+                    attempts = excluded.attempts, last_failed_at = excluded.last_failed_at""",
+                             [system, now, now])
+            self.con.execute(f"""
+                DELETE FROM {SCHEMA}.pending WHERE system = ?
+                AND record_key IN (SELECT record_key FROM dead_input)""", [system])
+
     def dead_letter_count(self) -> int:
-        return self.con.execute(f"SELECT count(*) FROM {SCHEMA}.dead_letters WHERE system = ?",
-                                [self.system]).fetchall()[0][0]
+        return self.con.scalar(f"SELECT count(*) FROM {SCHEMA}.dead_letters WHERE system = ?", [self.system])
 
     def pending_count(self) -> int:
-        return self.con.execute(f"SELECT count(*) FROM {SCHEMA}.pending WHERE system = ?",
-                                [self.system]).fetchall()[0][0]
+        return self.con.scalar(f"SELECT count(*) FROM {SCHEMA}.pending WHERE system = ?", [self.system])
 
 
 def external_write(system: str, operation: str, record_key: str, payload: Mapping[str, Any], outcome: str,
@@ -400,7 +387,7 @@ REPLAY = "replay"  # sync_log.operation of a dead letter handed back to the next
 REPLAY_REQUESTED = "replay_requested"  # its sync_log.outcome
 
 
-def replay_dead_letters(con: duckdb.DuckDBPyConnection, run_id: str, *, system: str | None = None,
+def replay_dead_letters(con: Connection, run_id: str, *, system: str | None = None,
                         error_code: str | None = None, keys: Sequence[str] = ()) -> dict[str, int]:
     """Hand dead letters back to the next push: each matching one (every filter given must match; none given
     = all) leaves ``dead_letters`` for ``pending`` with its attempts counted afresh, and ``sync_log`` records
@@ -412,19 +399,18 @@ def replay_dead_letters(con: duckdb.DuckDBPyConnection, run_id: str, *, system: 
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
+    wanted = pa.table({"record_key": pa.array(list(keys), pa.string())})
     if keys:
-        where.append("list_contains(?, record_key)")
-        params.append(list(keys))
-    chosen = con.execute(f"""SELECT system, record_key, payload_hash, error_code FROM {SCHEMA}.dead_letters
-                             WHERE {' AND '.join(where)}""", params).fetchall()
+        where.append("record_key IN (SELECT record_key FROM wanted_keys)")
+    with con.input_table("wanted_keys", wanted):
+        chosen = con.execute(f"""SELECT system, record_key, payload_hash, error_code FROM {SCHEMA}.dead_letters
+                                 WHERE {' AND '.join(where)}""", params)
     if not chosen:
         return {}
     replayed = pa.table({name: pa.array([row[i] for row in chosen], pa.string())
                          for i, name in enumerate(("system", "record_key", "payload_hash", "error_code"))})
     now = _now()
-    con.register("replayed", replayed)
-    try:
-        con.execute("BEGIN")
+    with con.input_table("replayed", replayed), con.transaction():
         con.execute(f"""
             INSERT INTO {SCHEMA}.sync_log ({_SYNC_LOG_COLUMNS})
             SELECT ?, system, '{REPLAY}', record_key, payload_hash, '{REPLAY_REQUESTED}', error_code, NULL, 0, ?,
@@ -438,19 +424,13 @@ def replay_dead_letters(con: duckdb.DuckDBPyConnection, run_id: str, *, system: 
         con.execute(f"""
             DELETE FROM {SCHEMA}.dead_letters AS d
             WHERE EXISTS (SELECT 1 FROM replayed AS r WHERE r.system = d.system AND r.record_key = d.record_key)""")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.unregister("replayed")
     counts: dict[str, int] = {}
     for replayed_system, *_ in chosen:
         counts[replayed_system] = counts.get(replayed_system, 0) + 1
     return counts
 
 
-def append_external_log(con: duckdb.DuckDBPyConnection, run_id: str, rows: Sequence[Mapping[str, Any]]) -> int:
+def append_external_log(con: Connection, run_id: str, rows: Sequence[Mapping[str, Any]]) -> int:
     """Copy writes made outside a sync run (the fast lane, the sign-up connector) into ``sync_log``, keeping the
     time each was made; rows carry system, operation, record_key, payload_hash, outcome, error_code, logged_at
     and their actor and rule (a row without an actor is the fast lane's). ``run_id`` is the fast lane's; the
@@ -470,9 +450,8 @@ def append_external_log(con: duckdb.DuckDBPyConnection, run_id: str, rows: Seque
         "actor": [r.get("actor") or ACTOR_FAST_LANE for r in rows],
         "rule": [r.get("rule") for r in rows],
     })
-    con.register("external_log_input", table)
-    try:
-        # idempotent: a copy repeated after a crash adds nothing
+    # idempotent: a copy repeated after a crash adds nothing
+    with con.input_table("external_log_input", table):
         con.execute(f"""
             INSERT INTO {SCHEMA}.sync_log ({_SYNC_LOG_COLUMNS})
             SELECT CASE WHEN i.actor = '{ACTOR_FAST_LANE}' THEN ? ELSE i.actor END, i.system, i.operation,
@@ -482,6 +461,4 @@ def append_external_log(con: duckdb.DuckDBPyConnection, run_id: str, rows: Seque
                 SELECT 1 FROM {SCHEMA}.sync_log AS s
                 WHERE s.actor = i.actor AND s.system = i.system AND s.operation = i.operation
                     AND s.record_key = i.record_key AND s.logged_at = i.logged_at)""", [run_id])
-    finally:
-        con.unregister("external_log_input")
     return len(rows)

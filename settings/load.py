@@ -48,6 +48,10 @@ def _parse(kind: Kind, raw: str) -> Any:
         raise ValueError(kind.value)
     if kind in (Kind.URL, Kind.HTTPS_URL):
         return raw.rstrip("/")
+    if kind is Kind.POSTGRES_URL:
+        if not raw.startswith(("postgresql://", "postgres://")):
+            raise ValueError(kind.value)
+        return raw
     if kind is Kind.POSITIVE_NUMBER:
         value = float(raw)  # ValueError for text
         if not value > 0:
@@ -155,6 +159,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     warehouse_path = r.get("WAREHOUSE_PATH")
     settings = Settings(
         warehouse_path=warehouse_path,
+        warehouse_url=r.get("WAREHOUSE_URL"),
         inbox_path=r.get("GATEWAY_INBOX_PATH"),
         field_mapping=FieldMappingSettings(path=r.get("IDLINK_FIELD_MAPPING"), customer=r.get("IDLINK_CUSTOMER"),
                                            environment=r.get("IDLINK_ENVIRONMENT")),

@@ -255,7 +255,7 @@ class Settings:
     A system's section is None when it is not configured (none of its required variables set).
     """
 
-    warehouse_path: Path
+    warehouse_path: Path  # the DuckDB file; with warehouse_url, the folder of local working files
     inbox_path: Path
     field_mapping: FieldMappingSettings
     publish: PublishSettings
@@ -273,3 +273,5 @@ class Settings:
     fast_lane: FastLaneSettings = FastLaneSettings()
     ingest: IngestSettings = IngestSettings()
     alert_webhook_url: str | None = field(default=None, repr=False)
+    # a Postgres warehouse (libpq URL, may carry a password) instead of the DuckDB file at warehouse_path
+    warehouse_url: str | None = field(default=None, repr=False)

@@ -23,6 +23,7 @@ class Kind(Enum):
     COUNT = "an integer >= 0"
     FLAG = "true or false"
     LIST = "a comma-separated list"
+    POSTGRES_URL = "a postgresql:// URL"
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,12 @@ VARIABLES: dict[str, Variable] = _vars(
     # -- the warehouse and shared HTTP settings
     Variable("WAREHOUSE_PATH", "data/warehouse.duckdb",
              "the DuckDB file shared by dlt, dbt and the reverse-ETL writers (relative paths are taken against "
-             "the repository root)", _WAREHOUSE, Kind.PATH),
+             "the repository root); with `WAREHOUSE_URL`, its folder keeps only local working files (dlt "
+             "pipeline state, dbt artifacts)", _WAREHOUSE, Kind.PATH),
+    Variable("WAREHOUSE_URL", "", "a Postgres warehouse instead of the DuckDB file "
+             "(`postgresql://user:password@host:5432/idlink`): dlt, dbt, the reverse-ETL state and locks, "
+             "publishing and the link summaries all use it; several runs and readers may work at once",
+             _WAREHOUSE, Kind.POSTGRES_URL, secret=True, when_unset="– (the DuckDB file at `WAREHOUSE_PATH`)"),
     Variable("IDLINK_CA_BUNDLE", "", "extra CA bundle file trusted by every HTTPS client (corporate proxies, "
              "the sandbox)", _CLIENTS, when_unset="system trust store"),
     Variable("IDLINK_HTTP_TIMEOUT_S", "30", "time limit of one HTTP request, seconds", _CLIENTS,

@@ -14,11 +14,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import duckdb
 import orjson
 
 from settings import SettingsError, load_settings
 from stewardship.decisions import DECISIONS, Decision, DecisionError, list_decisions, record_decision
+from warehouse import DECISIONS as DECISIONS_SCOPE
+from warehouse import Warehouse
 
 
 def _pair_part(value: str) -> tuple[str, str]:
@@ -41,22 +42,26 @@ def main(argv: list[str] | None = None) -> int:
     listing = sub.add_parser("list", help="the decisions in force (--history: every decision)")
     listing.add_argument("--history", action="store_true")
     for command in (decide, listing):
-        command.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: WAREHOUSE_PATH)")
+        command.add_argument("--warehouse", type=Path, default=None,
+                             help="DuckDB file (default: WAREHOUSE_URL's Postgres database, else WAREHOUSE_PATH)")
     args = parser.parse_args(argv)
     try:
-        warehouse = args.warehouse or load_settings().warehouse_path
+        warehouse = Warehouse(args.warehouse) if args.warehouse else Warehouse.from_settings(load_settings())
     except SettingsError as exc:
         parser.exit(2, f"python -m stewardship: {exc}\n")
-    with duckdb.connect(str(warehouse), read_only=args.command == "list") as con:
+    try:
         if args.command == "list":
-            for decision in list_decisions(con, history=args.history):
+            with warehouse.connect(read_only=True) as con:
+                decisions = list_decisions(con, history=args.history)
+            for decision in decisions:
                 sys.stdout.write(orjson.dumps(decision.as_dict()).decode() + "\n")
             return 0
-        try:
+        # a decision is a write: on DuckDB it waits for the step holding the file
+        with warehouse.exclusive(DECISIONS_SCOPE), warehouse.connect() as con:
             recorded = record_decision(con, Decision(*args.identity, *args.contact, args.decision, args.by,
                                                      args.reason))
-        except DecisionError as exc:
-            parser.exit(2, f"python -m stewardship: {exc}\n")
+    except (DecisionError, FileNotFoundError) as exc:
+        parser.exit(2, f"python -m stewardship: {exc}\n")
     sys.stdout.write(orjson.dumps(recorded.as_dict()).decode() + "\n")
     return 0
 

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import duckdb
+from warehouse import Connection
 
 DECISIONS = ("link", "never_link", "unlink")
 TABLE = "link_decisions.decisions"
@@ -35,20 +35,24 @@ class Decision:
         return {**self.__dict__, "decided_at": self.decided_at.isoformat() if self.decided_at else None}
 
 
-def _exists(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> bool:
-    try:
-        return con.execute(sql, params).fetchone() is not None
-    except duckdb.CatalogException as exc:
-        raise DecisionError("the warehouse has no link build yet: run the linking (dbt build) first") from exc
+def _require_link_build(con: Connection) -> None:
+    if not all(con.table_exists(*name.split(".")) for name in (TABLE, "intermediate.int_identities",
+                                                               "intermediate.int_contacts")):
+        raise DecisionError("the warehouse has no link build yet: run the linking (dbt build) first")
 
 
-def record_decision(con: duckdb.DuckDBPyConnection, decision: Decision) -> Decision:
+def _exists(con: Connection, sql: str, params: list) -> bool:
+    return con.fetchone(sql, params) is not None
+
+
+def record_decision(con: Connection, decision: Decision) -> Decision:
     """Validates and appends one decision; returns it with its id and time. A pair to link must exist on both
     sides; an unlink needs the pair's active link."""
     if decision.decision not in DECISIONS:
         raise DecisionError(f"decision must be one of {', '.join(DECISIONS)}, not {decision.decision!r}")
     if not decision.decided_by.strip() or not decision.reason.strip():
         raise DecisionError("say who decides (--by) and why (--reason)")
+    _require_link_build(con)
     if not _exists(con, "select 1 from intermediate.int_identities where identity_provider = ? and identity_id = ?",
                    [decision.identity_provider, decision.identity_id]):
         raise DecisionError(f"no identity {decision.identity_provider}:{decision.identity_id} in the warehouse")
@@ -69,11 +73,14 @@ def record_decision(con: duckdb.DuckDBPyConnection, decision: Decision) -> Decis
     return recorded
 
 
-def list_decisions(con: duckdb.DuckDBPyConnection, history: bool = False) -> list[Decision]:
+def list_decisions(con: Connection, history: bool = False) -> list[Decision]:
     """The decision in force for every pair (the latest), or with `history` every decision, newest first."""
-    latest = "" if history else """qualify row_number() over (
-        partition by identity_provider, identity_id, crm, contact_id order by decided_at desc, decision_id desc) = 1"""
+    _require_link_build(con)
     rows = con.execute(f"""select identity_provider, identity_id, crm, contact_id, decision, decided_by, reason,
             decided_at, decision_id
-        from {TABLE} {latest} order by decided_at desc, decision_id desc""").fetchall()
+        from (select *, row_number() over (partition by identity_provider, identity_id, crm, contact_id
+                                           order by decided_at desc, decision_id desc) as newness
+              from {TABLE}) as decisions
+        where {'true' if history else 'newness = 1'}
+        order by decided_at desc, decision_id desc""")
     return [Decision(*row) for row in rows]

@@ -15,15 +15,16 @@ REPO = Path(__file__).resolve().parents[1]
 ALLOWED: dict[str, frozenset[str]] = {
     "settings": frozenset(),
     "inbox": frozenset(),
+    "warehouse": frozenset({"settings"}),
     "clients": frozenset({"settings"}),
-    "ingestion": frozenset({"settings", "clients"}),
-    "reverse_etl": frozenset({"settings", "clients"}),
-    "publishing": frozenset({"settings"}),
-    "privacy": frozenset({"settings", "inbox"}),
-    "stewardship": frozenset({"settings"}),
-    "gateway": frozenset({"settings", "clients", "inbox", "ingestion", "reverse_etl"}),
-    "orchestration": frozenset({"settings", "clients", "inbox", "ingestion", "reverse_etl", "publishing",
-                                "privacy"}),
+    "ingestion": frozenset({"settings", "clients", "warehouse"}),
+    "reverse_etl": frozenset({"settings", "clients", "warehouse"}),
+    "publishing": frozenset({"settings", "warehouse"}),
+    "privacy": frozenset({"settings", "inbox", "warehouse"}),
+    "stewardship": frozenset({"settings", "warehouse"}),
+    "gateway": frozenset({"settings", "clients", "inbox", "warehouse", "ingestion", "reverse_etl"}),
+    "orchestration": frozenset({"settings", "clients", "inbox", "warehouse", "ingestion", "reverse_etl",
+                                "publishing", "privacy"}),
     "sandbox": frozenset(),
 }
 # importer -> stages it may reach through their package root only (their public interface)
@@ -35,7 +36,7 @@ ENVIRONMENT_READERS = {
     "settings/load.py",  # the one parser of configuration
     "gateway/__main__.py",  # an edge: hands --inbox to uvicorn's worker processes through it
     "orchestration/demo.py",  # an edge: adds the sandbox's variables for the runs it starts
-    "orchestration/defs/linking.py",  # gives dbt's subprocess the warehouse path (dagster-dbt passes os.environ)
+    "orchestration/defs/linking.py",  # points dbt's subprocess at the warehouse (dagster-dbt passes os.environ)
     "sandbox/akamai/webhooks.py",  # the sandbox's own delivery tuning (SANDBOX_AKAMAI_WEBHOOK_*)
     "sandbox/synthetic/pools.py",  # XDG_CACHE_HOME, where the synthetic pools are cached
 }

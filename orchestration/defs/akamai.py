@@ -38,6 +38,7 @@ from orchestration.defs.reverse_etl import (
 )
 from reverse_etl.akamai_writer import push_akamai
 from reverse_etl.runner import SyncResult
+from warehouse import push_scope
 
 USERS = RawTable(DATASET, TABLE, "akamai",
                  "Akamai Identity Cloud users in the identity columns of raw_b2c.users (key id = uuid): full scan "
@@ -65,9 +66,9 @@ def akamai_users(context: dg.AssetExecutionContext, config: AkamaiIngestConfig, 
     if not akamai.configured:
         yield unconfigured_load(context, USERS, "AKAMAI_BASE_URL, AKAMAI_CLIENT_ID, AKAMAI_CLIENT_SECRET")
         return
-    source = akamai_source(settings=akamai.settings(), warehouse_path=warehouse.path,
+    source = akamai_source(settings=akamai.settings(), warehouse=warehouse.warehouse,
                            identity_ids=config.identity_ids)
-    pipeline = warehouse_pipeline(PIPELINE_NAME, DATASET, warehouse.path, ingest_tuning.dlt_progress)
+    pipeline = warehouse_pipeline(PIPELINE_NAME, DATASET, warehouse.warehouse, ingest_tuning.dlt_progress)
     context.log.info("Akamai load: %s", f"{len(config.identity_ids)} targeted users" if config.identity_ids
                      else "full scan")
     yield from run_load(context, dlt, USERS, source, pipeline, warehouse, config.accept_volume_drop)
@@ -81,13 +82,13 @@ def akamai_users(context: dg.AssetExecutionContext, config: AkamaiIngestConfig, 
 )
 def akamai_contact_ids(context: dg.AssetExecutionContext, config: ReverseEtlConfig, warehouse: WarehouseResource,
                        akamai: AkamaiResource, field_mapping: FieldMappingResource) -> dg.MaterializeResult:
-    with warehouse.exclusive(context.log):
+    with warehouse.exclusive(push_scope("akamai"), context.log):
         if not akamai.configured:
             context.log.warning("Akamai is not configured: no contact ids pushed")
             result = SyncResult(system="akamai", run_id=context.run.run_id, dry_run=config.dry_run)
         else:
             mapping = field_mapping.mapping()
-            result = push_akamai(warehouse.path, akamai.settings(), mapping, context.run.run_id,
+            result = push_akamai(warehouse.warehouse, akamai.settings(), mapping, context.run.run_id,
                                  dry_run=config.dry_run, max_attempts=config.max_attempts,
                                  max_workers=config.max_workers)
         done = push_materialization(context, CONTACT_IDS_KEY, result, config, warehouse)

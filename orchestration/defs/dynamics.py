@@ -39,6 +39,7 @@ from orchestration.defs.reverse_etl import (
 )
 from reverse_etl.dynamics_writer import SYSTEM, push_dynamics
 from reverse_etl.runner import SyncResult
+from warehouse import push_scope
 
 CONTACTS = RawTable(DATASET, TABLE, "dynamics365",
                     "Dynamics 365 / Dataverse contacts through the Web API, incremental by change tracking (delta "
@@ -67,11 +68,11 @@ def dynamics_contacts(context: dg.AssetExecutionContext, config: DynamicsIngestC
         yield unconfigured_load(context, CONTACTS, "DATAVERSE_URL, DATAVERSE_TENANT_ID, DATAVERSE_CLIENT_ID, "
                                                    "DATAVERSE_CLIENT_SECRET")
         return
-    source = dynamics_source(settings=dynamics.settings(), warehouse_path=warehouse.path,
+    source = dynamics_source(settings=dynamics.settings(), warehouse=warehouse.warehouse,
                              contact_ids=config.contact_ids, workers=ingest_tuning.workers)
     context.log.info("Dynamics load: %s", f"{len(config.contact_ids)} targeted contacts" if config.contact_ids
                      else "changes since the last load")
-    pipeline = warehouse_pipeline(PIPELINE_NAME, DATASET, warehouse.path, ingest_tuning.dlt_progress)
+    pipeline = warehouse_pipeline(PIPELINE_NAME, DATASET, warehouse.warehouse, ingest_tuning.dlt_progress)
     yield from run_load(context, dlt, CONTACTS, source, pipeline, warehouse, config.accept_volume_drop)
 
 
@@ -83,13 +84,13 @@ def dynamics_contacts(context: dg.AssetExecutionContext, config: DynamicsIngestC
 )
 def dynamics_contacts_push(context: dg.AssetExecutionContext, config: ReverseEtlConfig, warehouse: WarehouseResource,
                            dynamics: DataverseResource, field_mapping: FieldMappingResource) -> dg.MaterializeResult:
-    with warehouse.exclusive(context.log):
+    with warehouse.exclusive(push_scope(SYSTEM), context.log):
         if not dynamics.configured:
             context.log.info("Dynamics is not configured: nothing pushed")
             result = SyncResult(system=SYSTEM, run_id=context.run.run_id, dry_run=config.dry_run)
         else:
             mapping = field_mapping.mapping()
-            result = push_dynamics(warehouse.path, dynamics.settings(), mapping, context.run.run_id,
+            result = push_dynamics(warehouse.warehouse, dynamics.settings(), mapping, context.run.run_id,
                                    dry_run=config.dry_run, max_attempts=config.max_attempts,
                                    max_workers=config.max_workers)
         done = push_materialization(context, PUSH_KEY, result, config, warehouse)

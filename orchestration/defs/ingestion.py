@@ -36,6 +36,7 @@ from orchestration.defs.resources import (
     WarehouseResource,
 )
 from privacy import erased_record_ids
+from warehouse import Warehouse, load_scope
 
 B2C_OP = "b2c_users"
 SALESFORCE_OP = "salesforce_contacts"
@@ -136,13 +137,13 @@ def run_load(context: dg.AssetExecutionContext, dlt: DagsterDltResource, raw: Ra
     """Run one dlt load into its raw table, holding the warehouse; its materialization carries counts only and
     the volume check. Erased people are never loaded again: their ids are read under the same hold (a read-only
     open while another process writes would fail)."""
-    with warehouse.exclusive(context.log):
-        source = leave_out(source, erased_record_ids(warehouse.path, raw.records_of))
+    with warehouse.exclusive(load_scope(raw.schema), context.log):
+        source = leave_out(source, erased_record_ids(warehouse.warehouse, raw.records_of))
         for event in dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline,
                              dagster_dlt_translator=RawTableTranslator(raw)):
             if isinstance(event, dg.MaterializeResult):
-                summary = table_summary(warehouse.path, raw.schema, raw.table)
-                yield judged_load(context, raw, {**(event.metadata or {}), **summary}, warehouse.path,
+                summary = table_summary(warehouse.warehouse, raw.schema, raw.table)
+                yield judged_load(context, raw, {**(event.metadata or {}), **summary}, warehouse.warehouse,
                                   accept_volume_drop)
             else:
                 yield event
@@ -163,12 +164,12 @@ def ids_run_config(op: str, field: str, ids: Iterable[str]) -> dict:
 
 
 def judged_load(context: dg.AssetExecutionContext, raw: RawTable, metadata: dict[str, Any],
-                warehouse_path: str, accept_volume_drop: bool) -> dg.MaterializeResult:
+                warehouse: Warehouse, accept_volume_drop: bool) -> dg.MaterializeResult:
     """The load's metadata (dlt's and the table's counts, the storage as the definition names it) with the
     verdict of the volume check against the last accepted load into this warehouse."""
     total, deleted = metadata.get("rows_total", 0), metadata.get("rows_deleted", 0)
     live = total - deleted
-    verdict = judge_load(warehouse_path, raw.schema, raw.table, live, _number(metadata.get("rows_loaded")),
+    verdict = judge_load(warehouse, raw.schema, raw.table, live, _number(metadata.get("rows_loaded")),
                          accept_drop=accept_volume_drop)
     if not verdict.passed:
         context.log.error("%s: %s; linking and pushes of this run are stopped", raw.name, verdict.reason)
@@ -199,7 +200,7 @@ def b2c_users(
         raise dg.Failure("B2C is not configured: set B2C_TENANT_ID, B2C_CLIENT_ID and B2C_CLIENT_SECRET")
     source = b2c_ingestion.b2c_source(
         settings=graph.settings(),
-        warehouse_path=warehouse.path,
+        warehouse=warehouse.warehouse,
         identity_ids=config.identity_ids,
         dataset_name=b2c_ingestion.DATASET,
         workers=ingest_tuning.workers,
@@ -207,7 +208,7 @@ def b2c_users(
     context.log.info(
         "B2C load: %s", f"{len(config.identity_ids)} targeted users" if config.identity_ids else "full scan"
     )
-    pipeline = warehouse_pipeline("b2c", b2c_ingestion.DATASET, warehouse.path, ingest_tuning.dlt_progress)
+    pipeline = warehouse_pipeline("b2c", b2c_ingestion.DATASET, warehouse.warehouse, ingest_tuning.dlt_progress)
     yield from run_load(context, dlt, B2C_USERS, source, pipeline, warehouse, config.accept_volume_drop)
 
 
@@ -228,7 +229,7 @@ def salesforce_contacts(
         "Salesforce load: %s",
         f"{len(config.contact_ids)} targeted contacts" if config.contact_ids else "incremental",
     )
-    pipeline = warehouse_pipeline("salesforce", salesforce_ingestion.DATASET, warehouse.path,
+    pipeline = warehouse_pipeline("salesforce", salesforce_ingestion.DATASET, warehouse.warehouse,
                                   ingest_tuning.dlt_progress)
     yield from run_load(context, dlt, SALESFORCE_CONTACTS, source, pipeline, warehouse,
                         config.accept_volume_drop)

@@ -5,7 +5,7 @@ Import-time work is limited to reading an existing manifest: `make setup` runs `
 `dagster dev` `prepare_if_dev()` re-parses when a project file is newer than the manifest, so model edits show up.
 """
 
-import hashlib
+import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 import orjson
 from dagster_dbt import (
     DagsterDbtTranslator,
@@ -34,6 +33,7 @@ from orchestration.defs.resources import (
     configured_crms,
 )
 from publishing import ROLES
+from warehouse import BUILD, Connection, Warehouse
 
 LINKS_ASSET_KEY = dg.AssetKey("identity_contact_links")
 # Runs launched by the near-real-time sensors carry this tag: they rebuild models and the link snapshot and run
@@ -69,14 +69,12 @@ if not linking_project.manifest_path.exists():
         "(or `dbt parse --project-dir dbt_project --profiles-dir dbt_project`) first")
 
 
-def dbt_target_path(warehouse_path: str) -> Path:
+def dbt_target_path(warehouse: Warehouse) -> Path:
     """Where dbt keeps its artifacts for one warehouse. dbt re-parses the whole project when the profile changes
-    and the profile names the warehouse file, so the saved parse is only reusable per warehouse: one directory
-    each (beside the warehouse) lets every run after the first parse partially. Runs on one warehouse never
-    overlap (pool ``warehouse``), so they never write this directory at the same time."""
-    warehouse = Path(warehouse_path)
-    digest = hashlib.sha256(str(warehouse.resolve()).encode()).hexdigest()[:8]
-    return warehouse.parent / "dbt_target" / f"{warehouse.stem}-{digest}"
+    and the profile names the warehouse, so the saved parse is only reusable per warehouse: one directory each
+    (in the warehouse's local folder) lets every run after the first parse partially. Builds on one warehouse
+    never overlap (they hold its build scope), so they never write this directory at the same time."""
+    return warehouse.local_dir / "dbt_target" / warehouse.key
 
 
 class IdlinkDbtTranslator(DagsterDbtTranslator):
@@ -117,40 +115,58 @@ class IdlinkDbtTranslator(DagsterDbtTranslator):
         return spec._replace(description=check_description(manifest["nodes"][unique_id]))
 
 
+@contextlib.contextmanager
+def dbt_environment(warehouse: Warehouse) -> Iterator[None]:
+    """dagster-dbt hands its dbt process this process's environment: while the process starts, the environment
+    points dbt's profile at ``warehouse`` (by absolute path: dbt would resolve a relative WAREHOUSE_PATH against
+    dbt_project/); it is restored after, so one run's warehouse never leaks into the next."""
+    values = warehouse.dbt_environment()
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 BAND_COUNTS = ("auto_links", "deterministic_links", "model_links", "review_items")
 
 
-def decision_bands(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+def decision_bands(con: Connection) -> dict[str, int]:
     """The decision bands of the build that made the current golden table, as marts.match_decision_bands counted
     them (the one definition: auto links are active links, review items the review queue's uncertain_match rows);
     empty when that build did not include the bands model (a targeted run that left it out)."""
-    row = con.execute(f"""select {', '.join(BAND_COUNTS)} from marts.match_decision_bands
+    row = con.fetchone(f"""select {', '.join(BAND_COUNTS)} from marts.match_decision_bands
         where built_at = (select max(last_seen_at) from marts.identity_contact_links)
-        order by built_at desc limit 1""").fetchone()
+        order by built_at desc limit 1""")
     return dict(zip(BAND_COUNTS, row)) if row else {}
 
 
-def link_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+def link_summary(con: Connection) -> dict[str, Any]:
     """Counts describing the current links and what this build changed (no identifiers, no personal data).
     ``match_rate`` is the share of linkable identities (consent granted, not deleted) linked in at least one
     CRM; ``links_new_by_rule`` counts the links this build made (linked_at = the build's time)."""
     by_status = dict(con.execute(
-        "select status, count(*) from marts.identity_contact_links group by status").fetchall())
+        "select status, count(*) from marts.identity_contact_links group by status"))
     by_rule = dict(con.execute("""select match_rule, count(*) from marts.identity_contact_links
-        where status = 'active' group by match_rule order by match_rule""").fetchall())
+        where status = 'active' group by match_rule order by match_rule"""))
     new_by_rule = dict(con.execute("""select match_rule, count(*) from marts.identity_contact_links
         where status = 'active' and linked_at = (select max(last_seen_at) from marts.identity_contact_links)
-        group by match_rule order by count(*) desc, match_rule""").fetchall())
+        group by match_rule order by count(*) desc, match_rule"""))
     by_crm = dict(con.execute("""select crm, count(*) from marts.identity_contact_links where status = 'active'
-        group by crm order by crm""").fetchall())
-    linked = con.execute("""select count(*) from (select distinct identity_provider, identity_id
-        from marts.identity_contact_links where status = 'active')""").fetchone()[0]
+        group by crm order by crm"""))
+    linked = con.scalar("""select count(*) from (select distinct identity_provider, identity_id
+        from marts.identity_contact_links where status = 'active') as linked""")
     conflicts = dict(con.execute(
-        "select reason, count(*) from marts.link_conflicts group by reason order by reason").fetchall())
-    eligible, consent_excluded = con.execute("""select
+        "select reason, count(*) from marts.link_conflicts group by reason order by reason"))
+    eligible, consent_excluded = con.fetchone("""select
             count(*) filter (where consent_state = 'granted'),
             count(*) filter (where consent_state <> 'granted')
-        from intermediate.int_identities where not is_deleted""").fetchone()
+        from intermediate.int_identities where not is_deleted""")
     active = by_status.get("active", 0)
     return {
         # the decision bands, plotted per run by Dagster: rules first, then the match model's probability
@@ -168,9 +184,9 @@ def link_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "conflicts": sum(conflicts.values()),
         "conflicts_by_reason": dg.MetadataValue.json(conflicts),
         "consent_excluded_identities": consent_excluded,
-        "contacts_to_create": con.execute("select count(*) from marts.contacts_to_create").fetchone()[0],
-        "external_ids_to_push": con.execute("select count(*) from marts.external_ids_to_push").fetchone()[0],
-        "crm_duplicate_contacts": con.execute("select count(*) from marts.crm_duplicate_contacts").fetchone()[0],
+        "contacts_to_create": con.scalar("select count(*) from marts.contacts_to_create"),
+        "external_ids_to_push": con.scalar("select count(*) from marts.external_ids_to_push"),
+        "crm_duplicate_contacts": con.scalar("select count(*) from marts.crm_duplicate_contacts"),
     }
 
 
@@ -178,14 +194,14 @@ def link_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 PROBABILITY_BINS = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999, 0.9999)
 
 
-def probability_distribution(con: duckdb.DuckDBPyConnection) -> str:
+def probability_distribution(con: Connection) -> str:
     """How many pairs the match model scored in each match probability bin, by decision (link or review), as a
     Markdown table: where the model's decisions sit relative to the thresholds."""
     bounds = (0.0, *PROBABILITY_BINS)
     cases = " ".join(f"when match_confidence < {upper} then {n}" for n, upper in enumerate(PROBABILITY_BINS))
     counts = {(b, d): c for b, d, c in con.execute(f"""select case {cases} else {len(PROBABILITY_BINS)} end,
             decision, count(*)
-        from intermediate.int_link_candidates where model_version is not null group by all""").fetchall()}
+        from intermediate.int_link_candidates where model_version is not null group by 1, 2""")}
     lines = ["| match probability | link | review |", "|---|---:|---:|"]
     for n, lower in enumerate(bounds):
         upper = PROBABILITY_BINS[n] if n < len(PROBABILITY_BINS) else 1.0
@@ -234,30 +250,25 @@ def linking_assets_for(project: DbtProject) -> dg.AssetsDefinition:
     def linking_dbt_assets(context: dg.AssetExecutionContext, config: LinkingConfig, dbt: DbtCliResource,
                            warehouse: WarehouseResource, salesforce: SalesforceResource,
                            dynamics: DataverseResource) -> Iterator[Any]:
-        with warehouse.exclusive(context.log):
+        with warehouse.exclusive(BUILD, context.log):
             yield from _build(context, dbt, warehouse, configured_crms(salesforce, dynamics),
                               accept_link_drop=config.accept_link_drop)
 
     return linking_dbt_assets
 
 
-def hand_warehouse_to_dbt(warehouse: WarehouseResource) -> None:
-    """dbt resolves a relative WAREHOUSE_PATH against dbt_project/, and dagster-dbt passes os.environ to dbt's
-    subprocess: hand it the resource's absolute path."""
-    os.environ["WAREHOUSE_PATH"] = warehouse.path
-
-
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
            crms: list[str], accept_link_drop: bool) -> Iterator[Any]:
     """dbt build (tests of the marts included, see dbt_build_args), then the link summary on the links event."""
-    hand_warehouse_to_dbt(warehouse)
     # DuckDB admits no reader while dbt writes, so the link summary is computed once dbt has exited. Dagster
     # wants a multi-asset's outputs in dependency order: hold back the links event and everything after it.
     held_back: list[Any] = []
     args = dbt_build_args(targeted=context.run.tags.get(TARGETED_RUN_TAG) == "true", crms=crms,
                           accept_link_drop=accept_link_drop)
     try:
-        for event in dbt.cli(args, context=context, target_path=dbt_target_path(warehouse.path)).stream():
+        with dbt_environment(warehouse.warehouse):
+            invocation = dbt.cli(args, context=context, target_path=dbt_target_path(warehouse.warehouse))
+        for event in invocation.stream():
             if held_back or _is_links_event(event):
                 held_back.append(event)
             else:

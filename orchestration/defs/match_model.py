@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-import duckdb
 from dagster_dbt import DbtCliResource
 
 from orchestration.catalog import OWNERS, WAREHOUSE_KIND, storage
-from orchestration.defs.linking import dbt_target_path, hand_warehouse_to_dbt, linking_project
+from orchestration.defs.linking import dbt_environment, dbt_target_path, linking_project
 from orchestration.defs.resources import WarehouseResource
+from warehouse import BUILD, Connection
 
 VERSIONS_KEY = dg.AssetKey(["match_model", "versions"])
 PARAMETERS_KEY = dg.AssetKey(["match_model", "parameters"])
@@ -27,19 +27,19 @@ _VERSION_COLUMNS = ("version", "iterations", "converged", "max_change", "prior",
                     "training_identities")
 
 
-def latest_version(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+def latest_version(con: Connection) -> dict[str, Any]:
     """The newest trained version's row of match_model.versions (what it was trained on and how EM ended)."""
-    row = con.execute(f"select {', '.join(_VERSION_COLUMNS)} from match_model.versions "
-                      "order by version desc limit 1").fetchone()
+    row = con.fetchone(f"select {', '.join(_VERSION_COLUMNS)} from match_model.versions "
+                       "order by version desc limit 1")
     if row is None:
         raise RuntimeError("training wrote no version to match_model.versions")
     return dict(zip(_VERSION_COLUMNS, row))
 
 
-def parameters_table(con: duckdb.DuckDBPyConnection, version: int) -> str:
+def parameters_table(con: Connection, version: int) -> str:
     """The levels of one version as a Markdown table (comparison, level, m, u, match weight)."""
     rows = con.execute("""select comparison, level_name, m, u, match_weight from match_model.parameters
-        where version = ? order by comparison, level""", [version]).fetchall()
+        where version = ? order by comparison, level""", [version])
     lines = ["| comparison | level | m | u | weight |", "|---|---|---:|---:|---:|"]
     for comparison, level, m, u, weight in rows:
         m_text = "" if m is None else f"{m:.4g}"
@@ -74,10 +74,12 @@ def match_model(context: dg.AssetExecutionContext, dbt: DbtCliResource,
                 warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     """Learns m (EM over blocked pairs, started from the pairs the deterministic tier settles), u (random pairs)
     and the prior from the warehouse's current identities and contacts, and stores them as a new version."""
-    with warehouse.exclusive(context.log):
-        hand_warehouse_to_dbt(warehouse)
-        dbt.cli(["run-operation", "train_match_model"], manifest=linking_project.manifest_path,
-                target_path=dbt_target_path(warehouse.path), raise_on_error=True).wait()
+    # training adds a version the link build reads: it holds the build's scope
+    with warehouse.exclusive(BUILD, context.log):
+        with dbt_environment(warehouse.warehouse):
+            invocation = dbt.cli(["run-operation", "train_match_model"], manifest=linking_project.manifest_path,
+                                 target_path=dbt_target_path(warehouse.warehouse), raise_on_error=True)
+        invocation.wait()
         with warehouse.connect(read_only=True) as con:
             version = latest_version(con)
             table = parameters_table(con, version["version"])

@@ -13,6 +13,7 @@ from orchestration.defs.ingestion import B2C_USERS_KEY, SALESFORCE_CONTACT_KEY
 from orchestration.defs.linking import linking_dbt_assets
 from orchestration.defs.resources import InboxResource, PrivacyResource, WarehouseResource
 from privacy import CrmPolicy, apply_erasures, compact_warehouse, purge_expired
+from warehouse import PRIVACY
 
 ERASED_SUBJECTS_KEY = dg.AssetKey(["privacy", "erased_subjects"])
 COMPACTION_KEY = dg.AssetKey(["privacy", "warehouse_compaction"])
@@ -32,8 +33,8 @@ RETENTION_KEY = dg.AssetKey(["privacy", "retention_purge"])
 )
 def erased_subjects(context: dg.AssetExecutionContext, warehouse: WarehouseResource, inbox: InboxResource,
                     privacy: PrivacyResource) -> dg.MaterializeResult:
-    with warehouse.exclusive(context.log):  # the Dynamics and SCIM loads may run meanwhile: hold the warehouse
-        result = apply_erasures(warehouse.path, inbox.path, CrmPolicy(privacy.crm_policy),
+    with warehouse.exclusive(PRIVACY, context.log):  # the Dynamics and SCIM loads may run meanwhile
+        result = apply_erasures(warehouse.warehouse, inbox.path, CrmPolicy(privacy.crm_policy),
                                 erase_deleted=privacy.erase_deleted)
     if result.erased:
         context.log.info("erased %d people; CRM policy %s for %d contacts", result.erased, privacy.crm_policy,
@@ -51,14 +52,15 @@ def erased_subjects(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     pool="warehouse",
     owners=OWNERS,
     kinds={"python", WAREHOUSE_KIND},
-    # the whole warehouse file rewritten: no single table to name
+    # the whole warehouse rewritten: no single table to name
     metadata={STORAGE_KIND: WAREHOUSE_KIND},
-    description="After a run that erased someone: the warehouse rewritten into a fresh file, so no block of the "
-    "erased rows or of the tables dbt replaced stays on disk. A run that erased nobody does nothing.",
+    description="After a run that erased someone: the warehouse rewritten into a fresh file (on Postgres its "
+    "tables by VACUUM FULL), so no block of the erased rows or of the tables dbt replaced stays on disk. A run "
+    "that erased nobody does nothing.",
 )
 def warehouse_compaction(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    with warehouse.exclusive(context.log):
-        return dg.MaterializeResult(metadata={"rewritten": compact_warehouse(warehouse.path)})
+    with warehouse.exclusive(PRIVACY, context.log):
+        return dg.MaterializeResult(metadata={"rewritten": compact_warehouse(warehouse.warehouse)})
 
 
 @dg.asset(
@@ -73,8 +75,8 @@ def warehouse_compaction(context: dg.AssetExecutionContext, warehouse: Warehouse
 )
 def retention_purge(context: dg.AssetExecutionContext, warehouse: WarehouseResource, inbox: InboxResource,
                     privacy: PrivacyResource) -> dg.MaterializeResult:
-    with warehouse.exclusive(context.log):
-        result = purge_expired(warehouse.path, inbox.path, privacy.retention())
+    with warehouse.exclusive(PRIVACY, context.log):
+        result = purge_expired(warehouse.warehouse, inbox.path, privacy.retention())
     return dg.MaterializeResult(metadata=dataclasses.asdict(result))
 
 

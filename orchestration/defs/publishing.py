@@ -1,5 +1,6 @@
-"""Publishing as a Dagster asset: after every linking run, each role's database is replaced by this run's copy
-(``publishing.publish_files``), so analysts query at any time and never hold the pipeline's warehouse.
+"""Publishing as a Dagster asset: after every linking run, each role's database (or, on a Postgres warehouse,
+its granted schemas) is replaced by this run's copy (``publishing.publish``), so analysts query at any time and
+never hold the pipeline's warehouse.
 
 Metadata carries paths, row counts and seconds only.
 """
@@ -8,7 +9,8 @@ import dagster as dg
 from orchestration.catalog import OWNERS, STORAGE_KIND, WAREHOUSE_KIND
 from orchestration.defs.linking import linking_dbt_assets
 from orchestration.defs.resources import PublishingResource, WarehouseResource
-from publishing import file_targets, publish_files, published_schemas
+from publishing import publish, published_schemas
+from warehouse import PUBLISH
 
 PUBLISHED_KEY = dg.AssetKey("published_databases")
 
@@ -35,12 +37,13 @@ def published_view_keys(dbt_assets: dg.AssetsDefinition) -> list[dg.AssetKey]:
 def published_databases(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                         publishing: PublishingResource) -> dg.MaterializeResult:
     settings = publishing.settings()
-    with warehouse.exclusive(context.log):  # it attaches the warehouse: no push may hold it meanwhile
-        publications = publish_files(warehouse.path, file_targets(settings), context.run.run_id,
-                                     settings.hash_salt)
+    # on DuckDB it attaches the warehouse file: the lock keeps every other step out meanwhile
+    with warehouse.exclusive(PUBLISH, context.log):
+        publications = publish(warehouse.warehouse, settings, context.run.run_id)
     metadata: dict = {"run_id": context.run.run_id}
     for publication in publications:
-        metadata[f"{publication.role}_path"] = dg.MetadataValue.path(str(publication.path))
+        if publication.path is not None:  # on Postgres the schemas are on the server
+            metadata[f"{publication.role}_path"] = dg.MetadataValue.path(str(publication.path))
         metadata[f"{publication.role}_tables"] = dg.MetadataValue.json(publication.tables)
         metadata[f"{publication.role}_seconds"] = dg.MetadataValue.float(publication.seconds)
     return dg.MaterializeResult(metadata=metadata)

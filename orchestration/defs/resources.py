@@ -16,8 +16,6 @@ from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
-import duckdb
-import filelock
 from dagster_dbt import DbtCliResource
 from dagster_dlt import DagsterDltResource
 from dbt.version import __version__ as dbt_version
@@ -40,58 +38,42 @@ from settings import (
     Settings,
     load_settings,
 )
+from warehouse import Connection, Warehouse
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 
 
-WAREHOUSE_WAIT_LOG_S = 30.0  # how often a step waiting for the warehouse says so
-
-
 class WarehouseResource(dg.ConfigurableResource):
-    """The single DuckDB file shared by dlt, dbt and the reverse-ETL writers. Connections are opened per use,
-    never held between runs or at import time.
+    """The warehouse shared by dlt, dbt, the reverse-ETL writers and publishing: the DuckDB file at
+    ``warehouse_path``, or the Postgres database at ``warehouse_url`` (a secret: an EnvVar). Connections are
+    opened per use, never held between runs or at import time.
 
-    DuckDB admits one writing process per file. Every step that opens it runs in pool `warehouse` (limit 1 in
-    deploy/dagster.yaml) *and* holds ``exclusive()`` for its whole run: an instance without that pool limit (a
-    fresh DAGSTER_HOME) would otherwise start two such steps, of one run or of two, on the file at once."""
+    Every step that writes holds ``exclusive(scope)`` for its whole run (``warehouse.scopes``). DuckDB admits one
+    writing process per file: such steps also run in pool `warehouse` (limit 1 in deploy/dagster.yaml), and the
+    lock beside the file keeps an instance without that limit (a fresh DAGSTER_HOME) from starting two at once.
+    On Postgres only steps of the same scope wait for each other, so the pool's limit can be raised
+    (deploy/dagster.postgres.yaml)."""
 
     warehouse_path: str
+    warehouse_url: str = Field(default="", repr=False)  # may carry a password: never in repr or logs
+
+    @property
+    def warehouse(self) -> Warehouse:
+        path = Path(self.warehouse_path)
+        return Warehouse(path if path.is_absolute() else REPO_ROOT / path, self.warehouse_url or None)
 
     @property
     def path(self) -> str:
-        path = Path(self.warehouse_path)
-        if not path.is_absolute():
-            path = REPO_ROOT / path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return str(path)
+        """The DuckDB file (on Postgres: where the local working files go, beside it)."""
+        return str(self.warehouse.path)
 
-    @contextlib.contextmanager
-    def exclusive(self, log: logging.Logger | dg.DagsterLogManager | None = None) -> Iterator[None]:
-        """Hold the warehouse for one step: an inter-process lock beside the file, waited for as long as it
-        takes (the step holding it finishes or dies, which frees it)."""
-        lock = filelock.FileLock(self.path + ".step-lock")
-        while True:
-            try:
-                lock.acquire(timeout=WAREHOUSE_WAIT_LOG_S)
-                break
-            except filelock.Timeout:
-                if log is not None:
-                    log.info("waiting for another step to release the warehouse")
-        try:
-            yield
-        finally:
-            lock.release()
+    def exclusive(self, scope: str, log: logging.Logger | dg.DagsterLogManager | None = None
+                  ) -> contextlib.AbstractContextManager[None]:
+        return self.warehouse.exclusive(scope, log)
 
-    @contextlib.contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        if read_only and not Path(self.path).exists():
-            raise FileNotFoundError(f"warehouse {self.path} does not exist yet: run ingest_and_link first")
-        conn = duckdb.connect(self.path, read_only=read_only)
-        try:
-            yield conn
-        finally:
-            conn.close()
+    def connect(self, read_only: bool = False) -> Connection:
+        return self.warehouse.connect(read_only)
 
 
 class InboxResource(dg.ConfigurableResource):
@@ -335,7 +317,8 @@ def build_resources(settings: Settings) -> dict:
     scim, dynamics = settings.scim, settings.dynamics
     http = _http(settings.http)
     return {
-        "warehouse": WarehouseResource(warehouse_path=str(settings.warehouse_path)),
+        "warehouse": WarehouseResource(warehouse_path=str(settings.warehouse_path),
+                                       warehouse_url=_secret("WAREHOUSE_URL", settings.warehouse_url)),
         "inbox": InboxResource(path=str(settings.inbox_path)),
         "field_mapping": FieldMappingResource(path=str(settings.field_mapping.path),
                                               customer=settings.field_mapping.customer,

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 
 from inbox import Inbox
 from orchestration.catalog import OWNERS, storage
@@ -27,6 +26,7 @@ from reverse_etl.outcomes import SYSTEM_NAMES, run_pushes
 from reverse_etl.runner import SyncResult, push_b2c, push_salesforce
 from reverse_etl.salesforce_writer import DEFAULT_BULK_THRESHOLD, ValidationPolicy
 from reverse_etl.state import DEFAULT_MAX_ATTEMPTS, append_external_log
+from warehouse import Connection, Warehouse, push_scope
 
 SALESFORCE_KEY = dg.AssetKey(["reverse_etl", "salesforce_contacts"])
 B2C_KEY = dg.AssetKey(["reverse_etl", "b2c_contact_ids"])
@@ -86,7 +86,7 @@ def push_materialization(context: dg.AssetExecutionContext, key: dg.AssetKey, re
     return sync_materialization(key, result, config, extra_metadata)
 
 
-def log_pushes(log: Any, result: SyncResult, con: duckdb.DuckDBPyConnection) -> None:
+def log_pushes(log: Any, result: SyncResult, con: Connection) -> None:
     pushes = run_pushes(con, result.run_id, result.system)
     log.info("%s: %s (%d sent, %d unchanged, %d API calls)", SYSTEM_NAMES.get(result.system, result.system),
              pushes.summary(result.system), result.attempted, result.skipped, result.api_calls)
@@ -148,7 +148,7 @@ def success_rate_check(key: dg.AssetKey, result: SyncResult, config: ReverseEtlC
                                        f"{'at least' if passed else 'below'} {config.min_success_rate:.0%})")
 
 
-def record_fast_lane_writes(warehouse_path: str, inbox_path: str | Path) -> int:
+def record_fast_lane_writes(warehouse: Warehouse, inbox_path: str | Path) -> int:
     """Copy the writes the fast lane and the sign-up connector made since the last run from the gateway inbox into
     reverse_etl.sync_log, so the warehouse keeps one audit trail of every change; returns how many rows were
     copied."""
@@ -158,7 +158,7 @@ def record_fast_lane_writes(warehouse_path: str, inbox_path: str | Path) -> int:
     try:
         rows = inbox.unimported_audit()
         if rows:
-            with duckdb.connect(warehouse_path) as con:
+            with warehouse.connect() as con:
                 append_external_log(con, FAST_LANE_RUN_ID, rows)
             inbox.mark_audit_imported(row["id"] for row in rows)
     finally:
@@ -177,16 +177,16 @@ def salesforce_contacts(context: dg.AssetExecutionContext, config: ReverseEtlCon
                         inbox: InboxResource) -> dg.MaterializeResult:
     if not salesforce.configured:
         raise dg.Failure("Salesforce is not configured: set SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET")
-    with warehouse.exclusive(context.log):
+    with warehouse.exclusive(push_scope("salesforce"), context.log):
         result = push_salesforce(
-            warehouse.path, salesforce.settings(), field_mapping.mapping(),
+            warehouse.warehouse, salesforce.settings(), field_mapping.mapping(),
             context.run.run_id,
             dry_run=config.dry_run, max_attempts=config.max_attempts, max_workers=config.max_workers,
             bulk_threshold=config.bulk_threshold, validation_policy=config.validation_policy)
         if result.limit_reached:
             context.log.warning("Salesforce API request limit reached: %d records stay pending for the next run",
                                 result.pending_after)
-        recorded = record_fast_lane_writes(warehouse.path, inbox.path)
+        recorded = record_fast_lane_writes(warehouse.warehouse, inbox.path)
         return push_materialization(context, SALESFORCE_KEY, result, config, warehouse,
                                     extra_metadata={"fast_lane_writes_recorded": recorded})
 
@@ -201,8 +201,8 @@ def b2c_contact_ids(context: dg.AssetExecutionContext, config: ReverseEtlConfig,
                     graph: GraphResource, field_mapping: FieldMappingResource) -> dg.MaterializeResult:
     if not graph.configured:
         raise dg.Failure("B2C is not configured: set B2C_TENANT_ID, B2C_CLIENT_ID and B2C_CLIENT_SECRET")
-    with warehouse.exclusive(context.log):
-        result = push_b2c(warehouse.path, graph.settings(), field_mapping.mapping(), context.run.run_id,
+    with warehouse.exclusive(push_scope("b2c"), context.log):
+        result = push_b2c(warehouse.warehouse, graph.settings(), field_mapping.mapping(), context.run.run_id,
                           dry_run=config.dry_run, max_attempts=config.max_attempts,
                           max_workers=config.max_workers)
         return push_materialization(context, B2C_KEY, result, config, warehouse)

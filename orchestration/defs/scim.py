@@ -48,11 +48,11 @@ def scim_users(context: dg.AssetExecutionContext, config: ScimIngestConfig, dlt:
     if not scim.configured:
         yield unconfigured_load(context, USERS, "SCIM_BASE_URL, SCIM_TOKEN")
         return
-    source = scim_source(settings=scim.settings(), warehouse_path=warehouse.path, identity_ids=config.identity_ids,
-                         workers=ingest_tuning.workers)
+    source = scim_source(settings=scim.settings(), warehouse=warehouse.warehouse,
+                         identity_ids=config.identity_ids, workers=ingest_tuning.workers)
     context.log.info("SCIM load: %s", f"{len(config.identity_ids)} targeted users" if config.identity_ids
                      else "changes since the last load")
-    pipeline = warehouse_pipeline(PIPELINE_NAME, DATASET, warehouse.path, ingest_tuning.dlt_progress)
+    pipeline = warehouse_pipeline(PIPELINE_NAME, DATASET, warehouse.warehouse, ingest_tuning.dlt_progress)
     yield from run_load(context, dlt, USERS, source, pipeline, warehouse, config.accept_volume_drop)
 
 

@@ -170,6 +170,18 @@ def test_a_street_on_two_lines_keeps_the_second_line_as_its_own_key(built, con):
     assert keys == streets
 
 
+def test_a_street_keys_alike_with_its_letters_spelt_out_or_accents_left_off(built, con):
+    streets = {"Gudestraße 12": "gudestrasse 12", "Gudestrasse 12": "gudestrasse 12",
+               "Ørestads Boulevard 5": "orestads boulevard 5", "ul. Łódzka 3": "ul lodzka 3",
+               "Rue de l\u2019Église 4": "rue de l eglise 4", "Rue de l'Eglise 4": "rue de l eglise 4"}
+    values = ", ".join("('" + street.replace("'", "''") + "')" for street in streets)
+    one_row_per_street = (f"(select c.* replace (v.street as mailing_street) from (select * from "
+                          f"raw_salesforce.contact limit 1) as c, (values {values}) as v(street))")
+    keys = dict(con.execute(f"select street_address, street_key "
+                            f"from ({_contact_staging_over(built, one_row_per_street)})").fetchall())
+    assert keys == streets
+
+
 def test_mailbox_keys_drop_gmail_dots_and_tags_and_need_exactly_one_inner_at_sign(built, con):
     expected = {
         "J.O.S.E.Muller+Shop@googlemail.com": "josemuller@gmail.com",
@@ -338,8 +350,9 @@ def test_rebuild_after_withdrawal_keeps_history_and_first_seen(built):
 
 def test_link_summary_reports_counts_only(con):
     from orchestration.defs.linking import link_summary
+    from warehouse import DuckDBConnection
 
-    summary = link_summary(con)
+    summary = link_summary(DuckDBConnection(con))
     active = con.execute(
         "select count(*) from marts.identity_contact_links where status = 'active'").fetchone()[0]
     assert summary["links_active"] == active > 0

@@ -76,7 +76,6 @@ def test_postgres_links_are_true_pairs_of_consented_identities(postgres_build):
                 if p.evidence != "none" and data.identity_consent.get(p.identity_id) == "granted"}
     assert len(active) > 50
     assert active <= truth
-    # Postgres similarity counts a transposition as two edits (see macros/similarity.sql): a little less recall
     assert len((active | duplicates) & linkable) / len(linkable) >= 0.9
 
 

@@ -13,19 +13,20 @@ from sandbox.synthetic import generate
 from stewardship import Decision, DecisionError, list_decisions, record_decision
 from tests.dbt.dbt_cli import REPO, run_dbt
 from tests.dbt.raw_loader import load_raw_tables, raw_tables
+from warehouse import Warehouse
 
 BUILD = ["build", "--exclude", "resource_type:unit_test"]
 
 
 def _active(con, identity_id: str, contact_id: str) -> str | None:
-    row = con.execute("""select match_rule from marts.identity_contact_links where status = 'active'
-        and identity_id = ? and contact_id = ?""", [identity_id, contact_id]).fetchone()
+    row = con.fetchone("""select match_rule from marts.identity_contact_links where status = 'active'
+        and identity_id = ? and contact_id = ?""", [identity_id, contact_id])
     return row[0] if row else None
 
 
 def _in_review(con, identity_id: str, contact_id: str) -> bool:
-    return con.execute("select count(*) from marts.link_conflicts where identity_id = ? and contact_id = ?",
-                       [identity_id, contact_id]).fetchone()[0] > 0
+    return con.scalar("select count(*) from marts.link_conflicts where identity_id = ? and contact_id = ?",
+                      [identity_id, contact_id]) > 0
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +39,20 @@ def decided(tmp_path_factory):
     env = {"WAREHOUSE_PATH": str(warehouse), "DBT_TARGET": "duckdb"}
     first = run_dbt(BUILD, workdir / "target", env)
     assert first.returncode == 0, first.output[-4000:]
-    with duckdb.connect(str(warehouse)) as con:
-        model_link, rule_link = (con.execute(f"""select identity_provider, identity_id, crm, contact_id
+    with Warehouse(warehouse).connect() as con:
+        model_link, rule_link = (con.fetchone(f"""select identity_provider, identity_id, crm, contact_id
             from marts.identity_contact_links where status = 'active' and match_rule {op} 'match_model'
-            order by identity_id limit 1""").fetchone() for op in ("=", "<>"))
+            order by identity_id limit 1""") for op in ("=", "<>"))
         # a consented identity and a contact nobody links: the model found no likely pair for them
-        loner = con.execute("""select i.identity_provider, i.identity_id from intermediate.int_identities as i
+        loner = con.fetchone("""select i.identity_provider, i.identity_id from intermediate.int_identities as i
             where i.consent_state = 'granted' and not i.is_deleted and not exists (
                 select 1 from marts.identity_contact_links as l where l.identity_id = i.identity_id)
-            order by i.identity_id limit 1""").fetchone()
-        orphan = con.execute("""select c.crm, c.contact_id from intermediate.int_contacts as c
+            order by i.identity_id limit 1""")
+        orphan = con.fetchone("""select c.crm, c.contact_id from intermediate.int_contacts as c
             where not c.is_deleted and c.external_user_id is null and not exists (
                 select 1 from marts.identity_contact_links as l where l.contact_id = c.contact_id)
             and not exists (select 1 from marts.link_conflicts as r where r.contact_id = c.contact_id)
-            order by c.contact_id limit 1""").fetchone()
+            order by c.contact_id limit 1""")
         record_decision(con, Decision(*model_link, "unlink", "steward.a", "two people, one mailbox"))
         record_decision(con, Decision(*rule_link, "never_link", "steward.b", "a colleague's address"))
     # the documented command records the third one
@@ -68,7 +69,7 @@ def decided(tmp_path_factory):
 
 @pytest.fixture()
 def con(decided):
-    with duckdb.connect(str(decided[0]), read_only=True) as connection:
+    with Warehouse(decided[0]).connect(read_only=True) as connection:
         yield connection
 
 
@@ -99,7 +100,7 @@ def test_the_command_lists_the_decisions_in_force_with_who_and_why(decided):
 
 def test_a_decision_without_a_reason_or_on_an_unknown_pair_is_refused(decided):
     warehouse, _, _, pairs = decided
-    with duckdb.connect(str(warehouse)) as con:
+    with Warehouse(warehouse).connect() as con:
         with pytest.raises(DecisionError, match="why"):
             record_decision(con, Decision(*pairs["linked"], "never_link", "steward.d", " "))
         with pytest.raises(DecisionError, match="no identity"):
@@ -114,8 +115,8 @@ def test_decisions_survive_retraining_and_the_next_build(decided):
     assert trained.returncode == 0, trained.output[-4000:]
     rebuilt = run_dbt(BUILD, workdir / "target", env)
     assert rebuilt.returncode == 0, rebuilt.output[-4000:]
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        assert con.execute("select max(version) from match_model.versions").fetchone()[0] >= 2
+    with Warehouse(warehouse).connect(read_only=True) as con:
+        assert con.scalar("select max(version) from match_model.versions") >= 2
         assert len(list_decisions(con, history=True)) == 3
         for name in ("unlinked", "never"):
             _, identity_id, _, contact_id = pairs[name]

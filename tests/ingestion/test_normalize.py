@@ -103,11 +103,18 @@ def test_control_characters_are_flagged_but_newlines_allowed_in_multiline_fields
     flags: set[str] = set()
     n.clean_text("Main St\n12", flags, multiline=True)
     assert flags == set()
-    n.clean_text("Ja\x00ne", flags)
+    assert n.clean_text("Ja\x07ne", flags) == "Ja\x07ne"
     assert flags == {n.CONTROL_CHARACTERS}
     single: set[str] = set()
     n.clean_text("Jane\nDoe", single)
     assert single == {n.CONTROL_CHARACTERS}
+
+
+def test_nul_is_dropped_from_text_and_flagged_so_every_warehouse_holds_the_same_value():
+    flags: set[str] = set()
+    assert n.clean_text("Ja\x00ne", flags) == "Jane"
+    assert n.clean_text(" \x00 ", flags) is None
+    assert flags == {n.CONTROL_CHARACTERS}
 
 
 def test_emoji_and_right_to_left_text_are_clean_text():

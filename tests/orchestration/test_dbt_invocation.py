@@ -16,6 +16,7 @@ from orchestration.defs.resources import (
     build_resources,
 )
 from settings import load_settings
+from warehouse import Warehouse
 
 
 def test_the_dbt_version_is_known_without_starting_dbt(monkeypatch) -> None:
@@ -39,10 +40,10 @@ def test_the_runs_use_the_resource_without_the_probe() -> None:
 
 
 def test_each_warehouse_has_its_own_stable_dbt_target_directory(tmp_path: Path) -> None:
-    first = dbt_target_path(str(tmp_path / "a" / "warehouse.duckdb"))
-    assert first == dbt_target_path(str(tmp_path / "a" / "warehouse.duckdb"))
+    first = dbt_target_path(Warehouse(tmp_path / "a" / "warehouse.duckdb"))
+    assert first == dbt_target_path(Warehouse(tmp_path / "a" / "warehouse.duckdb"))
     assert first.parent == tmp_path / "a" / "dbt_target"
-    assert first != dbt_target_path(str(tmp_path / "b" / "warehouse.duckdb"))
+    assert first != dbt_target_path(Warehouse(tmp_path / "b" / "warehouse.duckdb"))
     assert first.name.startswith("warehouse-")
 
 
@@ -58,7 +59,7 @@ def test_a_second_build_on_the_same_warehouse_parses_partially(tmp_path: Path, m
     monkeypatch.setenv("WAREHOUSE_PATH", str(warehouse))
     resource = LinkingDbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
                                      dbt_executable=_dbt_executable())
-    target = dbt_target_path(str(warehouse))
+    target = dbt_target_path(Warehouse(warehouse))
 
     def parse_log() -> str:
         invocation = resource.cli(["parse"], target_path=target)

@@ -1,6 +1,8 @@
-"""A small warehouse built by dbt from synthetic raw tables, and the personal values it was built from."""
+"""A small warehouse built by dbt from synthetic raw tables, the personal values it was built from, and the
+README's questions analysts ask."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,15 @@ PERSONAL_COLUMNS = {
                                   "street"),
 }
 PERSONAL_COLUMNS[("raw_scim", "users")] = PERSONAL_COLUMNS[("raw_akamai", "users")]
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def questions() -> list[str]:
+    """The SQL of the README's "Questions analysts ask"."""
+    text = README.read_text()
+    section = text[text.index("### Questions analysts ask"):]
+    section = section[:section.index("\n## ")]
+    return re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
 
 
 @dataclass(frozen=True)

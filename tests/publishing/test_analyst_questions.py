@@ -1,30 +1,20 @@
-"""The README's questions analysts ask are SQL that runs, as written, against the published analyst database."""
+"""The README's questions analysts ask are SQL that runs, as written, against the published analyst database (and
+against the Postgres schema `links`: tests/orchestration/test_postgres_warehouse.py)."""
 from __future__ import annotations
-
-import re
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from publishing import ANALYST, publish_files
 from reverse_etl.state import Outcome, StateStore, SyncRecord
-from tests.publishing.support import build_warehouse
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def questions() -> list[str]:
-    text = README.read_text()
-    section = text[text.index("### Questions analysts ask"):]
-    section = section[:section.index("\n## ")]
-    return re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
+from tests.publishing.support import build_warehouse, questions
+from warehouse import DuckDBConnection
 
 
 @pytest.fixture(scope="module")
 def analyst_db(tmp_path_factory):
     def an_earlier_push_refused_one_contact(con):  # for "what failed to sync"
-        store = StateStore(con, "salesforce", "run-1")
+        store = StateStore(DuckDBConnection(con), "salesforce", "run-1")
         record = SyncRecord(key="b2c:u1", operation="create_contact", payload={"Email": "x"},
                             rule="consented_without_contact")
         store.record_intent([record])

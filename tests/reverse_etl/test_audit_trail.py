@@ -17,17 +17,18 @@ from reverse_etl.state import (
     external_write,
 )
 from settings import load_settings
+from warehouse import DuckDBConnection
 
 
 @pytest.fixture
 def con():
-    with duckdb.connect() as connection:
+    with DuckDBConnection(duckdb.connect()) as connection:
         yield connection
 
 
 def _log(con) -> list[tuple]:
     return con.execute("select actor, run_id, system, operation, record_key, rule, outcome from reverse_etl.sync_log "
-                       "order by actor, record_key").fetchall()
+                       "order by actor, record_key")
 
 
 def test_a_run_logs_each_write_with_its_rule(con):

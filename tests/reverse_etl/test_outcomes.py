@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import duckdb
 import pytest
 
 from reverse_etl.outcomes import run_pushes
@@ -19,13 +18,23 @@ from reverse_etl.state import (
     audit_message,
     ensure_schema,
 )
+from warehouse import Warehouse
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse(request, tmp_path):
+    """An empty warehouse on either engine (one database per module on Postgres: each test drops its schema)."""
+    if request.param == "duckdb":
+        return Warehouse(tmp_path / "warehouse.duckdb")
+    return Warehouse(tmp_path / "warehouse.duckdb", request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture
-def con():
-    with duckdb.connect() as con:
+def con(warehouse):
+    with warehouse.connect() as con:
         ensure_schema(con)
         yield con
+        con.execute(f"drop schema {SCHEMA} cascade")
 
 
 def log(con, run_id, operation, key, outcome, code=None, message=None, system="salesforce"):
@@ -62,8 +71,8 @@ def test_a_contact_created_without_a_refused_field_counts_as_created_and_says_wh
                                  "the email address as invalid; flagged in reverse_etl.sync_state")
 
 
-def test_a_warehouse_without_pushes_has_nothing_to_tell():
-    with duckdb.connect() as con:
+def test_a_warehouse_without_pushes_has_nothing_to_tell(warehouse):
+    with warehouse.connect() as con:
         assert run_pushes(con, "r1").summary("salesforce") == "nothing to write"
 
 

@@ -12,6 +12,7 @@ from reverse_etl.state import Outcome, SyncRecord
 from tests.reverse_etl.marts import contact_row, write_marts
 from tests.reverse_etl.scenario import build_world, identity_id
 from tests.reverse_etl.test_sync_framework import ScriptedWriter
+from warehouse import DuckDBConnection, Warehouse
 
 
 class OtherSystem(ScriptedWriter):
@@ -21,7 +22,7 @@ class OtherSystem(ScriptedWriter):
 def dead_letter_world(path) -> None:
     """Two systems with dead letters of two codes: fake id-0 (LOCKED) and id-1 (REFUSED), other id-0 (REFUSED)."""
     codes = {"id-0": "LOCKED", "id-1": "REFUSED"}
-    with duckdb.connect(str(path)) as con:
+    with Warehouse(path).connect() as con:
         run_sync(con, ScriptedWriter(lambda r, n: Outcome.failure(r.key, codes[r.key], give_up=True)),
                  [SyncRecord(k, "write", {"v": k}) for k in codes], "run-1")
         run_sync(con, OtherSystem(lambda r, n: Outcome.failure(r.key, "REFUSED", give_up=True)),
@@ -69,7 +70,8 @@ def test_a_replayed_record_is_audited_and_sent_again_by_the_next_push(tmp_path, 
             ("replay-1", "fake", "replay", "id-0", "replay_requested", "LOCKED", 0)]
         assert con.execute("select record_key, attempts from reverse_etl.pending").fetchall() == [("id-0", 0)]
         writer = ScriptedWriter()
-        result = run_sync(con, writer, [SyncRecord(k, "write", {"v": k}) for k in ("id-0", "id-1")], "run-2")
+        result = run_sync(DuckDBConnection(con), writer, [SyncRecord(k, "write", {"v": k}) for k in ("id-0", "id-1")],
+                          "run-2")
     assert (result.attempted, result.succeeded, result.parked) == (1, 1, 1)
     assert writer.sends == {"id-0": 1}
 

@@ -12,6 +12,7 @@ from inbox import Inbox
 from orchestration.defs.reverse_etl import FAST_LANE_RUN_ID, record_fast_lane_writes
 from reverse_etl.runner import run_sync
 from reverse_etl.state import Outcome, StateStore, SyncRecord, audit_message
+from warehouse import DuckDBConnection, Warehouse
 
 
 class ScriptedWriter:
@@ -58,12 +59,12 @@ def records(n: int, version: int = 1) -> list[SyncRecord]:
 
 @pytest.fixture
 def con():
-    with duckdb.connect() as connection:
+    with DuckDBConnection(duckdb.connect()) as connection:
         yield connection
 
 
 def rows(con, sql):
-    return con.execute(sql).fetchall()
+    return con.execute(sql)
 
 
 def test_first_run_sends_every_record_and_records_it_as_accepted(con):
@@ -224,7 +225,7 @@ def test_sync_log_has_one_row_per_record_per_attempt_and_no_payload_columns(con)
                         order by run_id, record_key""") == [
         ("run-1", "id-0", 1, "failed"), ("run-1", "id-1", 1, "succeeded"), ("run-1", "id-2", 1, "succeeded"),
         ("run-2", "id-0", 2, "succeeded")]
-    columns = [c[0] for c in con.execute("describe reverse_etl.sync_log").fetchall()]
+    columns = [c[0] for c in con.execute("describe reverse_etl.sync_log")]
     assert columns == ["run_id", "system", "operation", "record_key", "payload_hash", "outcome", "error_code",
                        "error_message", "attempt", "logged_at", "actor", "rule"]
     logged = " ".join(str(v) for row in rows(con, "select * from reverse_etl.sync_log") for v in row)
@@ -255,7 +256,7 @@ def test_pending_records_that_left_the_marts_are_dropped_instead_of_lingering(co
 
 def test_writes_made_outside_a_run_join_the_sync_log_once_with_their_own_time(con, tmp_path):
     inbox_path = tmp_path / "inbox.sqlite3"
-    warehouse = str(tmp_path / "warehouse.duckdb")
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
     assert record_fast_lane_writes(warehouse, inbox_path) == 0  # no inbox yet: nothing to copy, and no file created
     assert not inbox_path.exists()
     inbox = Inbox(inbox_path)
@@ -267,9 +268,9 @@ def test_writes_made_outside_a_run_join_the_sync_log_once_with_their_own_time(co
 
     assert record_fast_lane_writes(warehouse, inbox_path) == 2
     assert record_fast_lane_writes(warehouse, inbox_path) == 0  # copied once
-    with duckdb.connect(warehouse, read_only=True) as db:
+    with warehouse.connect(read_only=True) as db:
         rows = db.execute("SELECT run_id, system, operation, record_key, outcome, error_code, logged_at "
-                          "FROM reverse_etl.sync_log ORDER BY system").fetchall()
+                          "FROM reverse_etl.sync_log ORDER BY system")
     assert [r[:6] for r in rows] == [
         (FAST_LANE_RUN_ID, "akamai", "set_attribute", "u1:crmContactId", "failed", "HTTP_503"),
         (FAST_LANE_RUN_ID, "salesforce", "create_contact", "akamai:u1", "succeeded", None)]
@@ -284,4 +285,4 @@ def test_copying_external_writes_again_after_a_crash_adds_no_duplicates(con):
            "outcome": "succeeded", "logged_at": "2026-11-23T08:00:00.000001+00:00"}
     assert append_external_log(con, "fast_lane", [row]) == 1
     append_external_log(con, "fast_lane", [row])
-    assert con.execute("SELECT count(*) FROM reverse_etl.sync_log").fetchone()[0] == 1
+    assert con.scalar("SELECT count(*) FROM reverse_etl.sync_log") == 1

@@ -41,3 +41,10 @@
 {% macro row_hash(columns) -%}{{ return(adapter.dispatch('row_hash', 'idlink')(columns)) }}{%- endmacro %}
 {% macro default__row_hash(columns) -%}hash({{ columns | join(', ') }}){%- endmacro %}
 {% macro postgres__row_hash(columns) -%}hashtextextended({{ columns | join(" || '|' || ") }}, 0){%- endmacro %}
+
+{# A text that orders rows in the same pseudo-random way on every engine (the MD5 of their key, compared byte by
+   byte): training draws its samples by it, so DuckDB and Postgres learn from the same records. (row_hash differs
+   between engines.) #}
+{% macro draw_order(columns) -%}{{ return(adapter.dispatch('draw_order', 'idlink')(columns)) }}{%- endmacro %}
+{% macro default__draw_order(columns) -%}md5({{ columns | join(" || '|' || ") }}){%- endmacro %}
+{% macro postgres__draw_order(columns) -%}md5({{ columns | join(" || '|' || ") }}) collate "C"{%- endmacro %}

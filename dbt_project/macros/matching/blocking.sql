@@ -119,7 +119,7 @@
 {# CTEs identity_side and contact_side (each side narrowed, macro pair_side) and nickname_pairs. Inlined into each
    key's join by default (the build reads a few columns per key); `materialized`: computed once and kept, for
    readers that join every key to the same few rows (training's sample). `identity_sample`: only that many
-   identities, drawn by the hash of their key (the same data gives the same draw). #}
+   identities, drawn by their key (macro draw_order: the same data gives the same draw on every engine). #}
 {% macro side_ctes(identities, contacts, materialized=false, identity_sample=none) -%}
     {%- set hint = idlink.materialized_cte() if materialized else idlink.inlined_cte() %}
 identity_side as {{ hint }} (
@@ -127,7 +127,7 @@ identity_side as {{ hint }} (
     select * from (
         {{ idlink.pair_side(identities, ['identity_provider', 'identity_id'], idlink.pair_side_columns('identity', all_keys=true)) }}
     ) as drawn
-    order by pair_row
+    order by {{ idlink.draw_order(['identity_provider', 'identity_id']) }}
     limit {{ identity_sample }}
     {%- else %}
     {{ idlink.pair_side(identities, ['identity_provider', 'identity_id'], idlink.pair_side_columns('identity', all_keys=true)) }}
@@ -148,14 +148,16 @@ nickname_pairs as (
    contact_side and flattened: identity_row, contact_row, identity_provider, identity_id, crm, contact_id, every
    side column as <column>_i and <column>_c, the pair context and the nickname flags the comparisons read; with
    `key_flags`, one blocked_by_<n> per key of macro training_keys). With `random_records`, the pairs are instead
-   every one of that many identities with every one of that many contacts, each drawn by the hash of its key
-   (training's random pairs). #}
+   every one of that many identities with every one of that many contacts, each drawn by its key (macro
+   draw_order; training's random pairs). #}
 {% macro paired_rows_ctes(prefix, identities, contacts, keys, key_flags=false, random_records=none, excluded=none) -%}
 {{ prefix }}pair_rows as (
     {%- if random_records %}
     select i.pair_row as identity_row, c.pair_row as contact_row
-    from (select pair_row from {{ identities }} order by pair_row limit {{ random_records }}) as i
-    cross join (select pair_row from {{ contacts }} order by pair_row limit {{ random_records }}) as c
+    from (select pair_row from {{ identities }}
+          order by {{ idlink.draw_order(['identity_provider', 'identity_id']) }} limit {{ random_records }}) as i
+    cross join (select pair_row from {{ contacts }}
+                order by {{ idlink.draw_order(['crm', 'contact_id']) }} limit {{ random_records }}) as c
     {%- else %}
     select distinct hits.identity_row, hits.contact_row
     from (

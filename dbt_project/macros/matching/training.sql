@@ -3,8 +3,8 @@
      dbt run-operation train_match_model
 
    1. u (how often two records of different people are at each level): the level shares among random pairs, every
-      one of var match_training.random_records identities (drawn by a hash of their key, so the same data gives the
-      same draw) with as many contacts. A level no random pair reaches counts as reached once (u at most about one
+      one of var match_training.random_records identities (drawn by a hash of their key, macro draw_order, so the
+      same data gives the same draw on every engine) with as many contacts. A level no random pair reaches counts as reached once (u at most about one
       in that many pairs).
    2. m (how often two records of one person are at each level): expectation-maximisation over the pairs each
       blocking key finds for a sample of identities (var match_training.sample_identities, drawn like the random

@@ -4,14 +4,52 @@
 {% macro default__nfc(expr) -%}nfc_normalize({{ expr }}){%- endmacro %}
 {% macro postgres__nfc(expr) -%}normalize({{ expr }}, NFC){%- endmacro %}
 
-{# Accents removed from text in any Unicode normal form ("José" composed or decomposed -> "Jose"). #}
+{# Accents removed from text in any Unicode normal form ("José" composed or decomposed -> "Jose"): the text
+   decomposed (NFD) and its combining marks dropped. Letters that decompose into no base letter (ß, ø, ł, æ) stay:
+   macro fold_letters spells them in plain letters. #}
 {% macro strip_accents(expr) -%}{{ return(adapter.dispatch('strip_accents', 'idlink')(expr)) }}{%- endmacro %}
 {% macro default__strip_accents(expr) -%}strip_accents({{ idlink.nfc(expr) }}){%- endmacro %}
 {# DuckDB's strip_accents decomposes before it drops the marks, and every normal form of a text decomposes alike,
    so composing first (NFC) would change nothing and doubles the cost. #}
 {% macro duckdb__strip_accents(expr) -%}strip_accents({{ expr }}){%- endmacro %}
-{# unaccent replaces precomposed characters only, so the text is composed first. #}
-{% macro postgres__strip_accents(expr) -%}unaccent({{ idlink.nfc(expr) }}){%- endmacro %}
+{# The marks of the combining blocks every script shares (diacritical marks, their extension and supplement, those
+   for symbols, half marks): what Latin, Greek and Cyrillic letters decompose into. (The unaccent extension is not
+   used: it also spells out letters and symbols DuckDB leaves alone, e.g. ß as ss and ½ as 1/2, so the two engines
+   would key "Straße" differently.) A mark of another script's own block after a Latin letter, which no name
+   holds, splits the word here and not on DuckDB. #}
+{% macro postgres__strip_accents(expr) -%}
+    regexp_replace(normalize({{ expr }}, NFD), '[\u0300-\u036f\u1ab0-\u1ace\u1dc0-\u1dff\u20d0-\u20f0\ufe20-\ufe2f]', '', 'g')
+{%- endmacro %}
+
+{# Latin letters without a base letter to decompose into, spelt in plain letters the way they are transliterated
+   ("Straße" -> "Strasse", "Øre" -> "Ore", "Łódź" -> "Lodz", "Ærø" -> "Aero"), by the same SQL on every engine.
+   `expr` is accent-free (macro strip_accents), so a letter with both a stroke and an accent is found by its
+   stroke. Upper and lower case are both listed: Postgres lower-cases no letter beyond ASCII under the C locale. #}
+{% macro fold_letters(expr) -%}
+    {%- set single = {
+        'a': 'Ⱥ', 'b': 'ƀƁƂƃɃ', 'c': 'ƇƈȻȼ', 'd': 'ÐðĐđƉƊƋƌȡ', 'e': 'ƐɆɇ', 'f': 'Ƒƒ', 'g': 'ƓǤǥ', 'h': 'Ħħ',
+        'i': 'ıƖƗ', 'j': 'ȷɈɉ', 'k': 'Ƙƙ', 'l': 'ĿŀŁłƚȴȽ', 'n': 'ŉŊŋƝƞȵ', 'o': 'Øø', 'p': 'Ƥƥ', 'q': 'ĸ',
+        'r': 'Ɍɍ', 's': 'ſȿ', 't': 'ŦŧƫƬƭƮȶȾ', 'u': 'Ʉ', 'v': 'Ʋ', 'y': 'ƳƴɎɏ', 'z': 'ƵƶȤȥɀ',
+    } -%}
+    {%- set multiple = {
+        'ae': 'Ææ', 'db': 'ȸ', 'dz': 'ǄǅǆǱǲǳ', 'hv': 'ƕ', 'ij': 'Ĳĳ', 'lj': 'Ǉǈǉ', 'nj': 'Ǌǋǌ', 'oe': 'Œœ',
+        'oi': 'Ƣƣ', 'qp': 'ȹ', 'ss': 'ßẞ', 'th': 'Þþ',
+    } -%}
+    {#- one translate spells the single letters and turns each group of `multiple` into its first letter, which one
+        replace per group then spells -#}
+    {%- set ns = namespace(from='', to='') -%}
+    {%- for plain, letters in single.items() -%}
+        {%- set ns.from = ns.from ~ letters -%}{%- set ns.to = ns.to ~ plain * (letters | length) -%}
+    {%- endfor -%}
+    {%- for letters in multiple.values() -%}
+        {%- set ns.from = ns.from ~ letters -%}{%- set ns.to = ns.to ~ letters[0] * (letters | length) -%}
+    {%- endfor -%}
+    {%- set sql = namespace(text="translate(" ~ expr ~ ", '" ~ ns.from ~ "', '" ~ ns.to ~ "')") -%}
+    {%- for plain, letters in multiple.items() -%}
+        {%- set sql.text = "replace(" ~ sql.text ~ ", '" ~ letters[0] ~ "', '" ~ plain ~ "')" -%}
+    {%- endfor -%}
+    {{ sql.text }}
+{%- endmacro %}
 
 {# Text without its leading and trailing spaces (all that trim removes, in DuckDB and Postgres alike). Most values
    have none, and trim copies every value it is given, which costs a million-row staging model more than
@@ -66,11 +104,12 @@
     {%- if '*' in plus -%}true{%- else -%}{{ idlink.email_domain_in(email, plus) }}{%- endif -%}
 {%- endmacro %}
 
-{# Names and places: case-folded, accent-free, punctuation to spaces, whitespace collapsed. An oversized value
-   (flagged by ingestion) is no name: it gets no key rather than matching on garbage. Neither form has a space at
-   either end (the fast one matches no such value), so only an empty result is turned into null. #}
+{# Names and places: case-folded, accent-free, letters spelt out (macro fold_letters), punctuation to spaces,
+   whitespace collapsed. An oversized value (flagged by ingestion) is no name: it gets no key rather than matching
+   on garbage. Neither form has a space at either end (the fast one matches no such value), so only an empty result
+   is turned into null. #}
 {% macro normalize_name(expr) -%}
-    {%- set slow = "trim(regexp_replace(lower(" ~ idlink.strip_accents(expr) ~ "), '[^a-z0-9]+', ' ', 'g'))" -%}
+    {%- set slow = "trim(regexp_replace(lower(" ~ idlink.fold_letters(idlink.strip_accents(expr)) ~ "), '[^a-z0-9]+', ' ', 'g'))" -%}
     nullif(case when length({{ expr }}) <= {{ var('max_name_length') }} then {{ idlink.when_matching(expr, '[A-Za-z0-9]+( [A-Za-z0-9]+)*', "lower(" ~ expr ~ ")", slow) }} end, '')
 {%- endmacro %}
 
