@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,21 +54,27 @@ class TruthRow(tuple):
     evidence = property(lambda self: self[3])
 
 
-def dataset(size: int, seed: int, cache_dir: Path) -> tuple[dict, list, dict]:
-    """Raw tables, truth and consent for (size, seed); generated once, then read from the cache."""
-    cache = cache_dir / f"linking-{size}-{seed}"
-    if (cache / "truth.parquet").exists():
+def dataset(size: int, seed: int, cache_dir: Path, noise_profile: str = "default"
+            ) -> tuple[dict, list, dict, list[tuple[str, str, str]]]:
+    """Raw tables, truth, consent and the hard negatives (identity id, contact id, reason: a family's shared
+    mailbox, a stranger of the same name) for (size, seed, noise profile); generated once, then read from the
+    cache."""
+    suffix = "" if noise_profile == "default" else f"-{noise_profile}"
+    cache = cache_dir / f"linking-{size}-{seed}{suffix}"
+    if (cache / "negatives.parquet").exists():
         log(f"reading cached dataset {cache}")
         truth = pq.read_table(cache / "truth.parquet").to_pylist()
         consent = pq.read_table(cache / "consent.parquet").to_pylist()
+        negatives = pq.read_table(cache / "negatives.parquet").to_pylist()
         return (read_parquet(cache / "raw"),
                 [TruthRow((t["identity_provider"], t["identity_id"], t["contact_id"], t["evidence"])) for t in truth],
-                {c["identity_id"]: c["consent"] for c in consent})
+                {c["identity_id"]: c["consent"] for c in consent},
+                [(n["identity_id"], n["contact_id"], n["reason"]) for n in negatives])
     from sandbox.synthetic import generate
 
     started = time.perf_counter()
-    log(f"generating {size} synthetic identities (seed {seed})")
-    data = generate(size, seed)
+    log(f"generating {size} synthetic identities (seed {seed}, noise profile {noise_profile})")
+    data = generate(size, seed, noise_profile=noise_profile)
     log(f"generated {len(data.users)} users, {len(data.contacts)} contacts in {time.perf_counter() - started:.0f} s")
     started = time.perf_counter()
     tables = raw_tables(data.users, data.contacts, data.akamai_users)
@@ -76,7 +83,12 @@ def dataset(size: int, seed: int, cache_dir: Path) -> tuple[dict, list, dict]:
     pq.write_table(pa.Table.from_pylist([t._asdict() for t in data.truth]), cache / "truth.parquet")
     pq.write_table(pa.Table.from_pylist([{"identity_id": k, "consent": v} for k, v in data.identity_consent.items()]),
                    cache / "consent.parquet")
-    return tables, list(data.truth), dict(data.identity_consent)
+    negatives = [(n.identity_id, n.contact_id, n.reason) for n in data.negatives]
+    pq.write_table(pa.Table.from_pylist([dict(zip(("identity_id", "contact_id", "reason"), n)) for n in negatives],
+                                        schema=pa.schema([("identity_id", pa.string()), ("contact_id", pa.string()),
+                                                          ("reason", pa.string())])),
+                   cache / "negatives.parquet")
+    return tables, list(data.truth), dict(data.identity_consent), negatives
 
 
 def run_dbt(args: list[str], warehouse: Path, target_dir: Path) -> tuple[int, float, float]:
@@ -129,10 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--noise-profile", default="default",
+                        help="the generator's noise profile (sandbox.synthetic.profiles: default, messy)")
     parser.add_argument("--cache-dir", type=Path, default=REPO / "data" / "bench")
+    parser.add_argument("--keep-warehouse", type=Path,
+                        help="copy the built warehouse here to look into its links afterwards")
     args = parser.parse_args(argv)
 
-    tables, truth, consent = dataset(args.size, args.seed, args.cache_dir)
+    tables, truth, consent, negatives = dataset(args.size, args.seed, args.cache_dir, args.noise_profile)
     with tempfile.TemporaryDirectory(prefix="idlink-bench-") as tmp:
         warehouse = Path(tmp) / "warehouse.duckdb"
         with duckdb.connect(str(warehouse)) as con:
@@ -185,6 +201,15 @@ def main(argv: list[str] | None = None) -> int:
         with duckdb.connect(str(warehouse), read_only=True) as con:
             quality = measure(con, truth, consent)
             bands = decision_bands(con)
+            # links the generator says are two people: a family's shared mailbox, strangers of one name
+            active = set(con.execute("""select identity_id, contact_id from marts.identity_contact_links
+                where status = 'active'""").fetchall())
+        wrong_links: dict[str, int] = {}
+        for identity_id, contact_id, reason in negatives:
+            if (identity_id, contact_id) in active:
+                wrong_links[reason] = wrong_links.get(reason, 0) + 1
+        if args.keep_warehouse:
+            shutil.copyfile(warehouse, args.keep_warehouse)
         log(f"active links {quality.active_links}, linkable true pairs {quality.linkable_pairs}, "
             f"precision {quality.precision:.5f}, recall {quality.recall:.5f}")
 
@@ -198,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         "contacts": counts.get("raw_salesforce.contact", 0), "active_links": quality.active_links,
         "training_seconds": round(training_s, 2), "training_iterations": iterations, "training_converged": converged,
         "auto_links": bands["auto_links"], "model_links": bands["model_links"], "review_items": bands["review_items"],
+        "noise_profile": args.noise_profile,
+        "family_mailbox_links": wrong_links.get("family_mailbox", 0),
+        "same_name_stranger_links": wrong_links.get("same_name_stranger", 0),
     }))
     return 0
 

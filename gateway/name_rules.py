@@ -33,12 +33,13 @@ _NOT_NAME = re.compile(r"[^a-z0-9 ]+")
 
 
 def name_key(value: str | None) -> str:
-    """Case-folded, accent-free, letters, digits and single spaces: what the staging models compare."""
+    """Case-folded, accent-free, letters, digits and single spaces: what the staging models compare; a name in a
+    script without Latin letters keeps its case-folded self (macro name_in_any_script)."""
     if not value:
         return ""
     decomposed = unicodedata.normalize("NFKD", value)
     bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-    return " ".join(_NOT_NAME.sub(" ", bare).split())
+    return " ".join(_NOT_NAME.sub(" ", bare).split()) or " ".join(value.casefold().split())
 
 
 def _given_name_levels() -> list[dict[str, Any]]:
@@ -46,7 +47,14 @@ def _given_name_levels() -> list[dict[str, Any]]:
     return next(c for c in comparisons if c["name"] == "given_name")["levels"]
 
 
+def _family_mailbox_levels() -> frozenset[str]:
+    veto = next(v for v in _dbt_vars()["match_vetoes"] if v["reason"] == "family_mailbox")
+    return frozenset(veto["when"]["given_name"])
+
+
 def _level_holds(level: dict[str, Any], a: str, b: str) -> bool:
+    if "all" in level:
+        return all(_level_holds(condition, a, b) for condition in level["all"])
     kind = level["kind"]
     if kind == "exact":
         return a == b
@@ -63,10 +71,11 @@ def _level_holds(level: dict[str, Any], a: str, b: str) -> bool:
 
 
 def first_names_differ(left: str | None, right: str | None) -> bool:
-    """The family_mailbox veto's test (var match_vetoes): both present and at the match model's given_name level
-    'different', i.e. none of the levels var match_comparisons configures for first names holds (exact, nickname,
-    Jaro-Winkler bands, edits, initial) — two people sharing a (family) mailbox."""
+    """The family_mailbox veto's test (var match_vetoes): both present and at one of the given_name levels the veto
+    lists, i.e. the first level of var match_comparisons that holds for the two first names (or 'different' when
+    none does) — two people sharing a (family) mailbox."""
     a, b = name_key(left), name_key(right)
     if not a or not b:
         return False
-    return not any(_level_holds(level, a, b) for level in _given_name_levels())
+    level = next((lv["name"] for lv in _given_name_levels() if _level_holds(lv, a, b)), "different")
+    return level in _family_mailbox_levels()

@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", type=_non_negative_int, help="generate about N records for systems without a file"
     )
     serve.add_argument("--seed", type=int, default=defaults.seed)
+    serve.add_argument("--noise-profile", choices=sorted(synthetic.profiles.PROFILES), default=defaults.noise_profile,
+                       help="how hard the generated people are to link: default, or messy (more typos, missing "
+                            "fields, family mailboxes, same-name strangers, work emails, non-Latin names)")
     serve.add_argument("--dynamics-share", type=_rate, default=defaults.dynamics_share,
                        help="share of synthetic people who also have a Dynamics contact")
     serve.add_argument(
@@ -84,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", type=Path, required=True)
     generate.add_argument("--seed", type=int, default=defaults.seed)
     generate.add_argument("--extensions-app-id", default=defaults.extensions_app_id)
+    generate.add_argument("--noise-profile", choices=sorted(synthetic.profiles.PROFILES), default="default")
     return parser
 
 
@@ -109,6 +113,7 @@ def run_serve(args: argparse.Namespace) -> int:
         daily_api_limit=args.daily_api_limit,
         webhook_url=args.webhook_url,
         dynamics_share=args.dynamics_share,
+        noise_profile=args.noise_profile,
     )
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="idlink-sandbox-"))
     state_lock = _lock_state_dir(state_dir)
@@ -144,7 +149,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    data = synthetic.generate(args.size, seed=args.seed, extensions_app_id=args.extensions_app_id)
+    data = synthetic.generate(args.size, seed=args.seed, extensions_app_id=args.extensions_app_id,
+                              noise_profile=args.noise_profile)
     paths = synthetic.write_dataset(data, args.out)
     print(
         f"sandbox: wrote {len(data.users)} users, {len(data.contacts)} contacts, "

@@ -38,6 +38,7 @@ class SandboxConfig:
     token_lifetime_s: int = 3600  # lifetime of issued access tokens
     fault_kinds: tuple[str, ...] = ()  # restrict injected faults to these kinds (empty = every kind)
     dynamics_share: float = 0.3  # synthetic people who also have a Dynamics contact (see sandbox.synthetic)
+    noise_profile: str = "default"  # how hard the synthetic people are to link (sandbox.synthetic.profiles)
     scim_filter_supported: bool = True  # the SCIM directory announces (and honours) filtering
     # Dataverse service protection (per user; the Web API's defaults) and how long it works on each request
     dataverse_max_concurrent: int = 52

@@ -82,7 +82,7 @@ def _generate(ctx: SandboxContext, size: int) -> Any:
     config = ctx.config
     return synthetic.generate(
         size, seed=config.seed, extensions_app_id=config.extensions_app_id, tenant=config.tenant_id,
-        dynamics_share=config.dynamics_share,
+        dynamics_share=config.dynamics_share, noise_profile=config.noise_profile,
     )
 
 

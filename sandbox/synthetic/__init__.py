@@ -74,6 +74,7 @@ from typing import NamedTuple
 
 import orjson
 
+from sandbox.synthetic import profiles
 from sandbox.synthetic.build import Builder
 
 DEFAULT_EXTENSIONS_APP_ID = "b2c0e5a1-5e1d-4c2b-9a7f-3c1d2e4f5a6b"
@@ -123,8 +124,10 @@ def generate(
     akamai_share: float = 0.0,
     scim_share: float = 0.0,
     dynamics_share: float = 0.0,
+    noise_profile: str = "default",
 ) -> SyntheticData:
-    """About ``size`` identities and ``size`` contacts with ground truth; deterministic for ``seed``."""
+    """About ``size`` identities and ``size`` contacts with ground truth; deterministic for ``seed`` and
+    ``noise_profile`` (sandbox.synthetic.profiles: ``default`` or ``messy``)."""
     if size < 0:
         raise ValueError("size must be >= 0")
     if not 0.0 <= dynamics_share <= 1.0:
@@ -145,6 +148,7 @@ def generate(
         negative=Negative,
         defect=Defect,
         people=people,
+        profile=profiles.noise_profile(noise_profile),
     )
     builder.run(people=people)
     return data
@@ -210,13 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--akamai-share", type=float, default=0.0)
     parser.add_argument("--scim-share", type=float, default=0.0)
     parser.add_argument("--dynamics-share", type=float, default=0.0)
+    parser.add_argument("--noise-profile", choices=sorted(profiles.PROFILES), default="default")
     parser.add_argument("--extensions-app-id", default=DEFAULT_EXTENSIONS_APP_ID)
     parser.add_argument("--tenant", default=DEFAULT_TENANT)
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     data = generate(args.size, args.seed, args.extensions_app_id, args.tenant, args.akamai_share, args.scim_share,
-                    args.dynamics_share)
+                    args.dynamics_share, args.noise_profile)
     generated = time.perf_counter()
     paths = write_dataset(data, args.out)
     print(

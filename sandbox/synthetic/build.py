@@ -44,6 +44,7 @@ from sandbox.synthetic.pools import (
     related_first_names,
     rtl_names,
 )
+from sandbox.synthetic.profiles import PROFILES, NoiseProfile
 
 SALESFORCE_API_VERSION = "62.0"
 SCIM_CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -241,7 +242,9 @@ class Builder:
         negative: Callable,
         defect: Callable,
         people: int | None = None,
+        profile: NoiseProfile = PROFILES["default"],
     ) -> None:
+        self.profile = profile
         self.rng = FastRandom(seed)
         self.pools = all_pools(people)  # as broad as ``people`` needs (None = full pools)
         self.tenant = tenant
@@ -285,10 +288,10 @@ class Builder:
         made = 0
         while made < people:
             r = rng.random()
-            if r < 0.01 and made + 2 <= people:
+            if r < self.profile.family_mailbox_rate and made + 2 <= people:
                 self._family_mailbox()
                 made += 2
-            elif r < 0.02 and made + 2 <= people:
+            elif r < self.profile.family_mailbox_rate + self.profile.same_name_stranger_rate and made + 2 <= people:
                 self._same_name_strangers()
                 made += 2
             else:
@@ -309,7 +312,7 @@ class Builder:
         rnd = self.rng.random
         iso2 = iso2 or self._country()
         pool = self.pools[iso2]
-        rtl = first is None and rnd() < 0.003
+        rtl = first is None and rnd() < self.profile.non_latin_share
         if rtl:
             seq = self.rtl_first
             first = seq[int(rnd() * len(seq))]
@@ -403,7 +406,8 @@ class Builder:
             identity_id, provider = self._identity(p, view, crm_contact_id=None)
             self._maybe_dynamics(p, p.email, (provider, identity_id, view.signals(p.iso2)))
         else:
-            p.email = self._personal_email(p) if rng.random() < 0.8 else self._work_email(p)
+            personal = rng.random() < 1 - self.profile.contact_only_work_email_share
+            p.email = self._personal_email(p) if personal else self._work_email(p)
             for _ in range(self._contact_count()):
                 view = self._view(p, "contact", _maybe(rng, p.email, 0.95), noisy=rng.random() < 0.5)
                 self._contact(p, view, external_id=None)
@@ -489,7 +493,7 @@ class Builder:
             else:
                 id_email = variant
         elif scenario in ("phone", "name_place", "none"):
-            c_email = self._work_email(p) if rng.random() < 0.6 else self._personal_email(p)
+            c_email = self._work_email(p) if rng.random() < self.profile.work_email_share else self._personal_email(p)
             c_email = _maybe(rng, c_email, 0.9)
             if scenario == "phone":
                 id_kw["phone"] = c_kw["phone"] = "mobile"
@@ -626,6 +630,7 @@ class Builder:
     ) -> View:
         rng = self.rng
         rnd = rng.random
+        profile = self.profile
         identity = side == "identity"
         provider = "salesforce"
         # one draw only when another provider is in use: the B2C-only dataset of a seed never changes
@@ -640,13 +645,13 @@ class Builder:
         names_ok = True
         if noisy and not p.rtl:
             nicknamed = False
-            if rnd() < 0.15:
+            if rnd() < profile.nickname_rate:
                 nick = nickname_of(first, rng)
                 if nick:
                     first, nicknamed = nick, True
             if rnd() < 0.6 and not (first.isascii() and last.isascii()):
                 first, last = drop_accents(first, rng), drop_accents(last, rng)
-            if febrl or rnd() < 0.08:
+            if febrl or rnd() < profile.name_typo_rate:
                 edits = 1 if rnd() < 0.7 else 2
                 if rnd() < 0.5 and not nicknamed:  # a nickname is not mistyped as well
                     first = typo(first, rng, edits)
@@ -658,11 +663,11 @@ class Builder:
                 first = case_and_space(first, rng)
             else:
                 last = case_and_space(last, rng)
-        if not clean and rnd() < (0.01 if identity else 0.02):
+        if not clean and rnd() < profile.missing_first_name[0 if identity else 1]:
             first, names_ok = None, False
 
         if address is None:
-            address = rnd() < (0.65 if identity else 0.88)
+            address = rnd() < profile.address_share[0 if identity else 1]
         street = city = postal = state = country = None
         if address:
             if moved:
@@ -674,7 +679,7 @@ class Builder:
                 if noisy or febrl:
                     if rnd() < 0.3:
                         street = abbreviate_street(street, rng)
-                    if febrl or rnd() < 0.1:
+                    if febrl or rnd() < profile.street_typo_rate:
                         street = typo(street, rng, 1 if rnd() < 0.7 else 2)
             city, postal, state = place
             r = rnd()
@@ -684,9 +689,10 @@ class Builder:
                 elif r >= 0.22:
                     city = city.upper() if r < 0.26 else city.lower()
             r = rnd()
-            if r < 0.2:  # postal codes typed without their space, in lower case, or left out
-                postal = None if r < 0.05 else postal.replace(" ", "") if " " in postal else postal.lower()
-            elif febrl and r < 0.3:
+            missing = profile.missing_postal_code
+            if r < 0.15 + missing:  # postal codes typed without their space, in lower case, or left out
+                postal = None if r < missing else postal.replace(" ", "") if " " in postal else postal.lower()
+            elif febrl and r < 0.25 + missing:
                 postal = _digit_typo(postal, rng)  # then only city + country still agree
             names = COUNTRY_NAMES[p.iso2]
             country = names[0] if identity or rnd() < 0.5 else _draw(names, rnd)
@@ -694,7 +700,7 @@ class Builder:
         country_known = provider == "b2c" or country is not None
         mobile = landline = None
         if phone == "random":
-            has_mobile = rnd() < (0.65 if identity else 0.6)
+            has_mobile = rnd() < profile.mobile_share[0 if identity else 1]
             has_landline = p.landline is not None and rnd() < 0.5
         elif phone == "mobile":
             has_mobile, has_landline = True, p.landline is not None and rnd() < 0.3

@@ -8,6 +8,8 @@ from gateway.name_rules import first_names_differ, name_key
 
 @pytest.mark.parametrize(("left", "right", "differ"), [
     ("Michael", "Jennifer", True), ("Anna", "Peter", True),
+    ("Rosina", "Karolina", True), ("Brian", "Erin", True),  # alike, but further apart than typos or a nickname
+    ("محمد", "John", True),  # a name in another script is a name too
     ("Bob", "Robert", False),  # nickname
     ("José", "jose", False), ("Cora", "Clra", False),  # accent, typo
     ("Chris", "Christopher", False),  # spelled out

@@ -541,3 +541,29 @@ def test_write_dataset_streams_json_lines_that_load_back(tmp_path) -> None:
     assert sum(1 for _ in paths["consent"].open()) == len(small.identity_consent)
     assert load_truth(tmp_path / "out") == small.truth
     assert load_negatives(tmp_path / "out") == small.negatives
+
+
+# ---------------------------------------------------------------- noise profiles
+def _profile_rates(data) -> dict[str, float]:
+    people = len(data.users) + len(data.contacts)
+    reasons = [n.reason for n in data.negatives]
+    return {
+        "family_mailbox": reasons.count("family_mailbox") / people,
+        "same_name_stranger": reasons.count("same_name_stranger") / people,
+        "non_latin": sum(d.kind == "rtl_text" for d in data.defects) / people,
+        "contact_without_first_name": sum(not c["FirstName"] for c in data.contacts) / len(data.contacts),
+        "contact_without_postal_code": sum(not c["MailingPostalCode"] for c in data.contacts) / len(data.contacts),
+        "identity_without_address": sum(not u["city"] for u in data.users) / len(data.users),
+    }
+
+
+def test_the_messy_noise_profile_differs_in_every_distribution_and_the_default_is_the_sandbox_data() -> None:
+    default = generate(3000, seed=5)
+    again = generate(3000, seed=5, noise_profile="default")
+    messy = generate(3000, seed=5, noise_profile="messy")
+    assert again.users == default.users and again.contacts == default.contacts and again.truth == default.truth
+    plain, hard = _profile_rates(default), _profile_rates(messy)
+    for rate, value in plain.items():
+        assert hard[rate] > 1.3 * value, (rate, value, hard[rate])
+    with pytest.raises(ValueError, match="unknown noise profile"):
+        generate(10, seed=1, noise_profile="nonexistent")

@@ -36,7 +36,7 @@
         names.name_key,
         {{ idlink.phonetic_key('names.name_key') }} as phonetic
     from (
-        select value, {{ idlink.normalize_name('value') }} as name_key
+        select value, coalesce({{ idlink.normalize_name('value') }}, {{ idlink.name_in_any_script('value') }}) as name_key
         from (
             select given_name as value from {{ r }}
             union

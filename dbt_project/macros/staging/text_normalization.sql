@@ -104,6 +104,14 @@
     {%- if '*' in plus -%}true{%- else -%}{{ idlink.email_domain_in(email, plus) }}{%- endif -%}
 {%- endmacro %}
 
+{# A name written in a script without Latin letters (Arabic, Hebrew, Cyrillic, CJK...), which normalize_name
+   reduces to nothing: case-folded with its spaces collapsed, so it still compares with itself and differs from any
+   other name (a family's mailbox shared by a Latin and a non-Latin first name is vetoed like any other). #}
+{% macro name_in_any_script(expr) -%}
+    case when length({{ expr }}) <= {{ var('max_name_length') }}
+         then nullif(trim(regexp_replace(lower({{ expr }}), '\s+', ' ', 'g')), '') end
+{%- endmacro %}
+
 {# Names and places: case-folded, accent-free, letters spelt out (macro fold_letters), punctuation to spaces,
    whitespace collapsed. An oversized value (flagged by ingestion) is no name: it gets no key rather than matching
    on garbage. Neither form has a space at either end (the fast one matches no such value), so only an empty result
