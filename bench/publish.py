@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"publication {attempt + 1}: {timings[-1]:.2f} s ({cpu_timings[-1]:.2f} CPU-s) {per_role[-1]}")
         rows = publications[0].tables
         size_mb = targets[ANALYST].stat().st_size / 1e6
-        log(f"analyst database: {sum(rows.values())} rows in {len(rows)} tables, {size_mb:.0f} MB")
+        log(f"analyst database: {sum(rows.values())} rows in {len(rows)} tables, {size_mb:.0f} MB: "
+            + ", ".join(f"{name} {count}" for name, count in sorted(rows.items(), key=lambda item: -item[1])))
     print(json.dumps({
         "size": args.size, "publish_seconds": round(statistics.median(timings), 3),
         "publish_seconds_min": round(min(timings), 3), "publish_seconds_max": round(max(timings), 3),

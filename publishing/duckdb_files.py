@@ -10,12 +10,13 @@ renamed over it, so
 * a crash mid-publication leaves the previous file in place (the half-written one is removed next time).
 
 Every table carries ``published_run_id`` and ``published_at``; each schema has a ``publication`` table naming
-the run, the time and each table's row count. Each schema is computed and written once per publication (a role
-holding another's schemas starts from a copy of its file), roles sharing nothing are written side by side, and
-every file is complete before any is swapped in.
+the run, the time and each table's row count. A schema's published views (``links.link_evidence``, recorded by
+dbt in ``publishing.views``) are created over its tables, not copied. Each schema is computed and written once
+per publication (a role holding another's schemas starts from a copy of its file), roles sharing nothing are
+written side by side, and every file is complete before any is swapped in.
 
-Nearly all of a publication's time is DuckDB compressing the rows it writes (about 2.3 CPU-µs a row at 1M,
-4.6 M rows in the analyst file): see bench/publish.py and the README for the figures.
+Nearly all of a publication's time is DuckDB compressing the identifier strings it writes (about 0.5 CPU-µs
+each; 2.6 M rows in the analyst file at 1M): see bench/publish.py and the README for the figures.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import duckdb
 
-from publishing.roles import Role, view_schema
+from publishing.roles import PUBLISHED_VIEWS_REGISTRY, Role, view_schema
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,15 @@ def _relations(con: duckdb.DuckDBPyConnection, schema: str) -> list[str]:
     return [name for (name,) in con.execute(
         "select table_name from information_schema.tables where table_catalog = current_database() "
         "and table_schema = ? order by table_name", [schema]).fetchall()]
+
+
+def _published_views(con: duckdb.DuckDBPyConnection, schema: str) -> list[tuple[str, str]]:
+    """(name, SQL) of the views a published schema holds over its own tables, as dbt recorded them."""
+    registry_schema, registry = PUBLISHED_VIEWS_REGISTRY
+    if registry not in _relations(con, registry_schema):
+        return []  # built before any published view existed
+    return con.execute(f"select name, definition from {_identifier(registry_schema)}.{_identifier(registry)} "
+                       "where published_schema = ? order by name", [schema]).fetchall()
 
 
 def _remove_partials(path: Path) -> None:
@@ -139,9 +149,10 @@ def _session(con: duckdb.DuckDBPyConnection, warehouse: str, salt: str) -> None:
     con.execute(f"set variable {SALT_VARIABLE} = ?", [salt])
 
 
-def _write(con: duckdb.DuckDBPyConnection, file: _RoleFile, relations: Mapping[str, list[str]], run_id: str,
-           published_at: datetime) -> None:
-    """The role's schemas into its new (private) file; row counts are what each insert reports, not a second scan."""
+def _write(con: duckdb.DuckDBPyConnection, file: _RoleFile, relations: Mapping[str, list[str]],
+           views: Mapping[str, list[tuple[str, str]]], run_id: str, published_at: datetime) -> None:
+    """The role's schemas into its new (private) file, each schema's tables then the views over them; row counts
+    are what each insert reports, not a second scan."""
     started = time.perf_counter()
     tables = dict(file.base.tables) if file.base else {}
     if file.base:
@@ -160,6 +171,11 @@ def _write(con: duckdb.DuckDBPyConnection, file: _RoleFile, relations: Mapping[s
                 (tables[f"{schema}.{name}"],) = con.execute(
                     f"create table {target}.{_identifier(name)} as "
                     f"select *, {stamp} from {_identifier(view_schema(schema))}.{_identifier(name)}").fetchone()
+            for name, definition in views[schema]:  # its SQL names the schema's tables: bound in this file
+                try:
+                    con.execute(f"create view {target}.{_identifier(name)} as {definition}")
+                except duckdb.Error as exc:
+                    raise PublishError(f"the published view {schema}.{name} could not be created: {exc}") from exc
             con.execute(f"create table {target}.publication (relation varchar, row_count bigint, "
                         "published_run_id varchar, published_at timestamp)")
             con.executemany(f"insert into {target}.publication values (?, ?, ?, ?)",
@@ -191,6 +207,7 @@ def publish_files(warehouse_path: str | os.PathLike, targets: Mapping[Role, Path
         _session(con, warehouse.stem, salt)
         schemas = dict.fromkeys(schema for role in targets for schema in role.schemas)
         relations = {schema: _relations(con, view_schema(schema)) for schema in schemas}
+        views = {schema: _published_views(con, schema) for schema in schemas}
         for schema, names in relations.items():
             if not names:
                 raise PublishError(f"schema {view_schema(schema)} has no views: build the dbt project first")
@@ -200,7 +217,7 @@ def publish_files(warehouse_path: str | os.PathLike, targets: Mapping[Role, Path
                 with con.cursor() as cursor:
                     _session(cursor, warehouse.stem, salt)
                     for file in chain:
-                        _write(cursor, file, relations, run_id, published_at)
+                        _write(cursor, file, relations, views, run_id, published_at)
 
             # roles that share nothing are written side by side (one DuckDB instance, a cursor each)
             with ThreadPoolExecutor(max_workers=len(chains)) as pool:

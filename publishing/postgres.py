@@ -7,13 +7,15 @@ publication deletes and re-inserts the rows of each published table (``links.ide
 makes it wait, and every reader's snapshot, a whole repeatable-read transaction included, sees one complete run
 (the one before the commit, or this one). Only a table whose columns changed (a new release) is dropped and
 created again, waiting at most ``lock_timeout`` for its readers (else the publication fails and the next one
-retries). Nothing but the matrix is granted: a role reads its schemas and nothing more.
+retries); the same holds for a published view over the schema's tables (links.link_evidence), created again only
+when its definition changed. Nothing but the matrix is granted: a role reads its schemas and nothing more.
 
 Roles are created without login when missing (the publishing account needs CREATEROLE, or create them once
 yourself); people log in as their own users, made members of a role (``GRANT idlink_analyst TO alice``).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import time
@@ -23,17 +25,28 @@ from typing import Any
 from psycopg2 import errors, sql
 
 from publishing.duckdb_files import Publication, PublishError
-from publishing.roles import ROLES, published_schemas, view_schema
+from publishing.roles import PUBLISHED_VIEWS_REGISTRY, ROLES, published_schemas, view_schema
 
 log = logging.getLogger(__name__)
 
 SALT_SETTING = "idlink.hash_salt"  # read by the views' keyed_hash (dbt macro keyed_hash)
 
 
-def _relations(cur: Any, schema: str) -> list[str]:
-    cur.execute("select table_name from information_schema.tables where table_schema = %s order by table_name",
-                [schema])
+def _relations(cur: Any, schema: str, kind: str | None = None) -> list[str]:
+    """Tables and views of a schema (only those of ``kind``, 'BASE TABLE' or 'VIEW', when given)."""
+    cur.execute("select table_name from information_schema.tables where table_schema = %s "
+                "and table_type = coalesce(%s, table_type) order by table_name", [schema, kind])
     return [name for (name,) in cur.fetchall()]
+
+
+def _published_views(cur: Any, schema: str) -> list[tuple[str, str]]:
+    """(name, SQL) of the views a published schema holds over its own tables, as dbt recorded them."""
+    registry_schema, registry = PUBLISHED_VIEWS_REGISTRY
+    if registry not in _relations(cur, registry_schema):
+        return []  # built before any published view existed
+    cur.execute(sql.SQL("select name, definition from {} where published_schema = %s order by name").format(
+        sql.Identifier(registry_schema, registry)), [schema])
+    return cur.fetchall()
 
 
 def _columns(cur: Any, schema: str, name: str) -> list[tuple[str, str]]:
@@ -57,7 +70,8 @@ def _refill(cur: Any, schema: str, source: str, name: str, run_id: str, publishe
               ("published_at", "timestamp without time zone")]
     present = _columns(cur, schema, name)
     if present and present != wanted:
-        cur.execute(sql.SQL("drop table {}").format(table))  # waits at most lock_timeout for its readers
+        # waits at most lock_timeout for its readers; the views over it go too and are created again
+        cur.execute(sql.SQL("drop table {} cascade").format(table))
         present = []
     if not present:
         cur.execute(sql.SQL("create table {} as ").format(table) + select, [run_id, published_at])
@@ -65,6 +79,20 @@ def _refill(cur: Any, schema: str, source: str, name: str, run_id: str, publishe
         cur.execute(sql.SQL("delete from {}").format(table))
         cur.execute(sql.SQL("insert into {} ").format(table) + select, [run_id, published_at])
     return cur.rowcount
+
+
+def _define_view(cur: Any, schema: str, name: str, definition: str) -> None:
+    """The published view ``schema.name`` as ``definition``; left alone while its definition is unchanged (its
+    comment names the definition's digest), so its readers never make a publication wait."""
+    view = sql.Identifier(schema, name)
+    marker = "idlink definition " + hashlib.sha256(definition.encode()).hexdigest()
+    cur.execute("select obj_description(to_regclass(format('%%I.%%I', %s::text, %s::text)), 'pg_class')",
+                [schema, name])
+    if cur.fetchone()[0] == marker:
+        return
+    cur.execute(sql.SQL("drop view if exists {}").format(view))  # a new release: waits at most lock_timeout
+    cur.execute(sql.SQL("create view {} as ").format(view) + sql.SQL(definition))
+    cur.execute(sql.SQL("comment on view {} is {}").format(view, sql.Literal(marker)))
 
 
 def publish_schemas(conn: Any, run_id: str, salt: str | None = None, *, published_at: datetime | None = None,
@@ -89,8 +117,13 @@ def publish_schemas(conn: Any, run_id: str, salt: str | None = None, *, publishe
                 cur.execute(sql.SQL("create schema if not exists {}").format(live))
                 for name in relations:
                     tables[f"{schema}.{name}"] = _refill(cur, schema, source, name, run_id, published_at)
-                for gone in set(_relations(cur, schema)) - {*relations, "publication"}:
-                    cur.execute(sql.SQL("drop table {}").format(sql.Identifier(schema, gone)))
+                views = _published_views(cur, schema)
+                for gone in set(_relations(cur, schema, "VIEW")) - {name for name, _ in views}:
+                    cur.execute(sql.SQL("drop view {}").format(sql.Identifier(schema, gone)))
+                for name, definition in views:
+                    _define_view(cur, schema, name, definition)
+                for gone in set(_relations(cur, schema, "BASE TABLE")) - {*relations, "publication"}:
+                    cur.execute(sql.SQL("drop table {} cascade").format(sql.Identifier(schema, gone)))
                 cur.execute(sql.SQL("create table if not exists {}.publication (relation text, row_count bigint, "
                                     "published_run_id text, published_at timestamp)").format(live))
                 cur.execute(sql.SQL("delete from {}.publication").format(live))

@@ -13,7 +13,7 @@ Schemas are named for what they hold, not for who reads them: a DuckDB file is a
 (``analyst.duckdb`` is catalog ``analyst``), and a schema of the same name would make ``analyst.x`` ambiguous.
 
 dbt builds each published schema as views in ``<schema>_views`` of the warehouse (models/published/); the
-publisher copies them. On Postgres a role is a database role (``idlink_<name>``) granted its schemas; on DuckDB,
+publisher copies them into tables, then creates the schema's published views over those tables. On Postgres a role is a database role (``idlink_<name>``) granted its schemas; on DuckDB,
 which has no roles, a role is a file holding exactly its schemas, and the file system decides who opens it.
 """
 from __future__ import annotations
@@ -42,6 +42,11 @@ ANALYST = Role("analyst", ("links",))
 STEWARD = Role("steward", ("links", "personal"))
 COMPLIANCE = Role("compliance", ("audit",))
 ROLES: tuple[Role, ...] = (ANALYST, STEWARD, COMPLIANCE)
+
+
+# Views of a published database over its own tables (dbt materialization published_view, e.g. links.link_evidence
+# over links.link_scores): dbt records their SQL here, in the warehouse, and the publisher creates them
+PUBLISHED_VIEWS_REGISTRY = ("publishing", "views")  # (published_schema, name, definition)
 
 
 def view_schema(published_schema: str) -> str:

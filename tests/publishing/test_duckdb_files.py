@@ -163,6 +163,46 @@ def test_a_view_added_to_a_published_schema_is_published_without_code_change(bui
     assert "rules_in_use" in _tables(files[ANALYST])["links"]
 
 
+EVIDENCE = ("identity_provider, identity_id, crm, contact_id, model_version, decision, match_probability, "
+            "match_weight, position, comparison, level, level_name, level_weight, term_frequency_adjustment, weight")
+
+
+def test_link_evidence_is_a_view_over_one_row_per_scored_pair_with_the_warehouse_rows(built, files, tmp_path):
+    publish_files(built.path, {ANALYST: files[ANALYST]}, "run-7", "salt")
+    with duckdb.connect() as con:  # attached under another name than the file's: the view finds its tables
+        con.execute(f"attach '{files[ANALYST]}' as elsewhere (read_only)")
+        con.execute(f"attach '{built.path}' as warehouse (read_only)")
+        kinds = dict(con.execute("select table_name, table_type from information_schema.tables "
+                                 "where table_catalog = 'elsewhere' and table_schema = 'links'").fetchall())
+        pairs = con.execute("select count(*) from elsewhere.links.link_scores").fetchone()[0]
+        comparisons = con.execute("select count(distinct comparison) from elsewhere.links.comparison_levels "
+                                  "where position > 0").fetchone()[0]
+        published = sorted(con.execute(f"select {EVIDENCE} from elsewhere.links.link_evidence").fetchall(),
+                           key=repr)
+        built_rows = sorted(con.execute(f"select {EVIDENCE} from warehouse.marts.link_evidence").fetchall(),
+                            key=repr)
+        runs = con.execute("select distinct published_run_id from elsewhere.links.link_evidence").fetchall()
+    assert (kinds["link_evidence"], kinds["link_scores"], kinds["comparison_levels"]) == \
+        ("VIEW", "BASE TABLE", "BASE TABLE")
+    assert pairs > 0 and len(published) == pairs * (comparisons + 1), "one row per pair and comparison + prior"
+    assert published == built_rows
+    assert runs == [("run-7",)]
+
+
+def test_a_published_view_that_cannot_be_created_fails_the_publication_and_replaces_nothing(built, files,
+                                                                                           tmp_path):
+    publish_files(built.path, {ANALYST: files[ANALYST]}, "run-1", "salt")
+    before = files[ANALYST].read_bytes()
+    copy = tmp_path / "warehouse.duckdb"
+    copy.write_bytes(built.path.read_bytes())
+    with duckdb.connect(str(copy)) as con:
+        con.execute("insert into publishing.views values ('links', 'broken', 'select * from links.nowhere', "
+                    "current_timestamp)")
+    with pytest.raises(PublishError, match="links.broken"):
+        publish_files(copy, {ANALYST: files[ANALYST]}, "run-2", "salt")
+    assert files[ANALYST].read_bytes() == before
+
+
 def test_the_environment_is_not_needed_to_publish(built, files, monkeypatch):
     for name in list(os.environ):
         if name.startswith(("ANALYST_", "STEWARD_", "COMPLIANCE_")):

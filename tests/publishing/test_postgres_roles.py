@@ -62,6 +62,7 @@ def _reads(url: str, person: str, relation: str) -> bool:
 @pytest.mark.parametrize(("person", "relation", "allowed"), [
     ("alice", "links.identity_contact_links", True),
     ("alice", "links.contacts_to_create", True),
+    ("alice", "links.link_evidence", True),
     ("alice", "personal.identities", False),
     ("alice", "audit.writes", False),
     ("alice", "marts.contacts_to_create", False),
@@ -70,6 +71,7 @@ def _reads(url: str, person: str, relation: str) -> bool:
     ("sam", "audit.writes", False),
     ("cora", "audit.writes", True),
     ("cora", "links.identity_contact_links", False),
+    ("cora", "links.link_evidence", False),
     ("cora", "personal.identities", False),
     ("mallory", "links.identity_contact_links", False),
     ("mallory", "personal.identities", False),
@@ -88,6 +90,26 @@ def test_the_published_tables_carry_the_run_and_mask_personal_fields(published):
         masked, key = cur.fetchone()
         cur.execute("select count(*) from personal.contacts_to_create where email like %s", [masked[0] + "%"])
         assert "***@" in masked and len(key) == 64 and cur.fetchone()[0] >= 1
+
+
+EVIDENCE = ("identity_provider, identity_id, crm, contact_id, model_version, decision, match_probability, "
+            "match_weight, position, comparison, level, level_name, level_weight, term_frequency_adjustment, weight")
+
+
+def test_link_evidence_is_a_view_over_the_published_scores_with_the_warehouse_rows(published):
+    with published, published.cursor() as cur:
+        cur.execute("select table_type from information_schema.tables where table_schema = 'links' "
+                    "and table_name = 'link_evidence'")
+        assert cur.fetchall() == [("VIEW",)]
+        cur.execute(f"select count(*) from (select {EVIDENCE} from links.link_evidence "
+                    f"except all select {EVIDENCE} from marts.link_evidence) as extra")
+        extra = cur.fetchone()[0]
+        cur.execute(f"select count(*) from (select {EVIDENCE} from marts.link_evidence "
+                    f"except all select {EVIDENCE} from links.link_evidence) as missing")
+        missing = cur.fetchone()[0]
+        cur.execute("select count(*), count(distinct published_run_id) from links.link_evidence")
+        rows, runs = cur.fetchone()
+    assert (extra, missing) == (0, 0) and rows > 0 and runs == 1
 
 
 def test_keyed_hashes_are_the_same_on_postgres_and_duckdb(published):
@@ -113,6 +135,7 @@ def test_a_reader_mid_transaction_keeps_its_run_and_does_not_hold_up_the_next_pu
             cur.execute("begin isolation level repeatable read")
             cur.execute("select distinct published_run_id from links.identity_contact_links")
             assert cur.fetchall() == [("run-1",)]
+            cur.execute("select count(*) from links.link_evidence")  # a published view read too
             done = threading.Event()
             worker = threading.Thread(target=lambda: (publish_schemas(published, "run-2", "salt",
                                                                       lock_timeout_s=1.0), done.set()))
@@ -126,3 +149,23 @@ def test_a_reader_mid_transaction_keeps_its_run_and_does_not_hold_up_the_next_pu
             assert cur.fetchall() == [("run-2",)]
     finally:
         reader.close()
+
+
+def test_a_published_view_whose_definition_changed_is_created_again_and_one_no_longer_recorded_goes(published):
+    with published, published.cursor() as cur:
+        cur.execute("insert into publishing.views values ('links', 'prior_weights', "
+                    "'select model_version, level_weight from links.comparison_levels where position = 0', now())")
+    publish_schemas(published, "run-3", "salt")
+    with published, published.cursor() as cur:
+        cur.execute("select count(*) from links.prior_weights")
+        assert cur.fetchone()[0] >= 1
+        cur.execute("update publishing.views set definition = 'select 1 as one' where name = 'prior_weights'")
+    publish_schemas(published, "run-4", "salt")
+    with published, published.cursor() as cur:
+        cur.execute("select * from links.prior_weights")
+        assert cur.fetchall() == [(1,)]
+        cur.execute("delete from publishing.views where name = 'prior_weights'")
+    publish_schemas(published, "run-5", "salt")
+    with published, published.cursor() as cur:
+        cur.execute("select to_regclass('links.prior_weights')")
+        assert cur.fetchone() == (None,)
