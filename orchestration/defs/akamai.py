@@ -34,11 +34,9 @@ from orchestration.defs.reverse_etl import (
     SALESFORCE_KEY,
     ReverseEtlConfig,
     push_asset,
-    push_materialization,
+    push_if_configured,
 )
 from reverse_etl.akamai_writer import push_akamai
-from reverse_etl.runner import SyncResult
-from warehouse import push_scope
 
 USERS = RawTable(DATASET, TABLE, "akamai",
                  "Akamai Identity Cloud users in the identity columns of raw_b2c.users (key id = uuid): full scan "
@@ -82,18 +80,13 @@ def akamai_users(context: dg.AssetExecutionContext, config: AkamaiIngestConfig, 
 )
 def akamai_contact_ids(context: dg.AssetExecutionContext, config: ReverseEtlConfig, warehouse: WarehouseResource,
                        akamai: AkamaiResource, field_mapping: FieldMappingResource) -> dg.MaterializeResult:
-    with warehouse.exclusive(push_scope("akamai"), context.log):
-        if not akamai.configured:
-            context.log.warning("Akamai is not configured: no contact ids pushed")
-            result = SyncResult(system="akamai", run_id=context.run.run_id, dry_run=config.dry_run)
-        else:
-            mapping = field_mapping.mapping()
-            result = push_akamai(warehouse.warehouse, akamai.settings(), mapping, context.run.run_id,
-                                 dry_run=config.dry_run, max_attempts=config.max_attempts,
-                                 max_workers=config.max_workers)
-        done = push_materialization(context, CONTACT_IDS_KEY, result, config, warehouse)
-    return dg.MaterializeResult(asset_key=CONTACT_IDS_KEY, metadata={**done.metadata, "configured": akamai.configured},
-                                check_results=done.check_results)
+    return push_if_configured(
+        context, CONTACT_IDS_KEY, "akamai", akamai.configured,
+        lambda: push_akamai(warehouse.warehouse, akamai.settings(), field_mapping.mapping(), context.run.run_id,
+                            dry_run=config.dry_run, max_attempts=config.max_attempts, max_workers=config.max_workers),
+        config, warehouse, "Akamai is not configured: no contact ids pushed",
+        # the only sign that CRM contact ids never reach Akamai users
+        unconfigured_level="warning")
 
 
 defs = dg.Definitions(assets=[akamai_users, akamai_contact_ids])

@@ -35,11 +35,9 @@ from orchestration.defs.reverse_etl import (
     EXTERNAL_IDS_TO_PUSH,
     ReverseEtlConfig,
     push_asset,
-    push_materialization,
+    push_if_configured,
 )
 from reverse_etl.dynamics_writer import SYSTEM, push_dynamics
-from reverse_etl.runner import SyncResult
-from warehouse import push_scope
 
 CONTACTS = RawTable(DATASET, TABLE, "dynamics365",
                     "Dynamics 365 / Dataverse contacts through the Web API, incremental by change tracking (delta "
@@ -84,18 +82,12 @@ def dynamics_contacts(context: dg.AssetExecutionContext, config: DynamicsIngestC
 )
 def dynamics_contacts_push(context: dg.AssetExecutionContext, config: ReverseEtlConfig, warehouse: WarehouseResource,
                            dynamics: DataverseResource, field_mapping: FieldMappingResource) -> dg.MaterializeResult:
-    with warehouse.exclusive(push_scope(SYSTEM), context.log):
-        if not dynamics.configured:
-            context.log.info("Dynamics is not configured: nothing pushed")
-            result = SyncResult(system=SYSTEM, run_id=context.run.run_id, dry_run=config.dry_run)
-        else:
-            mapping = field_mapping.mapping()
-            result = push_dynamics(warehouse.warehouse, dynamics.settings(), mapping, context.run.run_id,
-                                   dry_run=config.dry_run, max_attempts=config.max_attempts,
-                                   max_workers=config.max_workers)
-        done = push_materialization(context, PUSH_KEY, result, config, warehouse)
-    return dg.MaterializeResult(asset_key=PUSH_KEY, metadata={**done.metadata, "configured": dynamics.configured},
-                                check_results=done.check_results)
+    return push_if_configured(
+        context, PUSH_KEY, SYSTEM, dynamics.configured,
+        lambda: push_dynamics(warehouse.warehouse, dynamics.settings(), field_mapping.mapping(), context.run.run_id,
+                              dry_run=config.dry_run, max_attempts=config.max_attempts,
+                              max_workers=config.max_workers),
+        config, warehouse, "Dynamics is not configured: nothing pushed")
 
 
 defs = dg.Definitions(assets=[dynamics_contacts, dynamics_contacts_push])

@@ -8,6 +8,7 @@ after it) and whether the dead-letter table grew (a warning: a record the system
 problem to review, not a reason to stop everyone else's writes).
 """
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,23 @@ def push_materialization(context: dg.AssetExecutionContext, key: dg.AssetKey, re
         with warehouse.connect() as con:
             log_pushes(context.log, result, con)
     return sync_materialization(key, result, config, extra_metadata)
+
+
+def push_if_configured(context: dg.AssetExecutionContext, key: dg.AssetKey, system: str, configured: bool,
+                       push: Callable[[], SyncResult], config: ReverseEtlConfig, warehouse: WarehouseResource,
+                       unconfigured: str, unconfigured_level: str = "info") -> dg.MaterializeResult:
+    """One optional system's push under its scope of the warehouse: ``push()`` when ``configured``, else an empty
+    result and ``unconfigured`` in the run log at ``unconfigured_level`` (a warning where nothing else would tell
+    the data team what is missing); the materialization says which."""
+    with warehouse.exclusive(push_scope(system), context.log):
+        if configured:
+            result = push()
+        else:
+            getattr(context.log, unconfigured_level)(unconfigured)
+            result = SyncResult(system=system, run_id=context.run.run_id, dry_run=config.dry_run)
+        done = push_materialization(context, key, result, config, warehouse)
+    return dg.MaterializeResult(asset_key=key, metadata={**done.metadata, "configured": configured},
+                                check_results=done.check_results)
 
 
 def log_pushes(log: Any, result: SyncResult, con: Connection) -> None:
